@@ -1,0 +1,478 @@
+"""``fastopt.minimize``: scipy's contract, fastopt's methods.
+
+Data flow: validate (x0 to a private 1-D float copy, args to a tuple, options
+to the method's NamedTuple, unknown options warn), look the method up in the
+:data:`METHODS` registry, adapt ``fun``/``jac``/``callback`` to one
+:class:`~fastopt._objective.Objective`, let the method's runner loop, and
+build the ``OptimizeResult`` from the status table in :mod:`fastopt._status`.
+"""
+
+import inspect
+import warnings
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+from scipy.optimize import Bounds, OptimizeResult, OptimizeWarning
+
+from . import _status
+from ._objective import Objective
+from .drivers.driver import run_first_order
+from .optim import Optimizer, make_hyper
+from .rules import RULES
+
+#: options every method understands, with their defaults
+COMMON = {
+    "maxiter": None,
+    "gtol": 1e-5,
+    "disp": False,
+    "return_all": False,
+    "batch_size": None,
+    "epochs": None,
+    "shuffle": True,
+    "seed": None,
+}
+FIRST_ORDER_ONLY = {"schedule": None, "parallel": False}
+
+
+@dataclass(frozen=True)
+class Method:
+    """A registry entry: how to build a method's options and run it."""
+
+    name: str
+    kind: str  # "first-order" or "second-order"
+    options: Callable  # options dict -> (opts, unknown names)
+    run: Callable  # (Objective, opts) -> dict
+    default_maxiter: int
+    uses_hessp: bool = False
+
+
+def _first_order_entry(name):
+    def options(opts):
+        rule_opts = {k: v for k, v in opts.items() if k not in FIRST_ORDER_ONLY}
+        rule, hyper, unknown = make_hyper(name, rule_opts, on_unknown="return")
+        opt = Optimizer(
+            name, rule, hyper, schedule=opts.get("schedule"), parallel=opts.get("parallel", False)
+        )
+        return opt, unknown
+
+    return Method(name, "first-order", options, run_first_order, default_maxiter=1000)
+
+
+def _solver_entry(name, module):
+    def options(opts):
+        fields = module.Options._fields
+        known = {k: v for k, v in opts.items() if k in fields}
+        unknown = [k for k in opts if k not in fields]
+        o = module.Options(**known)
+        module.validate(o)
+        return o, unknown
+
+    return Method(name, "second-order", options, module.run, default_maxiter=1000,
+                  uses_hessp=True)  # fmt: skip
+
+
+def _build_registry():
+    reg = {name: _first_order_entry(name) for name in RULES}
+    aliases = {}
+    try:
+        from .solvers import SOLVERS
+    except ImportError:  # pragma: no cover - solvers land with issue 3
+        SOLVERS = {}
+    for name, module in SOLVERS.items():
+        reg[name] = _solver_entry(name, module)
+        for alias in getattr(module, "ALIASES", ()):
+            aliases[alias] = name
+    return reg, aliases
+
+
+_REGISTRY, _ALIASES = _build_registry()
+#: every method name :func:`minimize` accepts (aliases not included)
+METHODS = tuple(_REGISTRY)
+
+
+def get_method(method):
+    """The registry entry of ``method`` (case-insensitive; aliases allowed)."""
+    if not isinstance(method, str):
+        raise ValueError(f"method must be a string, got {method!r}")
+    key = method.lower()
+    key = _ALIASES.get(key, key)
+    if key not in _REGISTRY:
+        raise ValueError(
+            f"Unknown method {method!r}; fastopt methods are: {', '.join(METHODS)}"
+            + (f" (aliases: {', '.join(_ALIASES)})" if _ALIASES else "")
+        )
+    return _REGISTRY[key]
+
+
+def _as_x0(x0):
+    x = np.asarray(x0)
+    if x.ndim != 1:
+        raise ValueError(f"x0 must be 1-D, got an array of shape {x.shape}")
+    if x.size == 0:
+        raise ValueError("x0 must have at least one element")
+    if x.dtype not in (np.float32, np.float64):
+        if not (np.issubdtype(x.dtype, np.number) and not np.iscomplexobj(x)):
+            raise ValueError(f"x0 must be real numbers, got dtype {x.dtype}")
+        x = x.astype(np.float64)
+    if not np.all(np.isfinite(x)):
+        bad = np.flatnonzero(~np.isfinite(x))
+        raise ValueError(f"x0 must be finite; x0[{bad[0]}] = {x[bad[0]]}")
+    # a private, contiguous copy: the caller's x0 is never modified
+    return np.array(x, dtype=x.dtype, order="C", copy=True)
+
+
+def _as_bounds(bounds, x):
+    if bounds is None:
+        return None, None
+    n = x.shape[0]
+    if isinstance(bounds, Bounds):
+        lb = np.broadcast_to(np.asarray(bounds.lb, dtype=float), (n,))
+        ub = np.broadcast_to(np.asarray(bounds.ub, dtype=float), (n,))
+    else:
+        b = list(bounds)
+        if len(b) != n:
+            raise ValueError(f"bounds has {len(b)} pairs but x0 has {n} elements")
+        lb = np.array([-np.inf if p[0] is None else p[0] for p in b], dtype=float)
+        ub = np.array([np.inf if p[1] is None else p[1] for p in b], dtype=float)
+    if np.any(lb > ub):
+        k = int(np.flatnonzero(lb > ub)[0])
+        raise ValueError(f"bounds: lower bound {lb[k]} > upper bound {ub[k]} at index {k}")
+    lb = np.ascontiguousarray(lb, dtype=x.dtype)
+    ub = np.ascontiguousarray(ub, dtype=x.dtype)
+    np.clip(x, lb, ub, out=x)
+    return lb, ub
+
+
+def _is_jitted(f):
+    try:
+        from numba.core.registry import CPUDispatcher
+    except ImportError:  # pragma: no cover
+        return False
+    return isinstance(f, CPUDispatcher)
+
+
+_FG_CACHE = {}
+
+
+def _jit_fg(fun, jac):
+    """An ``@njit`` ``fg`` from an ``@njit`` ``fun`` and ``jac`` (cached per pair)."""
+    key = (fun, jac)
+    if key not in _FG_CACHE:
+        import numba
+
+        @numba.njit
+        def fg(x, *args):
+            return fun(x, *args), jac(x, *args)
+
+        _FG_CACHE[key] = fg
+    return _FG_CACHE[key]
+
+
+def _jit_f_only(fun):
+    key = (fun, True)
+    if key not in _FG_CACHE:
+        import numba
+
+        @numba.njit
+        def f_only(x, *args):
+            return fun(x, *args)[0]
+
+        _FG_CACHE[key] = f_only
+    return _FG_CACHE[key]
+
+
+def _check_value(f, where):
+    f = np.asarray(f)
+    if f.size != 1:
+        raise ValueError(f"fun must return a scalar; {where} returned an array of shape {f.shape}")
+    return f.reshape(()).item()
+
+
+def _check_grad(g, x, where):
+    g = np.asarray(g)
+    if g.shape != x.shape:
+        raise ValueError(f"jac must return an array of shape {x.shape}; {where} returned shape {g.shape}")
+    return g
+
+
+def _python_fg(fun, jac, x, args, counter):
+    """Python ``fun``/``fg`` for the scipy ``jac`` conventions, plus a first-call check.
+
+    Returns ``(fun_only, fg)``.
+    """
+    dtype = x.dtype
+    if callable(jac):
+        def fg(x, *a):
+            return fun(x, *a), jac(x, *a)
+
+        def fun_only(x, *a):
+            return fun(x, *a)
+    elif jac is True:
+        fg = fun
+
+        def fun_only(x, *a):
+            return fun(x, *a)[0]
+    elif jac in (None, False, "2-point", "3-point", "cs"):
+        from scipy.optimize._numdiff import approx_derivative
+
+        scheme = "2-point" if jac in (None, False) else jac
+
+        def fun_only(x, *a):
+            return fun(x, *a)
+
+        def fg(x, *a):
+            f0 = _check_value(fun(x, *a), "fun(x)")
+            calls = [0]
+
+            def f1(z):
+                calls[0] += 1
+                return fun(z.astype(dtype, copy=False), *a)
+
+            g = approx_derivative(f1, x.astype(np.float64), method=scheme,
+                                  f0=f0 if scheme == "2-point" else None)  # fmt: skip
+            counter["nfev"] += calls[0]
+            return f0, g.astype(dtype)
+    else:
+        raise ValueError(f"Invalid jac: {jac!r}; expected a callable, True, '2-point', '3-point' or None")
+
+    # Call once to check the return types; if the user's values already have
+    # the right type, use the raw callables (no wrapper per call).
+    f0, g0 = fg(x.copy(), *args)
+    _check_value(f0, "fun(x0)")
+    _check_grad(g0, x, "jac(x0)")
+    raw_ok = (
+        isinstance(f0, float | np.floating)
+        and isinstance(g0, np.ndarray)
+        and g0.dtype == dtype
+        and g0.flags.c_contiguous
+    )
+    if raw_ok:
+        return fun_only, fg
+
+    def fg_checked(x, *a):
+        f, g = fg(x, *a)
+        return _check_value(f, "fun(x)"), np.ascontiguousarray(_check_grad(g, x, "jac(x)"), dtype)
+
+    return fun_only, fg_checked
+
+
+def _adapt_callback(callback, method_name):
+    """Both scipy callback forms -> ``cb(x, f, g, nit)``."""
+    if callback is None:
+        return None
+    try:
+        params = set(inspect.signature(callback).parameters)
+    except (TypeError, ValueError):
+        params = set()
+    if params == {"intermediate_result"}:
+
+        def cb(x, f, g, nit):
+            res = OptimizeResult(x=x.copy(), fun=f, nit=nit)
+            if g is not None:
+                res["jac"] = g.copy()
+            callback(intermediate_result=res)
+    else:
+
+        def cb(x, f, g, nit):
+            callback(np.copy(x))
+
+    return cb
+
+
+def minimize(fun, x0, args=(), method="adam", jac=None, hess=None, hessp=None,
+             bounds=None, constraints=(), tol=None, callback=None, options=None):  # fmt: skip
+    """Minimize a scalar function of one or more variables.
+
+    The call and the result follow :func:`scipy.optimize.minimize`.
+
+    Parameters
+    ----------
+    fun : callable
+        ``fun(x, *args) -> float`` (or ``(float, ndarray)`` with
+        ``jac=True``).  In minibatch mode it must return the *mean* loss over
+        the batch it is given.  A numba ``@njit`` function (with an ``@njit``
+        ``jac``, or ``jac=True``) runs the whole loop compiled.
+    x0 : ndarray, shape (n,)
+        Start; float32 stays float32 and float64 stays float64.  Never modified.
+    args : tuple, optional
+        Extra arguments passed to ``fun``, ``jac`` and ``hessp``.
+    method : str, optional
+        One of :data:`fastopt.METHODS` (default ``"adam"``).
+    jac : {callable, True, '2-point', '3-point', None}, optional
+        Gradient: a callable ``jac(x, *args)``; True if ``fun`` returns
+        ``(f, g)``; or a finite-difference scheme (None: '2-point').
+    hess : ignored
+        Accepted for scipy compatibility; fastopt's methods use ``hessp``.
+    hessp : callable, optional
+        ``hessp(x, v, *args)``: Hessian times ``v`` (second-order methods).
+    bounds : sequence of (min, max) pairs or `scipy.optimize.Bounds`, optional
+        Kept by projection after every step.
+    constraints : ()
+        Not supported: anything else raises ValueError.
+    tol : float, optional
+        Sets ``gtol`` unless ``options`` gives it.
+    callback : callable, optional
+        ``callback(xk)`` or ``callback(intermediate_result: OptimizeResult)``,
+        after every update; raising ``StopIteration`` ends the run (status 99).
+    options : dict, optional
+        The method's hyperparameters (e.g. ``learning_rate``, ``b1``), plus:
+        ``maxiter`` (update steps; default 1000), ``gtol`` (inf-norm of the
+        gradient; default 1e-5; deterministic mode), ``disp``, ``return_all``,
+        ``schedule`` (first-order: a :mod:`fastopt.schedules` object or a
+        callable ``t -> lr``), ``parallel``, and the minibatch options
+        ``batch_size``, ``epochs`` (default 1), ``shuffle`` (default True),
+        ``seed``.  Unknown options warn with ``OptimizeWarning``.
+
+    Returns
+    -------
+    res : scipy.optimize.OptimizeResult
+        ``x, fun, jac, nit, nfev, njev, status, success, message`` (and
+        ``nhev`` for second-order methods, ``allvecs`` with ``return_all``).
+        In minibatch mode ``fun`` and ``jac`` are the full-data values at the
+        final ``x``.  If ``fun`` or ``jac`` turned NaN/inf, ``x`` is the last
+        iterate with finite values and ``success`` is False.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from scipy.optimize import rosen, rosen_der
+    >>> import fastopt
+    >>> res = fastopt.minimize(rosen, np.array([-1.2, 1.0]), jac=rosen_der,
+    ...                        method="adam",
+    ...                        options={"learning_rate": 0.05, "maxiter": 20000})
+    >>> res.success, np.round(res.x, 4)
+    (True, array([1., 1.]))
+    """
+    entry = get_method(method)
+    x = _as_x0(x0)
+    if not isinstance(args, tuple):
+        args = (args,)
+    if constraints not in ((), None, []) and not (
+        isinstance(constraints, list | tuple) and len(constraints) == 0
+    ):
+        raise ValueError(f"method {entry.name!r} does not handle constraints; "
+                         "use bounds, or scipy.optimize.minimize(method='SLSQP')")  # fmt: skip
+    opts = dict(options or {})
+    if tol is not None:
+        opts.setdefault("gtol", tol)
+    common = {k: opts.pop(k, v) for k, v in COMMON.items()}
+    if entry.kind != "first-order":
+        for k in FIRST_ORDER_ONLY:
+            if k in opts:
+                raise ValueError(f"option {k!r} applies to first-order methods only")
+    method_opts, unknown = entry.options(opts)
+    if unknown:
+        warnings.warn(f"Unknown solver options for {entry.name!r}: {', '.join(unknown)}",
+                      OptimizeWarning, stacklevel=2)  # fmt: skip
+    if hess is not None or (hessp is not None and not entry.uses_hessp):
+        warnings.warn(
+            f"Method {entry.name} does not use Hessian information "
+            f"({'hess' if hess is not None else 'hessp'}).",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+    maxiter = common["maxiter"]
+    maxiter = entry.default_maxiter if maxiter is None else int(maxiter)
+    if maxiter < 0:
+        raise ValueError(f"Invalid maxiter value: {maxiter}")
+    gtol = float(common["gtol"])
+    if not gtol >= 0:
+        raise ValueError(f"Invalid gtol value: {gtol}")
+    batch_size = common["batch_size"]
+    epochs = common["epochs"]
+    if batch_size is not None:
+        if not (isinstance(batch_size, int | np.integer) and batch_size >= 1):
+            raise ValueError(f"Invalid batch_size value: {batch_size!r} (need an integer >= 1)")
+        epochs = 1 if epochs is None else epochs
+        if not (isinstance(epochs, int | np.integer) and epochs >= 1):
+            raise ValueError(f"Invalid epochs value: {epochs!r} (need an integer >= 1)")
+        if common["maxiter"] is None:
+            maxiter = np.iinfo(np.int64).max
+        from ._batching import check_batch_args
+
+        check_batch_args(args)
+        if entry.name == "rprop":
+            warnings.warn(
+                "rprop with minibatches: sign flips from minibatch noise break its step "
+                "adaptation (the lecture's 'Problems with Rprop'); prefer rmsprop or adam",
+                UserWarning,
+                stacklevel=2,
+            )
+    elif epochs is not None:
+        raise ValueError("epochs needs batch_size (minibatch mode)")
+
+    lb, ub = _as_bounds(bounds, x)
+    counter = {"nfev": 0}
+    compiled = _is_jitted(fun) and (jac is True or _is_jitted(jac)) and (
+        hessp is None or _is_jitted(hessp)
+    )
+    if compiled:
+        if jac is True:
+            fg, fun_only = fun, _jit_f_only(fun)
+        else:
+            fg, fun_only = _jit_fg(fun, jac), fun
+        f0, g0 = fg(x.copy(), *(args if batch_size is None else args))
+        _check_value(f0, "fun(x0)")
+        _check_grad(g0, x, "jac(x0)")
+    else:
+        fun_only, fg = _python_fg(fun, jac, x, args, counter)
+
+    obj = Objective(
+        x0=x, fun=fun_only, fg=fg, hessp=hessp, args=args, compiled=compiled, lb=lb, ub=ub,
+        maxiter=maxiter, gtol=gtol, batch_size=batch_size, epochs=epochs,
+        shuffle=bool(common["shuffle"]), seed=common["seed"],
+        callback=_adapt_callback(callback, entry.name),
+        return_all=bool(common["return_all"]), disp=bool(common["disp"]),
+    )  # fmt: skip
+    out = entry.run(obj, method_opts)
+
+    status = out["status"]
+    if "fun" not in out or "jac" not in out:
+        # minibatch mode: report the full-data loss and gradient at the final x
+        f, g = fg(out["x"], *args)
+        out["fun"], out["jac"] = f, g
+        out["nfev"] = out.get("nfev", 0) + 1
+        out["njev"] = out.get("njev", 0) + 1
+    res = OptimizeResult(
+        x=out["x"], fun=float(out["fun"]), jac=np.asarray(out["jac"]), nit=int(out["nit"]),
+        nfev=int(out["nfev"]) + counter["nfev"] + obj.extra_nfev, njev=int(out["njev"]),
+        status=int(status), success=status in _status.SUCCESSFUL,
+        message=_status.MESSAGES[status],
+    )  # fmt: skip
+    if "nhev" in out:
+        res["nhev"] = int(out["nhev"])
+    if "allvecs" in out:
+        res["allvecs"] = out["allvecs"]
+    if obj.disp:
+        print(res.message)
+        print(f"         Current function value: {res.fun:.6g}")
+        print(f"         Iterations: {res.nit}")
+        print(f"         Function evaluations: {res.nfev}")
+        print(f"         Gradient evaluations: {res.njev}")
+    return res
+
+
+def as_scipy_method(method):
+    """A callable for ``scipy.optimize.minimize(fun, x0, method=...)``.
+
+    >>> import numpy as np, scipy.optimize, fastopt
+    >>> res = scipy.optimize.minimize(lambda x: x @ x, np.ones(3), jac=lambda x: 2 * x,
+    ...     method=fastopt.as_scipy_method("adam"),
+    ...     options={"learning_rate": 0.1, "maxiter": 500})
+    >>> bool(res.fun < 1e-8)
+    True
+    """
+    entry = get_method(method)
+
+    def _method(fun, x0, args=(), jac=None, hess=None, hessp=None, bounds=None,
+                constraints=(), callback=None, **options):  # fmt: skip
+        # scipy hands over the caller's own x0 (minimize copies it) and the
+        # callback unwrapped (minimize adapts both forms); scipy's own
+        # `tol` arrives as options["gtol"]-like keys only for its methods.
+        return minimize(fun, x0, args=args, method=entry.name, jac=jac, hess=hess, hessp=hessp,
+                        bounds=bounds, constraints=constraints, callback=callback,
+                        options=options)  # fmt: skip
+
+    _method.__name__ = f"fastopt_{entry.name}"
+    return _method

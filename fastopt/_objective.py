@@ -1,0 +1,75 @@
+"""The objective as the drivers and solvers see it, after validation.
+
+:func:`fastopt.minimize` turns the user's ``fun``/``jac``/``hessp``/``args``
+and the driver options into one :class:`Objective`; every driver and solver
+reads only this, so the scipy calling conventions (``jac=True``, finite
+differences, callbacks in two forms) are handled once, in ``_minimize.py``.
+"""
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+
+
+@dataclass
+class Objective:
+    """A validated problem handed to a driver or solver.
+
+    Attributes
+    ----------
+    x0 : ndarray, shape (n,)
+        A private float copy of the start (float32 or float64); drivers may
+        update it in place.
+    fun : callable
+        ``fun(x, *args) -> float``.
+    fg : callable
+        ``fg(x, *args) -> (float, ndarray)``: value and gradient at one point.
+        With ``compiled=True`` both are numba dispatchers.
+    hessp : callable or None
+        ``hessp(x, v, *args) -> ndarray``, the user's Hessian-vector product.
+    args : tuple
+        Extra arguments; in minibatch mode every ndarray with ``ndim >= 1`` is
+        sliced along axis 0 (see :mod:`fastopt._batching`).
+    compiled : bool
+        True when ``fun``, ``fg`` (and ``hessp`` if given) are ``@njit``
+        dispatchers, so a solver may run its whole loop in nopython mode.
+    lb, ub : ndarray or None
+        Bounds kept by projection (None: unbounded).
+    maxiter : int
+        Maximum number of update steps (iterations).
+    gtol : float
+        Stop when the inf-norm of the full gradient is <= gtol.
+    batch_size, epochs, shuffle, seed
+        Minibatch mode when ``batch_size`` is not None.
+    callback : callable or None
+        ``callback(x, f, g, nit)``; it may raise ``StopIteration`` (status 99).
+        Already adapted from both scipy callback forms.
+    return_all : bool
+        Keep every iterate in ``allvecs``.
+    disp : bool
+        Print a convergence message at the end.
+    extra_nfev : int
+        Function evaluations spent by finite-difference gradients (Python
+        mode); added to the solver's own ``nfev`` count.
+    """
+
+    x0: np.ndarray
+    fun: Callable
+    fg: Callable
+    hessp: Callable | None
+    args: tuple
+    compiled: bool = False
+    lb: np.ndarray | None = None
+    ub: np.ndarray | None = None
+    maxiter: int = 1000
+    gtol: float = 1e-5
+    batch_size: int | None = None
+    epochs: int | None = None
+    shuffle: bool = True
+    seed: int | None = None
+    callback: Callable | None = None
+    return_all: bool = False
+    disp: bool = False
+    extra_nfev: int = 0
+    user: dict[str, Any] | None = None

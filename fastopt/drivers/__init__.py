@@ -1,0 +1,1 @@
+"""Loops that repeat gradient -> coefficients -> step kernel -> checks."""

@@ -1,0 +1,80 @@
+"""Per-iteration bookkeeping shared by every driver, as cached kernels.
+
+One call does the projection onto the bounds, the finiteness checks of
+``x``, ``f`` and ``g``, the copy of the last good iterate and the gradient's
+inf-norm: done separately in NumPy these cost several microseconds per
+iteration, which is the Python driver's whole budget.
+"""
+
+import math
+
+import numpy as np
+
+from .. import _jit
+from .._status import NONFINITE_F, NONFINITE_G, NONFINITE_X
+
+
+@_jit.kernel
+def project(x, lb, ub):
+    """Clip ``x`` into ``[lb, ub]`` in place."""
+    for i in range(x.shape[0]):
+        if x[i] < lb[i]:
+            x[i] = lb[i]
+        elif x[i] > ub[i]:
+            x[i] = ub[i]
+
+
+@_jit.kernel
+def accept(x, f, g, x_good, g_good):
+    """Check the new point; keep it if finite.
+
+    Returns ``(status, gnorm)``: status 0 when ``x``, ``f`` and ``g`` are all
+    finite (then ``x_good, g_good <- x, g`` and ``gnorm = max|g|``), else the
+    non-finite status, with ``x`` reset to ``x_good``.
+    """
+    n = x.shape[0]
+    status = 0
+    for i in range(n):
+        if not math.isfinite(x[i]):
+            status = NONFINITE_X
+            break
+    if status == 0 and not math.isfinite(f):
+        status = NONFINITE_F
+    if status == 0:
+        for i in range(n):
+            if not math.isfinite(g[i]):
+                status = NONFINITE_G
+                break
+    if status != 0:
+        x[:] = x_good
+        return status, np.inf
+    gnorm = 0.0
+    for i in range(n):
+        x_good[i] = x[i]
+        g_good[i] = g[i]
+        a = abs(g[i])
+        if a > gnorm:
+            gnorm = a
+    return status, gnorm
+
+
+@_jit.kernel
+def finite_x(x, x_good):
+    """After a minibatch step: 0 if ``x`` is finite (and saved), else NONFINITE_X."""
+    for i in range(x.shape[0]):
+        if not math.isfinite(x[i]):
+            x[:] = x_good
+            return NONFINITE_X
+    x_good[:] = x
+    return 0
+
+
+@_jit.kernel
+def finite_fg(f, g):
+    """0 if ``f`` and ``g`` are finite, else the non-finite status."""
+    if not math.isfinite(f):
+        return NONFINITE_F
+    for i in range(g.shape[0]):
+        if not math.isfinite(g[i]):
+            return NONFINITE_G
+    return 0

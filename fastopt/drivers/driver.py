@@ -1,0 +1,98 @@
+"""Run a first-order rule on an :class:`~fastopt._objective.Objective`.
+
+Picks the compiled or the Python loop, runs it in chunks (a chunk of one
+step when a callback or ``return_all`` needs Python after every update) and
+assembles what :func:`fastopt.minimize` turns into an ``OptimizeResult``.
+
+In the compiled driver a callback is still called after every update, with
+the same arguments as in the Python driver: the loop returns to Python for
+it, which costs about a microsecond per step but keeps the semantics
+(including ``StopIteration``) identical.  Without a callback the whole run is
+a single nopython call.
+"""
+
+import numpy as np
+
+from .._batching import check_batch_args, seed_state
+from .._status import CALLBACK
+from ..kernels import cpu
+from . import first_order as fo
+from ._checks import accept
+
+#: updates per chunk when nothing needs Python between steps (bounds the
+#: size of a precomputed learning-rate table)
+CHUNK = 1 << 16
+
+
+def run_first_order(obj, opt):
+    """Minimize ``obj`` with the :class:`~fastopt.optim.Optimizer` ``opt``."""
+    x = obj.x0
+    n = x.shape[0]
+    state = opt.init(x)
+    S = state.slots
+    c = np.zeros(cpu.N_COEFFS, dtype=x.dtype)
+    x_good = x.copy()
+    bounded = obj.lb is not None
+    lb = obj.lb if bounded else np.zeros(n, x.dtype)
+    ub = obj.ub if bounded else np.zeros(n, x.dtype)
+    per_step = obj.callback is not None or obj.return_all
+    allvecs = [x.copy()] if obj.return_all else None
+    if obj.compiled:
+        det, mb = fo.deterministic_loop_jit, fo.minibatch_loop_jit
+    else:
+        det, mb = fo.deterministic_loop, fo.minibatch_loop
+
+    def after_step(t, f, g):
+        if allvecs is not None:
+            allvecs.append(x.copy())
+        if obj.callback is not None:
+            try:
+                obj.callback(x, f, g, t)
+            except StopIteration:
+                return CALLBACK
+        return fo.RUNNING
+
+    if obj.batch_size is None:
+        f, g = obj.fg(x, *obj.args)
+        nfev = 1
+        g_good = np.zeros_like(x)
+        bad, gnorm = accept(x, f, g, x_good, g_good)
+        status = bad if bad != 0 else fo.RUNNING
+        t = 0
+        f_prev = np.nan
+        while status == fo.RUNNING:
+            nsteps = 1 if per_step else CHUNK
+            lrs = fo.lr_table(opt, t, min(nsteps, obj.maxiter - t))
+            status, t, gnorm, f, f_prev, nfev = det(
+                obj.fg, x, obj.args, opt.kid, S, opt.h, c, lrs, t, x_good, g_good, lb, ub,
+                bounded, t, nsteps, obj.maxiter, obj.gtol, gnorm, f, f_prev, nfev,
+            )  # fmt: skip
+            if status == fo.RUNNING and per_step:
+                status = after_step(t, f, g_good)
+        out = {"x": x_good, "fun": float(f), "jac": g_good, "status": status, "nit": t,
+               "nfev": nfev, "njev": nfev}  # fmt: skip
+    else:
+        n_samples = check_batch_args(obj.args)
+        perm = np.arange(n_samples)
+        rng = seed_state(obj.seed)
+        t, epoch, b, nfev = 0, 0, 0, 0
+        f_prev = np.nan
+        status = fo.RUNNING
+        maxiter = obj.maxiter
+        while status == fo.RUNNING:
+            nsteps = 1 if per_step else CHUNK
+            lrs = fo.lr_table(opt, t, nsteps)
+            status, t, epoch, b, rng, nfev, f_prev = mb(
+                obj.fg, x, obj.args, opt.kid, S, opt.h, c, lrs, t, x_good, lb, ub, bounded,
+                t, nsteps, maxiter, perm, rng, obj.shuffle, obj.batch_size, epoch, b,
+                obj.epochs, nfev, f_prev,
+            )  # fmt: skip
+            if status == fo.RUNNING and per_step:
+                status = after_step(t, f_prev, None)
+        out = {"x": x_good, "status": status, "nit": t, "nfev": nfev, "njev": nfev}
+    if allvecs is not None:
+        out["allvecs"] = allvecs
+    out["state"] = state._replace(count=out["nit"])
+    return out
+
+

@@ -1,0 +1,116 @@
+"""The first-order loops, written once and run two ways.
+
+``deterministic_loop`` and ``minibatch_loop`` are plain Python over NumPy
+arrays, calling only cached kernels (``cpu.step``, the checks) and the
+user's ``fg``.  With Python callables they run as Python (the *Python
+driver*); when ``fg`` is a numba dispatcher the same functions are compiled
+with ``@njit`` (the *compiled driver*) and the loop runs with no Python per
+step.  Sharing the source is what makes the two drivers give the same
+iterates.
+
+Both loops run at most ``nsteps`` updates and return their position, so the
+caller can run them in chunks: all at once without a callback, one step at a
+time with a callback (or ``return_all``), with Python in between.  The
+learning rates of a chunk come precomputed in ``lrs`` (one entry: constant).
+"""
+
+import numpy as np
+
+from .. import _jit
+from .._batching import shuffle, take_args
+from .._status import EPOCHS, MAXITER, SUCCESS
+from ..kernels import cpu
+from ._checks import accept, finite_fg, finite_x, project
+
+RUNNING = -1
+
+
+def deterministic_loop(
+    fg, x, args, kid, S, h, c, lrs, t0, x_good, g_good, lb, ub, bounded,
+    t, nsteps, maxiter, gtol, gnorm, f, f_prev, nfev,
+):  # fmt: skip
+    """Full-gradient steps from ``x`` (where ``f``, ``g_good`` are known).
+
+    Returns ``(status, t, gnorm, f, f_prev, nfev)``; ``status`` is
+    ``RUNNING`` when ``nsteps`` were taken without meeting a stop test.
+    """
+    status = RUNNING
+    for _ in range(nsteps):
+        if gnorm <= gtol:
+            status = SUCCESS
+            break
+        if t >= maxiter:
+            status = MAXITER
+            break
+        lr = lrs[t - t0] if lrs.shape[0] > 1 else lrs[0]
+        aux = 1.0 if f > f_prev else 0.0
+        t += 1
+        cpu.step(kid, x, g_good, S, h, t, lr, aux, c)
+        if bounded:
+            project(x, lb, ub)
+        f_new, g = fg(x, *args)
+        nfev += 1
+        bad, gn = accept(x, f_new, g, x_good, g_good)
+        if bad != 0:
+            status = bad
+            break
+        gnorm = gn
+        f_prev = f
+        f = f_new
+    return status, t, gnorm, f, f_prev, nfev
+
+
+def minibatch_loop(
+    fg, x, args, kid, S, h, c, lrs, t0, x_good, lb, ub, bounded,
+    t, nsteps, maxiter, perm, rng, do_shuffle, batch_size, epoch, b, epochs, nfev, f_prev,
+):  # fmt: skip
+    """One update per minibatch, reshuffling ``perm`` at each epoch start.
+
+    Returns ``(status, t, epoch, b, rng, nfev, f_prev)``.
+    """
+    n_samples = perm.shape[0]
+    n_batches = (n_samples + batch_size - 1) // batch_size
+    status = RUNNING
+    for _ in range(nsteps):
+        if b == n_batches:
+            epoch += 1
+            b = 0
+        if epoch >= epochs:
+            status = EPOCHS
+            break
+        if t >= maxiter:
+            status = MAXITER
+            break
+        if b == 0 and do_shuffle:
+            rng = np.uint64(shuffle(perm, rng))  # stays uint64 when run as Python
+        idx = perm[b * batch_size : min((b + 1) * batch_size, n_samples)]
+        f, g = fg(x, *take_args(args, idx))
+        nfev += 1
+        bad = finite_fg(f, g)
+        if bad != 0:
+            status = bad
+            break
+        lr = lrs[t - t0] if lrs.shape[0] > 1 else lrs[0]
+        aux = 1.0 if f > f_prev else 0.0
+        f_prev = f
+        t += 1
+        cpu.step(kid, x, g, S, h, t, lr, aux, c)
+        if bounded:
+            project(x, lb, ub)
+        bad = finite_x(x, x_good)
+        if bad != 0:
+            status = bad
+            break
+        b += 1
+    return status, t, epoch, b, rng, nfev, f_prev
+
+
+deterministic_loop_jit = _jit.user_loop(deterministic_loop)
+minibatch_loop_jit = _jit.user_loop(minibatch_loop)
+
+
+def lr_table(opt, t, nsteps):
+    """The learning rates of updates ``t .. t+nsteps-1`` (one entry if constant)."""
+    if opt._lr_of is None:
+        return np.array([opt.base_lr])
+    return np.array([opt._lr_of(k, opt.base_lr) for k in range(t, t + max(nsteps, 1))])

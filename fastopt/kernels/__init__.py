@@ -1,0 +1,1 @@
+"""Executors: the rules of :mod:`fastopt.rules` compiled for CPU and GPU."""

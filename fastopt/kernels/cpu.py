@@ -1,0 +1,159 @@
+"""CPU step kernels compiled from the rules' single ``elem``/``coeffs`` source.
+
+Every variant of every rule goes through one *switch kernel*
+``step(kid, x, g, S, h, t, lr, aux, c)``: ``kid`` indexes
+:data:`fastopt.rules.KERNEL_TABLE`.  A switch kernel caches to disk like any
+other (a kernel that took the element function as an argument, or a closure
+from a factory, would never hit numba's cache), and the branch on ``kid`` is
+loop-invariant, so LLVM unswitches it and each case vectorises on its own
+(``benchmarks/compare.py`` measures this against the copy bandwidth).
+
+The serial and the parallel kernel share the element source; they differ only
+in ``range`` vs ``prange``.  Serial is the default: on small machines a second
+thread often stalls for a scheduler tick; :data:`PARALLEL_MIN_SIZE` is where
+the parallel kernel starts to pay (see ``benchmarks/compare.py``).
+"""
+
+import numba
+import numpy as np
+
+from .. import _jit
+from ..rules import KERNEL_TABLE
+
+# _E<k> / _C<k>: the element and coefficient functions of kernel id k, compiled
+# for inlining.  Module globals (not arguments) so the switch kernels cache.
+for _k, (_key, _kern) in enumerate(KERNEL_TABLE):
+    globals()[f"_E{_k}"] = _jit.inline(_kern.elem)
+    globals()[f"_C{_k}"] = _jit.inline(_kern.coeffs)
+
+N_KERNELS = len(KERNEL_TABLE)
+#: size of the coefficient vector ``c`` (the largest any rule fills)
+N_COEFFS = 12
+#: below this size the serial kernel is used even when parallel is allowed
+PARALLEL_MIN_SIZE = 1 << 20
+
+
+@_jit.inline
+def _coeffs(kid, h, t, lr, aux, c):
+    if kid == 0:
+        _C0(h, t, lr, aux, c)  # noqa: F821 - defined through globals() above
+    elif kid == 1:
+        _C1(h, t, lr, aux, c)  # noqa: F821
+    elif kid == 2:
+        _C2(h, t, lr, aux, c)  # noqa: F821
+    elif kid == 3:
+        _C3(h, t, lr, aux, c)  # noqa: F821
+    elif kid == 4:
+        _C4(h, t, lr, aux, c)  # noqa: F821
+    elif kid == 5:
+        _C5(h, t, lr, aux, c)  # noqa: F821
+    elif kid == 6:
+        _C6(h, t, lr, aux, c)  # noqa: F821
+    elif kid == 7:
+        _C7(h, t, lr, aux, c)  # noqa: F821
+    elif kid == 8:
+        _C8(h, t, lr, aux, c)  # noqa: F821
+    elif kid == 9:
+        _C9(h, t, lr, aux, c)  # noqa: F821
+    elif kid == 10:
+        _C10(h, t, lr, aux, c)  # noqa: F821
+    elif kid == 11:
+        _C11(h, t, lr, aux, c)  # noqa: F821
+    elif kid == 12:
+        _C12(h, t, lr, aux, c)  # noqa: F821
+    elif kid == 13:
+        _C13(h, t, lr, aux, c)  # noqa: F821
+    elif kid == 14:
+        _C14(h, t, lr, aux, c)  # noqa: F821
+    elif kid == 15:
+        _C15(h, t, lr, aux, c)  # noqa: F821
+
+
+@_jit.inline
+def _loops(kid, x, g, S, c):
+    # One loop per kernel id: a switch inside the loop is not unswitched by
+    # LLVM and was measured 40x slower.  prange is range in the serial kernel.
+    n = x.shape[0]
+    if kid == 0:
+        for i in numba.prange(n):
+            _E0(i, x, g, S, c)  # noqa: F821
+    elif kid == 1:
+        for i in numba.prange(n):
+            _E1(i, x, g, S, c)  # noqa: F821
+    elif kid == 2:
+        for i in numba.prange(n):
+            _E2(i, x, g, S, c)  # noqa: F821
+    elif kid == 3:
+        for i in numba.prange(n):
+            _E3(i, x, g, S, c)  # noqa: F821
+    elif kid == 4:
+        for i in numba.prange(n):
+            _E4(i, x, g, S, c)  # noqa: F821
+    elif kid == 5:
+        for i in numba.prange(n):
+            _E5(i, x, g, S, c)  # noqa: F821
+    elif kid == 6:
+        for i in numba.prange(n):
+            _E6(i, x, g, S, c)  # noqa: F821
+    elif kid == 7:
+        for i in numba.prange(n):
+            _E7(i, x, g, S, c)  # noqa: F821
+    elif kid == 8:
+        for i in numba.prange(n):
+            _E8(i, x, g, S, c)  # noqa: F821
+    elif kid == 9:
+        for i in numba.prange(n):
+            _E9(i, x, g, S, c)  # noqa: F821
+    elif kid == 10:
+        for i in numba.prange(n):
+            _E10(i, x, g, S, c)  # noqa: F821
+    elif kid == 11:
+        for i in numba.prange(n):
+            _E11(i, x, g, S, c)  # noqa: F821
+    elif kid == 12:
+        for i in numba.prange(n):
+            _E12(i, x, g, S, c)  # noqa: F821
+    elif kid == 13:
+        for i in numba.prange(n):
+            _E13(i, x, g, S, c)  # noqa: F821
+    elif kid == 14:
+        for i in numba.prange(n):
+            _E14(i, x, g, S, c)  # noqa: F821
+    elif kid == 15:
+        for i in numba.prange(n):
+            _E15(i, x, g, S, c)  # noqa: F821
+
+
+@_jit.inline
+def _check(x, g, S):
+    # the one check a kernel makes: a shape mismatch would read out of bounds
+    if g.shape[0] != x.shape[0] or S.shape[1] != x.shape[0]:
+        raise ValueError("x, g and the state must have the same length")
+
+
+@_jit.kernel
+def step(kid, x, g, S, h, t, lr, aux, c):
+    """One update of ``x`` (in place) with kernel ``kid``, serially."""
+    _check(x, g, S)
+    _coeffs(kid, h, t, lr, aux, c)
+    _loops(kid, x, g, S, c)
+
+
+@_jit.parallel_kernel
+def step_parallel(kid, x, g, S, h, t, lr, aux, c):
+    """One update of ``x`` (in place) with kernel ``kid``, on numba's threads."""
+    _check(x, g, S)
+    _coeffs(kid, h, t, lr, aux, c)
+    _loops(kid, x, g, S, c)
+
+
+def coefficients(kid, h, t, lr, aux, dtype):
+    """The coefficient vector of one step, computed on the host (GPU path, tests)."""
+    c = np.zeros(N_COEFFS, dtype=dtype)
+    _coeffs_host(kid, h, t, lr, aux, c)
+    return c
+
+
+@_jit.kernel
+def _coeffs_host(kid, h, t, lr, aux, c):
+    _coeffs(kid, h, t, lr, aux, c)

@@ -1,0 +1,81 @@
+"""What every rule module provides, and the helpers they share.
+
+A rule module (``fastopt/rules/adam.py`` ...) holds the math of one update
+rule, once, as plain Python that numba compiles for the CPU (``@njit``,
+inlined into serial and parallel loops) and for the GPU (``@cuda.jit``
+device functions).  It imports no numba.  It defines:
+
+``Hyper``
+    a ``NamedTuple`` of the hyperparameters with their defaults (torch.optim's
+    defaults and semantics; option names of ``update-rules.md``).
+``validate(h)``
+    boundary checks; raise ``ValueError`` with torch's wording.
+``KERNELS``
+    ``{key: Kernel(elem, coeffs, slots)}``: one entry per compiled variant.
+``kernel_key(h)``
+    which entry of ``KERNELS`` the hyperparameters select.
+``slot_init(h)``
+    ``{slot: initial value}`` for slots that do not start at zero.
+
+``coeffs(h, t, lr, aux, c)`` fills ``c`` (an array of the parameters' dtype)
+with the per-step scalars from the numeric hyperparameters ``h`` (float64
+array in ``Hyper`` field order), the step count ``t`` (1 on the first update),
+the scheduled learning rate ``lr`` and ``aux`` (1.0 when the objective value
+went up since the last step: iRprop+ needs it).  Everything that depends only
+on ``t`` is computed here once per step, not per element.
+
+``elem(i, x, g, S, c)`` updates element ``i`` of ``x`` and of the state rows
+``S[k, i]`` in place.  It uses only scalar arithmetic, comparisons and
+``math.sqrt``; every constant comes from ``c``, so a float32 kernel computes
+in float32 (a Python float literal would promote it to float64 on a GPU).
+"""
+
+from typing import Callable, NamedTuple
+
+
+class Kernel(NamedTuple):
+    """One compiled variant of a rule: its element update, coefficients, slots."""
+
+    elem: Callable
+    coeffs: Callable
+    slots: tuple[str, ...]
+
+
+def field_index(hyper_cls, name):
+    """Position of ``name`` in the numeric hyperparameter array."""
+    return numeric_fields(hyper_cls).index(name)
+
+
+def numeric_fields(hyper_cls):
+    """The fields of ``hyper_cls`` that go into the float64 array ``h``."""
+    return tuple(
+        f for f in hyper_cls._fields if hyper_cls.__annotations__[f] in (float, bool, int)
+    )
+
+
+def check_lr(h):
+    if not h.learning_rate >= 0.0:
+        raise ValueError(f"Invalid learning rate: {h.learning_rate}")
+
+
+def check_eps(h):
+    if not h.eps >= 0.0:
+        raise ValueError(f"Invalid epsilon value: {h.eps}")
+
+
+def check_weight_decay(h):
+    if not h.weight_decay >= 0.0:
+        raise ValueError(f"Invalid weight_decay value: {h.weight_decay}")
+
+
+def check_unit(name, value):
+    """``value`` must lie in [0, 1): a decay rate or a beta."""
+    if not 0.0 <= value < 1.0:
+        raise ValueError(f"Invalid {name} value: {value}")
+
+
+def check_choice(name, value, choices):
+    if value not in choices:
+        raise ValueError(
+            f"Invalid {name} value: {value!r}; expected one of {', '.join(map(repr, choices))}"
+        )

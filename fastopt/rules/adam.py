@@ -1,0 +1,111 @@
+r"""Adam (Kingma & Ba 2015), with AMSGrad (Reddi et al. 2018) and AdamW
+(Loshchilov & Hutter 2019), torch's form.
+
+.. math::
+
+    m_t &= \beta_1 m_{t-1} + (1-\beta_1) g_t \\
+    v_t &= \beta_2 v_{t-1} + (1-\beta_2) g_t^2 \\
+    \hat v_t &= \max(\hat v_{t-1}, v_t) \ \text{(amsgrad)} \quad\text{else}\quad v_t \\
+    x_t &= x_{t-1} - \frac{\eta}{1-\beta_1^t}\,
+        \frac{m_t}{\sqrt{\hat v_t}/\sqrt{1-\beta_2^t} + \epsilon}
+
+Defaults: ``learning_rate=1e-3``, ``b1=0.9``, ``b2=0.999``, ``eps=1e-8``,
+``weight_decay=0``, ``amsgrad=False``, ``decoupled_weight_decay=False``.
+Method ``"adamw"`` is Adam with ``decoupled_weight_decay=True`` and
+``weight_decay=1e-2`` (torch's AdamW defaults).
+
+Notes
+-----
+eps is added after the bias correction of :math:`\sqrt{v}`, as in the paper's
+Algorithm 1 and torch; the "efficient" form of the paper's section 2 (old
+Keras/TF) folds eps onto the uncorrected root and differs in the first steps.
+Coupled weight decay adds :math:`\lambda x` to the gradient; decoupled first
+scales :math:`x \leftarrow x (1 - \eta\lambda)`.  AMSGrad takes the max over
+the raw :math:`v` (torch; optax takes it over the bias-corrected one).
+"""
+
+import math
+from typing import NamedTuple
+
+from ._base import Kernel, check_eps, check_lr, check_unit, check_weight_decay, field_index
+
+
+class Hyper(NamedTuple):
+    learning_rate: float = 1e-3
+    b1: float = 0.9
+    b2: float = 0.999
+    eps: float = 1e-8
+    weight_decay: float = 0.0
+    amsgrad: bool = False
+    decoupled_weight_decay: bool = False
+
+
+B1 = field_index(Hyper, "b1")
+B2 = field_index(Hyper, "b2")
+EPS = field_index(Hyper, "eps")
+WD = field_index(Hyper, "weight_decay")
+DECOUPLED = field_index(Hyper, "decoupled_weight_decay")
+
+ADAMW_DEFAULTS = {"weight_decay": 1e-2, "decoupled_weight_decay": True}
+
+
+def validate(h):
+    check_lr(h)
+    check_unit("b1", h.b1)
+    check_unit("b2", h.b2)
+    check_eps(h)
+    check_weight_decay(h)
+
+
+def coeffs(h, t, lr, aux, c):
+    b1 = h[B1]
+    b2 = h[B2]
+    c[0] = lr / (1.0 - b1**t)
+    c[1] = math.sqrt(1.0 - b2**t)
+    c[2] = h[EPS]
+    c[3] = b1
+    c[4] = 1.0 - b1
+    c[5] = b2
+    c[6] = 1.0 - b2
+    if h[DECOUPLED] != 0.0:
+        c[7] = 0.0
+        c[8] = 1.0 - lr * h[WD]
+    else:
+        c[7] = h[WD]
+        c[8] = 1.0
+
+
+def elem(i, x, g, S, c):
+    xi = x[i] * c[8]
+    gi = g[i] + c[7] * xi
+    m = c[3] * S[0, i] + c[4] * gi
+    v = c[5] * S[1, i] + c[6] * gi * gi
+    S[0, i] = m
+    S[1, i] = v
+    x[i] = xi - c[0] * (m / (math.sqrt(v) / c[1] + c[2]))
+
+
+def elem_amsgrad(i, x, g, S, c):
+    xi = x[i] * c[8]
+    gi = g[i] + c[7] * xi
+    m = c[3] * S[0, i] + c[4] * gi
+    v = c[5] * S[1, i] + c[6] * gi * gi
+    vmax = max(S[2, i], v)
+    S[0, i] = m
+    S[1, i] = v
+    S[2, i] = vmax
+    x[i] = xi - c[0] * (m / (math.sqrt(vmax) / c[1] + c[2]))
+
+
+KERNELS = {
+    "adam": Kernel(elem, coeffs, ("exp_avg", "exp_avg_sq")),
+    "adam_amsgrad": Kernel(elem_amsgrad, coeffs, ("exp_avg", "exp_avg_sq", "max_exp_avg_sq")),
+}
+
+
+def kernel_key(h):
+    return "adam_amsgrad" if h.amsgrad else "adam"
+
+
+def slot_init(h):
+    return {}

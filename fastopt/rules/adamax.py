@@ -1,0 +1,70 @@
+r"""AdaMax (Kingma & Ba 2015, section 7.1), torch's form.
+
+.. math::
+
+    m_t &= \beta_1 m_{t-1} + (1-\beta_1) g_t \\
+    u_t &= \max(\beta_2 u_{t-1},\ |g_t| + \epsilon) \\
+    x_t &= x_{t-1} - \frac{\eta}{1-\beta_1^t}\, \frac{m_t}{u_t}
+
+Defaults: ``learning_rate=2e-3``, ``b1=0.9``, ``b2=0.999``, ``eps=1e-8``,
+``weight_decay=0`` (coupled).
+
+Notes
+-----
+eps sits inside the max (torch, optax); the paper has no eps.
+"""
+
+from typing import NamedTuple
+
+from ._base import Kernel, check_eps, check_lr, check_unit, check_weight_decay, field_index
+
+
+class Hyper(NamedTuple):
+    learning_rate: float = 2e-3
+    b1: float = 0.9
+    b2: float = 0.999
+    eps: float = 1e-8
+    weight_decay: float = 0.0
+
+
+B1 = field_index(Hyper, "b1")
+B2 = field_index(Hyper, "b2")
+EPS = field_index(Hyper, "eps")
+WD = field_index(Hyper, "weight_decay")
+
+
+def validate(h):
+    check_lr(h)
+    check_unit("b1", h.b1)
+    check_unit("b2", h.b2)
+    check_eps(h)
+    check_weight_decay(h)
+
+
+def coeffs(h, t, lr, aux, c):
+    c[0] = lr / (1.0 - h[B1] ** t)
+    c[1] = h[WD]
+    c[2] = h[B1]
+    c[3] = 1.0 - h[B1]
+    c[4] = h[B2]
+    c[5] = h[EPS]
+
+
+def elem(i, x, g, S, c):
+    gi = g[i] + c[1] * x[i]
+    m = c[2] * S[0, i] + c[3] * gi
+    u = max(c[4] * S[1, i], abs(gi) + c[5])
+    S[0, i] = m
+    S[1, i] = u
+    x[i] = x[i] - c[0] * (m / u)
+
+
+KERNELS = {"adamax": Kernel(elem, coeffs, ("exp_avg", "exp_inf"))}
+
+
+def kernel_key(h):
+    return "adamax"
+
+
+def slot_init(h):
+    return {}
