@@ -9,8 +9,8 @@ build the ``OptimizeResult`` from the status table in :mod:`fastopt._status`.
 
 import inspect
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 from scipy.optimize import Bounds, OptimizeResult, OptimizeWarning
@@ -192,7 +192,9 @@ def _check_value(f, where):
 def _check_grad(g, x, where):
     g = np.asarray(g)
     if g.shape != x.shape:
-        raise ValueError(f"jac must return an array of shape {x.shape}; {where} returned shape {g.shape}")
+        raise ValueError(
+            f"jac must return an array of shape {x.shape}; {where} returned shape {g.shape}"
+        )
     return g
 
 
@@ -234,7 +236,9 @@ def _python_fg(fun, jac, x, args, counter):
             counter["nfev"] += calls[0]
             return f0, g.astype(dtype)
     else:
-        raise ValueError(f"Invalid jac: {jac!r}; expected a callable, True, '2-point', '3-point' or None")
+        raise ValueError(
+            f"Invalid jac: {jac!r}; expected a callable, True, '2-point', '3-point' or None"
+        )
 
     # Call once to check the return types; if the user's values already have
     # the right type, use the raw callables (no wrapper per call).

@@ -6,8 +6,9 @@ reads only this, so the scipy calling conventions (``jac=True``, finite
 differences, callbacks in two forms) are handled once, in ``_minimize.py``.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 

@@ -114,7 +114,10 @@ class Optimizer:
         self.key = rule.kernel_key(hyper)
         self.kid = KERNEL_IDS[self.key]
         self.slot_names = KERNEL_TABLE[self.kid][1].slots
-        self.h = np.array([float(getattr(hyper, f)) for f in numeric_fields(rule.Hyper)])
+        h = tuple(float(getattr(hyper, f)) for f in numeric_fields(rule.Hyper))
+        if hasattr(rule, "prepare"):
+            h = rule.prepare(h)
+        self.h = np.array(h, dtype=np.float64)
         self.schedule = schedule
         self._lr_of = _schedules.resolve(schedule)
         self.base_lr = float(hyper.learning_rate)
@@ -161,7 +164,9 @@ class Optimizer:
         aux = 0.0
         if self.needs_value:
             if value is None:
-                raise ValueError("rprop variant 'irprop+' needs the objective: step(x, g, s, value=f)")
+                raise ValueError(
+                    "rprop variant 'irprop+' needs the objective: step(x, g, state, value=f)"
+                )
             aux = 1.0 if value > state.last_value else 0.0
         c = self._c.get(x.dtype)
         if c is None:

@@ -8,7 +8,7 @@ gives the learning rate itself.
 
 ============================  ==============================================
 ``constant()``                :math:`\eta_0`
-``step_decay(step, gamma)``   :math:`\eta_0\,\gamma^{\lfloor t/\text{step}\rfloor}` (torch ``StepLR``)
+``step_decay(step, gamma)``   :math:`\eta_0\,\gamma^{\lfloor t/s\rfloor}`, s = step (``StepLR``)
 ``exponential(gamma)``        :math:`\eta_0\,\gamma^{t}` (torch ``ExponentialLR``)
 ``inverse_time(k)``           :math:`\eta_0 / (1 + k t)` (Robbins-Monro style decay)
 ``cosine(T, min_lr=0)``       :math:`m + (\eta_0 - m)(1 + \cos(\pi \min(t,T)/T))/2`

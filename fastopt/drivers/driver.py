@@ -38,7 +38,7 @@ def run_first_order(obj, opt):
     per_step = obj.callback is not None or obj.return_all
     allvecs = [x.copy()] if obj.return_all else None
     if obj.compiled:
-        det, mb = fo.deterministic_loop_jit, fo.minibatch_loop_jit
+        det, mb = fo.compiled_loops(opt.kid)
     else:
         det, mb = fo.deterministic_loop, fo.minibatch_loop
 

@@ -14,13 +14,20 @@ time with a callback (or ``return_all``), with Python in between.  The
 learning rates of a chunk come precomputed in ``lrs`` (one entry: constant).
 """
 
+import types
+
 import numpy as np
 
 from .. import _jit
 from .._batching import shuffle, take_args
 from .._status import EPOCHS, MAXITER, SUCCESS
 from ..kernels import cpu
+from ..rules import KERNEL_TABLE
 from ._checks import accept, finite_fg, finite_x, project
+
+# The loops call `step`: the cached switch kernel when they run as Python;
+# a per-rule inlined step when compiled (see `compiled_loops`).
+step = cpu.step
 
 RUNNING = -1
 
@@ -45,7 +52,7 @@ def deterministic_loop(
         lr = lrs[t - t0] if lrs.shape[0] > 1 else lrs[0]
         aux = 1.0 if f > f_prev else 0.0
         t += 1
-        cpu.step(kid, x, g_good, S, h, t, lr, aux, c)
+        step(kid, x, g_good, S, h, t, lr, aux, c)
         if bounded:
             project(x, lb, ub)
         f_new, g = fg(x, *args)
@@ -94,7 +101,7 @@ def minibatch_loop(
         aux = 1.0 if f > f_prev else 0.0
         f_prev = f
         t += 1
-        cpu.step(kid, x, g, S, h, t, lr, aux, c)
+        step(kid, x, g, S, h, t, lr, aux, c)
         if bounded:
             project(x, lb, ub)
         bad = finite_x(x, x_good)
@@ -105,8 +112,51 @@ def minibatch_loop(
     return status, t, epoch, b, rng, nfev, f_prev
 
 
-deterministic_loop_jit = _jit.user_loop(deterministic_loop)
-minibatch_loop_jit = _jit.user_loop(minibatch_loop)
+def _rebind(fn, **names):
+    """``fn`` with some of its global names bound to other objects (same code)."""
+    g = dict(fn.__globals__)
+    g.update(names)
+    return types.FunctionType(fn.__code__, g, fn.__name__, fn.__defaults__, fn.__closure__)
+
+
+def _inline_step(elem, coeffs):
+    e = _jit.inline(elem)
+    co = _jit.inline(coeffs)
+
+    def step_one_rule(kid, x, g, S, h, t, lr, aux, c):
+        co(h, t, lr, aux, c)
+        for i in range(x.shape[0]):
+            e(i, x, g, S, c)
+
+    return _jit.inline(step_one_rule)
+
+
+_COMPILED = {}
+
+
+def compiled_loops(kid):
+    """``(deterministic_loop, minibatch_loop)`` compiled for kernel ``kid``.
+
+    The compiled driver cannot be cached anyway (it calls the user's
+    function), so it is specialised per rule: the rule's element and
+    coefficient functions and the checks are inlined into the loop.  A call
+    to a separate kernel costs ~70 ns of atomic reference counting on its
+    array arguments, more than a 2-D Adam step itself.
+    """
+    if kid not in _COMPILED:
+        _, kern = KERNEL_TABLE[kid]
+        names = {
+            "step": _inline_step(kern.elem, kern.coeffs),
+            "accept": _jit.inline(accept.py_func),
+            "project": _jit.inline(project.py_func),
+            "finite_fg": _jit.inline(finite_fg.py_func),
+            "finite_x": _jit.inline(finite_x.py_func),
+        }
+        _COMPILED[kid] = (
+            _jit.user_loop(_rebind(deterministic_loop, **names)),
+            _jit.user_loop(_rebind(minibatch_loop, **names)),
+        )
+    return _COMPILED[kid]
 
 
 def lr_table(opt, t, nsteps):

@@ -30,7 +30,8 @@ on ``t`` is computed here once per step, not per element.
 in float32 (a Python float literal would promote it to float64 on a GPU).
 """
 
-from typing import Callable, NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple
 
 
 class Kernel(NamedTuple):

@@ -27,7 +27,15 @@ the raw :math:`v` (torch; optax takes it over the bias-corrected one).
 import math
 from typing import NamedTuple
 
-from ._base import Kernel, check_eps, check_lr, check_unit, check_weight_decay, field_index
+from ._base import (
+    Kernel,
+    check_eps,
+    check_lr,
+    check_unit,
+    check_weight_decay,
+    field_index,
+    numeric_fields,
+)
 
 
 class Hyper(NamedTuple):
@@ -45,6 +53,9 @@ B2 = field_index(Hyper, "b2")
 EPS = field_index(Hyper, "eps")
 WD = field_index(Hyper, "weight_decay")
 DECOUPLED = field_index(Hyper, "decoupled_weight_decay")
+# derived constants appended to h by prepare(): log b1, log b2
+LOG_B1 = len(numeric_fields(Hyper))
+LOG_B2 = LOG_B1 + 1
 
 ADAMW_DEFAULTS = {"weight_decay": 1e-2, "decoupled_weight_decay": True}
 
@@ -57,11 +68,22 @@ def validate(h):
     check_weight_decay(h)
 
 
+def prepare(h):
+    """Constants derived once from the hyperparameters, appended to ``h``."""
+    return (*h, _log(h[B1]), _log(h[B2]))
+
+
+def _log(b):
+    return math.log(b) if b > 0 else -math.inf  # b = 0: b**t = exp(-inf) = 0
+
+
 def coeffs(h, t, lr, aux, c):
     b1 = h[B1]
     b2 = h[B2]
-    c[0] = lr / (1.0 - b1**t)
-    c[1] = math.sqrt(1.0 - b2**t)
+    # b**t as exp(t log b): half the cost of pow, and the bias corrections
+    # agree with torch's pow to a few ulps
+    c[0] = lr / (1.0 - math.exp(t * h[LOG_B1]))
+    c[1] = math.sqrt(1.0 - math.exp(t * h[LOG_B2]))
     c[2] = h[EPS]
     c[3] = b1
     c[4] = 1.0 - b1

@@ -14,9 +14,18 @@ Notes
 eps sits inside the max (torch, optax); the paper has no eps.
 """
 
+import math
 from typing import NamedTuple
 
-from ._base import Kernel, check_eps, check_lr, check_unit, check_weight_decay, field_index
+from ._base import (
+    Kernel,
+    check_eps,
+    check_lr,
+    check_unit,
+    check_weight_decay,
+    field_index,
+    numeric_fields,
+)
 
 
 class Hyper(NamedTuple):
@@ -31,6 +40,7 @@ B1 = field_index(Hyper, "b1")
 B2 = field_index(Hyper, "b2")
 EPS = field_index(Hyper, "eps")
 WD = field_index(Hyper, "weight_decay")
+LOG_B1 = len(numeric_fields(Hyper))  # appended by prepare()
 
 
 def validate(h):
@@ -41,8 +51,13 @@ def validate(h):
     check_weight_decay(h)
 
 
+def prepare(h):
+    """Constants derived once from the hyperparameters, appended to ``h``."""
+    return (*h, math.log(h[B1]) if h[B1] > 0 else -math.inf)  # b1 = 0: exp(-inf) = 0
+
+
 def coeffs(h, t, lr, aux, c):
-    c[0] = lr / (1.0 - h[B1] ** t)
+    c[0] = lr / (1.0 - math.exp(t * h[LOG_B1]))  # b1**t, see adam.coeffs
     c[1] = h[WD]
     c[2] = h[B1]
     c[3] = 1.0 - h[B1]
