@@ -50,6 +50,10 @@ class Objective:
         Keep every iterate in ``allvecs``.
     disp : bool
         Print a convergence message at the end.
+    first : tuple or None
+        ``(f, g)`` at ``x0`` on the full data: :func:`fastopt.minimize` has
+        evaluated it once to check the return types.  A runner that uses it
+        instead of evaluating again sets ``out["used_first"] = True``.
     extra_nfev : int
         Function evaluations spent by finite-difference gradients (Python
         mode); added to the solver's own ``nfev`` count.
@@ -73,4 +77,5 @@ class Objective:
     return_all: bool = False
     disp: bool = False
     extra_nfev: int = 0
+    first: tuple | None = None
     user: dict[str, Any] | None = None

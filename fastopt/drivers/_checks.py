@@ -59,13 +59,11 @@ def accept(x, f, g, x_good, g_good):
 
 
 @_jit.kernel
-def finite_x(x, x_good):
-    """After a minibatch step: 0 if ``x`` is finite (and saved), else NONFINITE_X."""
+def finite_x(x):
+    """0 if every element of ``x`` is finite, else NONFINITE_X."""
     for i in range(x.shape[0]):
         if not math.isfinite(x[i]):
-            x[:] = x_good
             return NONFINITE_X
-    x_good[:] = x
     return 0
 
 

@@ -53,7 +53,7 @@ def run_first_order(obj, opt):
         return fo.RUNNING
 
     if obj.batch_size is None:
-        f, g = obj.fg(x, *obj.args)
+        f, g = obj.first if obj.first is not None else obj.fg(x, *obj.args)
         nfev = 1
         g_good = np.zeros_like(x)
         bad, gnorm = accept(x, f, g, x_good, g_good)
@@ -70,7 +70,7 @@ def run_first_order(obj, opt):
             if status == fo.RUNNING and per_step:
                 status = after_step(t, f, g_good)
         out = {"x": x_good, "fun": float(f), "jac": g_good, "status": status, "nit": t,
-               "nfev": nfev, "njev": nfev}  # fmt: skip
+               "nfev": nfev, "njev": nfev, "used_first": obj.first is not None}  # fmt: skip
     else:
         n_samples = check_batch_args(obj.args)
         perm = np.arange(n_samples)
@@ -87,9 +87,10 @@ def run_first_order(obj, opt):
                 t, nsteps, maxiter, perm, rng, obj.shuffle, obj.batch_size, epoch, b,
                 obj.epochs, nfev, f_prev,
             )  # fmt: skip
+            rng = np.uint64(rng)  # nopython code returns it as a Python int
             if status == fo.RUNNING and per_step:
                 status = after_step(t, f_prev, None)
-        out = {"x": x_good, "status": status, "nit": t, "nfev": nfev, "njev": nfev}
+        out = {"x": x, "status": status, "nit": t, "nfev": nfev, "njev": nfev}
     if allvecs is not None:
         out["allvecs"] = allvecs
     out["state"] = state._replace(count=out["nit"])

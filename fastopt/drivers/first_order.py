@@ -60,6 +60,7 @@ def deterministic_loop(
         bad, gn = accept(x, f_new, g, x_good, g_good)
         if bad != 0:
             status = bad
+            t -= 1  # the rejected step does not count: x is back at x_good
             break
         gnorm = gn
         f_prev = f
@@ -95,8 +96,11 @@ def minibatch_loop(
         nfev += 1
         bad = finite_fg(f, g)
         if bad != 0:
+            # x's values are not finite: go back to the previous iterate
+            x[:] = x_good
             status = bad
             break
+        x_good[:] = x
         lr = lrs[t - t0] if lrs.shape[0] > 1 else lrs[0]
         aux = 1.0 if f > f_prev else 0.0
         f_prev = f
@@ -104,9 +108,11 @@ def minibatch_loop(
         step(kid, x, g, S, h, t, lr, aux, c)
         if bounded:
             project(x, lb, ub)
-        bad = finite_x(x, x_good)
+        bad = finite_x(x)
         if bad != 0:
+            x[:] = x_good
             status = bad
+            t -= 1
             break
         b += 1
     return status, t, epoch, b, rng, nfev, f_prev
