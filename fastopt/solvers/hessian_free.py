@@ -1,0 +1,690 @@
+r"""Hessian-free optimization (Martens 2010), truncated Newton with damping.
+
+Each outer iteration minimizes the damped quadratic model
+
+.. math::
+
+    \phi(p) = \tfrac12 p^T B p + g^T p, \qquad B = G + \lambda I,
+
+by preconditioned conjugate gradient, using only curvature products
+:math:`Gv`: the Hessian (``hessp``), a Gauss-Newton product (option
+``gauss_newton``), or a finite difference of the gradient.  The CG solution
+is backtracked over its own iterates, the damping :math:`\lambda` follows the
+reduction ratio :math:`\rho` (Levenberg-Marquardt), and an Armijo line search
+picks the step length.
+"""
+
+import math
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from .. import _jit
+from .._batching import take_args
+from .._status import (
+    EPOCHS,
+    LINESEARCH,
+    MAXITER,
+    NONFINITE_F,
+    NONFINITE_G,
+    NONFINITE_H,
+    SUCCESS,
+)
+from ._common import (
+    RUNNING,
+    LazyLoop,
+    all_finite,
+    batch_setup,
+    copy_into,
+    drive,
+    dual,
+    hvp,
+    inf_norm,
+    initial_fg,
+    lincomb,
+    next_batch,
+    nonfinite_fg,
+    prepare_product,
+    reject_bounds,
+    result,
+    scale,
+    start_point,
+    use_compiled,
+)
+
+ALIASES = ("hf",)
+
+PRECONDITIONERS = ("gradient", "none")
+REDUCTIONS = ("mean", "sum")
+
+#: Martens' damping rule: thresholds on rho and the factors applied to lambda
+_RHO_LOW, _RHO_HIGH = 0.25, 0.75
+_BOOST, _DROP = 1.5, 2.0 / 3.0
+#: Armijo line search (Martens & Sutskever 2012): c, shrink factor, most tries
+_ARMIJO_C, _ARMIJO_SHRINK, _ARMIJO_TRIES = 1e-2, 0.8, 60
+#: CG iterates kept for backtracking: i = ceil(5 * 1.3**j)
+_SAVE_FIRST, _SAVE_RATIO = 5, 1.3
+#: CG also stops once the preconditioned residual r^T M^-1 r has fallen by
+#: this factor (1e-10 squared): the system is then solved to rounding, and
+#: Martens' progress test could not fire before iteration 11.
+_CG_RESIDUAL_FLOOR = 1e-20
+
+
+class Options(NamedTuple):
+    r"""Options of ``method="hessian-free"`` (alias ``"hf"``).
+
+    Attributes
+    ----------
+    lambda_ : float
+        Initial damping :math:`\lambda`. Default 1.0 (Martens' 45 assumes his
+        per-case normalisation of the objective).
+    cg_maxiter : int
+        Maximum CG iterations per outer iteration. Default 250.
+    cg_tol : float
+        :math:`\epsilon` of Martens' CG stop: with :math:`k = \max(10,
+        \lceil 0.1 i\rceil)`, stop when :math:`i > k`, :math:`\phi_i < 0` and
+        :math:`(\phi_i - \phi_{i-k})/\phi_i < k\epsilon`. Default 5e-4.
+    cg_decay : float
+        CG starts from ``cg_decay`` times the previous CG solution. Default
+        0.95.
+    preconditioner : {"gradient", "none"}
+        ``"gradient"``: :math:`M = (g \odot g + \lambda)^{3/4}` (Martens'
+        :math:`(\mathrm{diag}(\sum_i g_i^2) + \lambda)^{3/4}` with the
+        gradient in place of per-example gradients); ``"none"``: :math:`M = I`.
+    gauss_newton : callable or None
+        ``gauss_newton(x, v, *args) -> G v``, a Gauss-Newton (or other
+        positive semi-definite) curvature product; used instead of ``hessp``.
+        For least squares :math:`f = \sum r_i^2` it is :math:`2 J^T J v`.
+        Must be an ``@njit`` function for the compiled loop to be used.
+    gradient_batch_size : int or None
+        Minibatch mode only: draw the gradient (and the line-search values)
+        from a random batch of this size instead of the full data.
+    reduction : {"mean", "sum"}
+        Minibatch mode only: whether ``fun`` averages or sums over the
+        samples in ``args``. With ``"sum"``, values, gradients and curvature
+        products on a batch of ``b`` of ``N`` samples are scaled by ``N/b``
+        so that all describe the full objective.
+    """
+
+    lambda_: float = 1.0
+    cg_maxiter: int = 250
+    cg_tol: float = 5e-4
+    cg_decay: float = 0.95
+    preconditioner: str = "gradient"
+    gauss_newton: Any = None
+    gradient_batch_size: int | None = None
+    reduction: str = "mean"
+
+
+def validate(opts):
+    """Raise ValueError for an invalid option, naming the value."""
+    if not (math.isfinite(opts.lambda_) and opts.lambda_ > 0):
+        raise ValueError(f"Invalid lambda_ value: {opts.lambda_}")
+    if not (isinstance(opts.cg_maxiter, int | np.integer) and opts.cg_maxiter >= 1):
+        raise ValueError(f"Invalid cg_maxiter value: {opts.cg_maxiter}")
+    if not (math.isfinite(opts.cg_tol) and opts.cg_tol > 0):
+        raise ValueError(f"Invalid cg_tol value: {opts.cg_tol}")
+    if not (0.0 <= opts.cg_decay <= 1.0):
+        raise ValueError(f"Invalid cg_decay value: {opts.cg_decay}")
+    if opts.preconditioner not in PRECONDITIONERS:
+        raise ValueError(
+            f"Invalid preconditioner value: {opts.preconditioner!r} "
+            f"(expected one of {PRECONDITIONERS})"
+        )
+    if opts.gauss_newton is not None and not callable(opts.gauss_newton):
+        raise ValueError(f"Invalid gauss_newton value: {opts.gauss_newton!r} (not callable)")
+    gbs = opts.gradient_batch_size
+    if gbs is not None and not (isinstance(gbs, int | np.integer) and gbs >= 1):
+        raise ValueError(f"Invalid gradient_batch_size value: {gbs}")
+    if opts.reduction not in REDUCTIONS:
+        raise ValueError(
+            f"Invalid reduction value: {opts.reduction!r} (expected one of {REDUCTIONS})"
+        )
+
+
+def save_schedule(cg_maxiter):
+    """CG iterations whose iterates are kept: ``ceil(5 * 1.3**j) <= cg_maxiter``."""
+    out = []
+    j = 0
+    while True:
+        i = math.ceil(_SAVE_FIRST * _SAVE_RATIO**j)
+        if i > cg_maxiter:
+            break
+        if not out or i > out[-1]:
+            out.append(i)
+        j += 1
+    return np.array(out, dtype=np.int64)
+
+
+# The CG algebra lives in cached kernels: they compile once per machine (not
+# once per user function, as the loops that call the user's functions must),
+# and the Python driver calls the same machine code, so both paths agree.
+# ``cgi = [i, nsave, jsave]`` and ``cgf = [ry, ry0]`` carry CG's counters.
+
+_CG_CONTINUE, _CG_STOP, _CG_NONFINITE = 0, 1, 2
+
+
+@_jit.kernel
+def _cg_start(g, p_prev, decay, lam, precond, m_inv, b, d, r):
+    """Preconditioner, right-hand side and warm start; True if ``d != 0``."""
+    warm = False
+    for j in range(g.shape[0]):
+        if precond == 1:
+            # (g^2 + lam)^(-3/4) from square roots only: pow() is not
+            # correctly rounded and NumPy's differs from libm's.
+            root = math.sqrt(g[j] * g[j] + lam)
+            m_inv[j] = 1.0 / (root * math.sqrt(root))
+        else:
+            m_inv[j] = 1.0
+        b[j] = -g[j]
+        d[j] = decay * p_prev[j]
+        r[j] = b[j]
+        if d[j] != 0.0:
+            warm = True
+    return warm
+
+
+@_jit.kernel
+def _cg_warm(bd, d, r, b, cscale, lam):
+    """Residual and model value of the warm start ``d``; falls back to 0.
+
+    Returns phi(d) (NaN or inf when the product was not finite).  If the old
+    solution is no better than 0 on the new model, CG starts from 0.
+    """
+    phi = 0.0
+    for j in range(d.shape[0]):
+        r[j] = b[j] - (cscale * bd[j] + lam * d[j])
+        phi += d[j] * (r[j] + b[j])
+    phi = -0.5 * phi
+    if math.isfinite(phi) and not phi < 0.0:
+        for j in range(d.shape[0]):
+            d[j] = 0.0
+            r[j] = b[j]
+        phi = 0.0
+    return phi
+
+
+@_jit.kernel
+def _cg_init(r, m_inv, y, pdir, phis, phi0, cgi, cgf):
+    """First preconditioned residual and search direction."""
+    ry = 0.0
+    for j in range(r.shape[0]):
+        y[j] = r[j] * m_inv[j]
+        pdir[j] = y[j]
+        ry += r[j] * y[j]
+    phis[0] = phi0
+    cgi[0] = 0
+    cgi[1] = 0
+    cgi[2] = 0
+    cgf[0] = ry
+    cgf[1] = ry
+
+
+@_jit.kernel
+def _cg_step(
+    bp_raw, bp, d, r, y, pdir, b, m_inv, cscale, lam,
+    phis, saved, saved_phi, save_at, cgi, cgf, cg_tol, cg_maxiter,
+):  # fmt: skip
+    """One preconditioned CG iteration on ``B d = b`` given ``bp_raw = G pdir``.
+
+    :math:`\\phi_i = \\tfrac12 d^T B d - b^T d = -\\tfrac12 d^T (r + b)`.
+    Keeps the iterates at ``save_at`` and applies Martens' stop; returns
+    ``_CG_CONTINUE``, ``_CG_STOP`` or ``_CG_NONFINITE``.
+    """
+    n = d.shape[0]
+    i = cgi[0]
+    ry = cgf[0]
+    pbp = 0.0
+    for j in range(n):
+        bp[j] = cscale * bp_raw[j] + lam * pdir[j]
+        pbp += pdir[j] * bp[j]
+    if not math.isfinite(pbp):
+        return _CG_NONFINITE
+    if pbp <= 0.0:
+        # Negative curvature (exact Hessian or finite differences): stop.
+        # With no iterate yet, step along pdir with |p'Bp| (or lambda |p|^2)
+        # in place of the curvature, so there is a descent step to try.
+        if i == 0:
+            pp = 0.0
+            for j in range(n):
+                pp += pdir[j] * pdir[j]
+            alpha = ry / max(-pbp, lam * pp)
+            phi = 0.0
+            for j in range(n):
+                d[j] += alpha * pdir[j]
+                r[j] -= alpha * bp[j]
+                phi += d[j] * (r[j] + b[j])
+            cgi[0] = 1
+            phis[1] = -0.5 * phi
+        return _CG_STOP
+    alpha = ry / pbp
+    phi = 0.0
+    for j in range(n):
+        d[j] += alpha * pdir[j]
+        r[j] -= alpha * bp[j]
+        phi += d[j] * (r[j] + b[j])
+    phi = -0.5 * phi
+    i += 1
+    cgi[0] = i
+    phis[i] = phi
+    if cgi[2] < save_at.shape[0] and i == save_at[cgi[2]]:
+        for j in range(n):
+            saved[cgi[1], j] = d[j]
+        saved_phi[cgi[1]] = phi
+        cgi[1] += 1
+        cgi[2] += 1
+    # Martens' stop: relative progress over the last k iterations.
+    k = max(10, (i + 9) // 10)
+    if i > k and phi < 0.0 and (phi - phis[i - k]) / phi < k * cg_tol:
+        return _CG_STOP
+    ry_new = 0.0
+    for j in range(n):
+        y[j] = r[j] * m_inv[j]
+        ry_new += r[j] * y[j]
+    if ry_new == 0.0:
+        return _CG_STOP
+    beta = ry_new / ry
+    for j in range(n):
+        pdir[j] = y[j] + beta * pdir[j]
+    cgf[0] = ry_new
+    if i >= cg_maxiter or ry_new <= _CG_RESIDUAL_FLOOR * cgf[1]:
+        return _CG_STOP
+    return _CG_CONTINUE
+
+
+@_jit.kernel
+def _cg_finish(d, phis, saved, saved_phi, save_at, cgi):
+    """Keep the last CG iterate (unless just kept); returns the number kept."""
+    i = cgi[0]
+    nsave = cgi[1]
+    if nsave == 0 or save_at[cgi[2] - 1] != i:
+        for j in range(d.shape[0]):
+            saved[nsave, j] = d[j]
+        saved_phi[nsave] = phis[i]
+        nsave += 1
+    return nsave
+
+
+@dual
+def hf_iteration(
+    fun, fg, prod, x, f, g, gargs, cargs, lam, p_prev, saved, saved_phi,
+    phis, save_at, cg_maxiter, cg_tol, decay, precond, separate_curv, cscale, gscale,
+):  # fmt: skip
+    """One outer iteration: CG on the damped model, backtracking, damping, line search.
+
+    ``f, g`` are the (scaled) value and gradient at ``x`` on ``gargs``.
+    Returns ``(status, accepted, x_new, lam, p_last, nfev, njev, nhev)``:
+    ``status`` is RUNNING unless a value turned non-finite or the line
+    search failed along a descent direction; ``p_last`` is the last CG
+    iterate (the next warm start).
+    """
+    n = x.shape[0]
+    nfev = 0
+    njev = 0
+    nhev = 0
+    if prod is None and separate_curv:
+        # Minibatch mode: the finite difference needs the gradient on the
+        # curvature batch itself.
+        _, gc = fg(x, *cargs)
+        nfev += 1
+        njev += 1
+    else:
+        gc = g
+    m_inv = np.empty(n)
+    b = np.empty(n)
+    d = np.empty(n)
+    r = np.empty(n)
+    y = np.empty(n)
+    pdir = np.empty(n)
+    bp = np.empty(n)
+    cgi = np.zeros(3, dtype=np.int64)
+    cgf = np.zeros(2)
+    phi0 = 0.0
+    # Warm start from decay * p_prev (Martens 2010, "sharing information
+    # across iterations").
+    if _cg_start(g, p_prev, decay, lam, precond, m_inv, b, d, r):
+        bd = hvp(prod, fg, x, d, gc, cargs)
+        if prod is None:
+            nfev += 1
+            njev += 1
+        else:
+            nhev += 1
+        phi0 = _cg_warm(bd, d, r, b, cscale, lam)
+        if not math.isfinite(phi0):
+            return NONFINITE_H, False, x, lam, p_prev, nfev, njev, nhev
+    _cg_init(r, m_inv, y, pdir, phis, phi0, cgi, cgf)
+    code = _CG_CONTINUE if cgf[0] > 0.0 else _CG_STOP
+    while code == _CG_CONTINUE:
+        bp_raw = hvp(prod, fg, x, pdir, gc, cargs)
+        if prod is None:
+            nfev += 1
+            njev += 1
+        else:
+            nhev += 1
+        code = _cg_step(
+            bp_raw, bp, d, r, y, pdir, b, m_inv, cscale, lam,
+            phis, saved, saved_phi, save_at, cgi, cgf, cg_tol, cg_maxiter,
+        )  # fmt: skip
+    if code == _CG_NONFINITE:
+        return NONFINITE_H, False, x, lam, p_prev, nfev, njev, nhev
+    nsave = _cg_finish(d, phis, saved, saved_phi, save_at, cgi)
+    p_last = d
+    # Backtrack over the kept CG iterates, from the last, while f decreases.
+    best = nsave - 1
+    f_best = gscale * fun(lincomb(1.0, x, 1.0, saved[best]), *gargs)
+    nfev += 1
+    if not math.isfinite(f_best):
+        return NONFINITE_F, False, x, lam, p_last, nfev, njev, nhev
+    c = best - 1
+    while c >= 0:
+        f_c = gscale * fun(lincomb(1.0, x, 1.0, saved[c]), *gargs)
+        nfev += 1
+        if not math.isfinite(f_c):
+            return NONFINITE_F, False, x, lam, p_last, nfev, njev, nhev
+        if f_c >= f_best:
+            break
+        best = c
+        f_best = f_c
+        c -= 1
+    p = saved[best].copy()
+    # rho against the undamped model: q(p) - q(0) = phi(p) - lam |p|^2 / 2.
+    pred = saved_phi[best] - 0.5 * lam * float(p.dot(p))
+    good = False
+    if pred < 0.0:
+        rho = (f_best - f) / pred
+        good = rho >= _RHO_LOW
+        if rho > _RHO_HIGH:
+            lam = lam * _DROP
+    if not good:
+        lam = lam * _BOOST
+    # Armijo backtracking along p: f(x + t p) <= f + c t g'p, t = 0.8^j.
+    gp = float(g.dot(p))
+    if not gp < 0.0:
+        # Not a descent direction (negative curvature or noisy finite
+        # differences): reject, and forget the warm start.
+        return RUNNING, False, x, lam, np.zeros(n), nfev, njev, nhev
+    rate = 1.0
+    f_try = f_best
+    tries = 1
+    while f_try > f + _ARMIJO_C * rate * gp:
+        if tries == _ARMIJO_TRIES:
+            return LINESEARCH, False, x, lam, p_last, nfev, njev, nhev
+        rate *= _ARMIJO_SHRINK
+        f_try = gscale * fun(lincomb(1.0, x, rate, p), *gargs)
+        nfev += 1
+        tries += 1
+        if not math.isfinite(f_try):
+            return NONFINITE_F, False, x, lam, p_last, nfev, njev, nhev
+    return RUNNING, True, lincomb(1.0, x, rate, p), lam, p_last, nfev, njev, nhev
+
+
+def _hf_loop(
+    fun, fg, prod, args, x, g, p_prev, gidx,
+    saved, saved_phi, phis, save_at, perm_c, perm_g, rng, fs, ns,
+    nsteps, maxiter, n_updates, gtol, cg_maxiter, cg_tol, decay, precond,
+    batch_size, do_shuffle, gbs, cscale, gscale,
+):  # fmt: skip
+    """Run outer iterations until ``nsteps`` more are done or a stop test.
+
+    ``prod`` None selects finite-difference products, ``perm_c`` None the
+    full-data mode and ``perm_g`` None the full-data gradient: compiled,
+    these None tests are resolved at compile time (numba prunes the dead
+    branches), so each mode compiles only its own code.
+
+    State in and out: ``x, g, p_prev`` (returned, possibly new arrays),
+    ``gidx`` (indices of the current gradient batch), ``rng`` (the two
+    SplitMix64 states: curvature and gradient batches), and
+    ``fs = [f, lam]``, ``ns = [nit, nfev, njev, nhev, cpos, gpos, glen,
+    batches]`` updated in place.
+    """
+    f = float(fs[0])
+    lam = float(fs[1])
+    nit = int(ns[0])
+    nfev = int(ns[1])
+    njev = int(ns[2])
+    nhev = int(ns[3])
+    cpos = int(ns[4])
+    gpos = int(ns[5])
+    glen = int(ns[6])
+    batches = int(ns[7])
+    cstate = rng[0]
+    gstate = rng[1]
+    stop_at = nit + nsteps
+    status = RUNNING
+    while True:
+        if nit >= stop_at:
+            break
+        # The gradient test needs the full gradient (not a gradient batch).
+        if perm_g is None:
+            if inf_norm(g) <= gtol:
+                status = SUCCESS
+                break
+        if nit >= maxiter:
+            status = MAXITER
+            break
+        if batches >= n_updates:
+            status = EPOCHS
+            break
+        # One curvature minibatch per outer iteration (Martens 2010, "handling
+        # large datasets").
+        if perm_c is not None:
+            cidx, cpos, cstate, _ = next_batch(perm_c, cpos, batch_size, cstate, do_shuffle)
+            batches += 1
+            if perm_g is not None:
+                res = hf_iteration(
+                    fun, fg, prod, x, f, g, take_args(args, gidx[:glen]),
+                    take_args(args, cidx), lam, p_prev, saved, saved_phi, phis, save_at,
+                    cg_maxiter, cg_tol, decay, precond, True, cscale, gscale,
+                )  # fmt: skip
+            else:
+                res = hf_iteration(
+                    fun, fg, prod, x, f, g, args, take_args(args, cidx), lam,
+                    p_prev, saved, saved_phi, phis, save_at, cg_maxiter, cg_tol,
+                    decay, precond, True, cscale, 1.0,
+                )  # fmt: skip
+        else:
+            res = hf_iteration(
+                fun, fg, prod, x, f, g, args, args, lam, p_prev, saved,
+                saved_phi, phis, save_at, cg_maxiter, cg_tol, decay, precond,
+                False, 1.0, 1.0,
+            )  # fmt: skip
+        status, accepted, x_new, lam, p_prev, dfev, djev, dhev = res
+        nfev += dfev
+        njev += djev
+        nhev += dhev
+        if status != RUNNING:
+            break
+        if accepted:
+            if perm_g is not None:
+                # The next iteration's gradient batch, evaluated at the new x.
+                idx, gpos, gstate, _ = next_batch(perm_g, gpos, gbs, gstate, True)
+                glen = idx.shape[0]
+                copy_into(gidx, idx)
+                f_new, g_new = fg(x_new, *take_args(args, idx))
+                f_new = gscale * f_new
+                g_new = scale(gscale, g_new)
+            else:
+                f_new, g_new = fg(x_new, *args)
+            nfev += 1
+            njev += 1
+            if not math.isfinite(f_new):
+                status = NONFINITE_F
+                break
+            if not all_finite(g_new):
+                status = NONFINITE_G
+                break
+            x = x_new
+            f = float(f_new)
+            g = g_new
+        nit += 1
+    fs[0] = f
+    fs[1] = lam
+    ns[0] = nit
+    ns[1] = nfev
+    ns[2] = njev
+    ns[3] = nhev
+    ns[4] = cpos
+    ns[5] = gpos
+    ns[6] = glen
+    ns[7] = batches
+    rng[0] = cstate
+    rng[1] = gstate
+    return status, x, g, p_prev
+
+
+_LOOP = LazyLoop(_hf_loop)
+
+
+def run(obj, opts):
+    r"""Minimize ``obj`` by Hessian-free optimization.
+
+    Parameters
+    ----------
+    obj : fastopt._objective.Objective
+        The problem. ``obj.hessp`` gives exact Hessian products; in minibatch
+        mode (``obj.batch_size``) each outer iteration draws one curvature
+        batch of that size, and ``obj.epochs`` epochs of curvature batches
+        bound the run.
+    opts : Options
+        Method options (see :class:`Options`).
+
+    Returns
+    -------
+    dict
+        ``x, fun, jac, status, nit, nfev, njev, nhev`` (and ``allvecs``).
+        ``nit`` counts outer iterations (rejected steps included);
+        finite-difference products count in ``nfev``/``njev``, ``hessp`` and
+        Gauss-Newton products in ``nhev``.
+
+    Notes
+    -----
+    One outer iteration (Martens 2010; Martens & Sutskever 2012):
+
+    1. :math:`g = \nabla f(x)` on the full data (or on a gradient batch);
+    2. curvature products :math:`Bv = Gv + \lambda v` on a curvature batch,
+       :math:`G` the Gauss-Newton matrix (option ``gauss_newton``), else the
+       Hessian (``hessp``), else :math:`(\nabla f(x + ev) - \nabla f(x))/e`
+       with :math:`e = \sqrt{\epsilon_{mach}}(1 + \|x\|)/\|v\|`;
+    3. preconditioned CG on :math:`Bp = -g` from :math:`0.95\,p_{prev}` (the
+       previous CG solution), preconditioner :math:`(g^2 + \lambda)^{3/4}`,
+       stopped by Martens' relative-progress test (or after ``cg_maxiter``
+       iterations, on :math:`p^T B p \le 0`, or when the residual vanishes);
+    4. the iterates at :math:`i = \lceil 5 \cdot 1.3^j \rceil` and the last
+       are kept; walk back over them while :math:`f(x + p_i)` decreases;
+    5. :math:`\rho = (f(x+p) - f(x))/(q(p) - q(0))`, :math:`q` the
+       undamped model; :math:`\lambda \mathrel{*}= 3/2` if :math:`\rho < 1/4`
+       (or undefined), :math:`\lambda \mathrel{*}= 2/3` if :math:`\rho > 3/4`;
+    6. Armijo line search along :math:`p`: the largest :math:`t = 0.8^j`
+       (at most 60 values) with :math:`f(x + tp) \le f(x) + 10^{-2} t g^T p`;
+       if none, stop with status LINESEARCH (``x`` unchanged).
+
+    Stops: :math:`\|g\|_\infty \le` ``gtol`` (full gradient only), ``maxiter``
+    outer iterations, ``obj.epochs`` epochs of curvature batches (minibatch
+    mode), a non-finite value, gradient or curvature product (the last finite
+    iterate is returned), or a callback's StopIteration. With
+    ``obj.compiled`` the loop runs in nopython mode (one outer iteration per
+    call with a callback or ``return_all``); in compiled mode the curvature
+    product is evaluated once more before the loop, to check its shape.
+
+    References
+    ----------
+    .. [1] J. Martens, "Deep learning via Hessian-free optimization",
+       ICML 2010.
+    .. [2] J. Martens and I. Sutskever, "Training deep and recurrent networks
+       with Hessian-free optimization", in Neural Networks: Tricks of the
+       Trade, 2nd ed., Springer, 2012.
+    """
+    validate(opts)
+    reject_bounds(obj, "hessian-free")
+    args = tuple(obj.args)
+    x = start_point(obj)
+    x0 = x.copy()
+    n = x.shape[0]
+    minibatch = obj.batch_size is not None
+    gbatch = minibatch and opts.gradient_batch_size is not None
+    f, g = initial_fg(obj, x, args)
+    bad = nonfinite_fg(f, g)
+    if bad:
+        return result(x, f, g, bad, 0, 1, 1, 0, [x0] if obj.return_all else None)
+
+    compiled = use_compiled(obj, opts.gauss_newton)
+    nhev = 0
+    if opts.gauss_newton is not None:
+        prod, nhev = prepare_product(opts.gauss_newton, compiled, x, args, "gauss_newton")
+    elif obj.hessp is not None:
+        prod, nhev = prepare_product(obj.hessp, compiled, x, args, "hessp")
+    else:
+        prod = None
+
+    if minibatch:
+        perm_c, cstate, n_samples = batch_setup(obj, args, 0)
+        perm_g, gstate, _ = batch_setup(obj, args, 0x9E3779B97F4A7C15)
+        batch_size = int(obj.batch_size)
+        n_batches = -(-n_samples // batch_size)
+        epochs = obj.epochs
+        n_updates = 2**62 if epochs is None else int(epochs) * n_batches
+        if not gbatch:
+            perm_g = None
+        sum_scale = opts.reduction == "sum"
+        cscale = n_samples / min(batch_size, n_samples) if sum_scale else 1.0
+        gbs = int(opts.gradient_batch_size) if gbatch else 1
+        gscale = n_samples / min(gbs, n_samples) if (sum_scale and gbatch) else 1.0
+    else:
+        perm_c = perm_g = None
+        cstate = gstate = np.uint64(0)
+        batch_size = gbs = 1
+        n_updates = 2**62
+        cscale = gscale = 1.0
+    gidx = np.zeros(max(gbs, 1), dtype=np.int64)
+    glen = 0
+    nfev = 1
+    njev = 1
+    if gbatch:
+        # The first gradient batch (later ones are drawn after each step).
+        idx, gpos, gstate, _ = next_batch(perm_g, 0, gbs, gstate, True)
+        glen = idx.shape[0]
+        gidx[:glen] = idx
+        f, g = initial_fg(obj, x, take_args(args, idx))
+        f, g = gscale * f, gscale * g
+        nfev += 1
+        njev += 1
+        bad = nonfinite_fg(f, g)
+        if bad:
+            return result(x, f, g, bad, 0, nfev, njev, nhev, [x0] if obj.return_all else None)
+    else:
+        gpos = 0
+
+    save_at = save_schedule(opts.cg_maxiter)
+    saved = np.zeros((save_at.shape[0] + 1, n))
+    saved_phi = np.zeros(save_at.shape[0] + 1)
+    phis = np.zeros(opts.cg_maxiter + 1)
+    rng = np.array([cstate, gstate], dtype=np.uint64)
+    fs = np.array([f, float(opts.lambda_)])
+    ns = np.array([0, nfev, njev, nhev, 0, gpos, glen, 0], dtype=np.int64)
+    precond = 1 if opts.preconditioner == "gradient" else 0
+    loop = _LOOP.get(compiled)
+    fun, fg = obj.fun, obj.fg
+    state = [x, g, np.zeros(n)]
+
+    def advance(nsteps):
+        status, state[0], state[1], state[2] = loop(
+            fun, fg, prod, args, state[0], state[1], state[2], gidx,
+            saved, saved_phi, phis, save_at, perm_c, perm_g, rng, fs, ns,
+            nsteps, int(obj.maxiter), n_updates, float(obj.gtol), int(opts.cg_maxiter),
+            float(opts.cg_tol), float(opts.cg_decay), precond, batch_size,
+            bool(obj.shuffle), gbs, float(cscale), float(gscale),
+        )  # fmt: skip
+        return status
+
+    def current():
+        return state[0], float(fs[0]), state[1], int(ns[0])
+
+    status, allvecs = drive(advance, current, obj, x0)
+    x, f, g = state[0], float(fs[0]), state[1]
+    nfev, njev = int(ns[1]), int(ns[2])
+    if gbatch:
+        # fun and jac of the result are on the full data.
+        f, g = initial_fg(obj, x, args)
+        nfev += 1
+        njev += 1
+    return result(x, f, g, status, ns[0], nfev, njev, ns[3], allvecs)
