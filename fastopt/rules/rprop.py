@@ -91,7 +91,7 @@ def elem_irprop_minus(i, x, g, S, c):
         step = step * c[1]
     elif s < 0:
         step = step * c[0]
-        gi = gi * 0  # keeps the dtype; no move and no adaptation next step
+        gi = gi - gi  # a zero of gi's dtype (gi * 0 is float64 in numba); no move next
     step = min(max(step, c[2]), c[3])
     S[1, i] = step
     if gi > 0:
@@ -126,13 +126,13 @@ def elem_rprop_plus(i, x, g, S, c):
     if s < 0:
         S[1, i] = min(max(step * c[0], c[2]), c[3])
         x[i] = x[i] - S[2, i]  # undo the previous move of this weight
-        S[0, i] = gi * 0
+        S[0, i] = gi - gi
         return
     if s > 0:
         step = step * c[1]
     step = min(max(step, c[2]), c[3])
     S[1, i] = step
-    dw = gi * 0
+    dw = gi - gi
     if gi > 0:
         dw = -step
     elif gi < 0:
@@ -151,13 +151,13 @@ def elem_irprop_plus(i, x, g, S, c):
         S[1, i] = min(max(step * c[0], c[2]), c[3])
         if c[4] > 0:
             x[i] = x[i] - S[2, i]
-        S[0, i] = gi * 0
+        S[0, i] = gi - gi
         return
     if s > 0:
         step = step * c[1]
     step = min(max(step, c[2]), c[3])
     S[1, i] = step
-    dw = gi * 0
+    dw = gi - gi
     if gi > 0:
         dw = -step
     elif gi < 0:
