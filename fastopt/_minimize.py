@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import Bounds, OptimizeResult, OptimizeWarning
 
-from . import _status
+from . import _device, _status
 from ._objective import Objective
 from .drivers.driver import run_first_order
 from .optim import Optimizer, make_hyper
@@ -31,6 +31,8 @@ COMMON = {
     "epochs": None,
     "shuffle": True,
     "seed": None,
+    "device": None,  # "cuda": see drivers/cuda_loop.py (routed before validation)
+    "host_result": False,
 }
 FIRST_ORDER_ONLY = {"schedule": None, "parallel": False}
 
@@ -229,9 +231,11 @@ def _python_fg(fun, jac, x, args, counter):
 
             def f1(z):
                 calls[0] += 1
-                return fun(z.astype(dtype, copy=False), *a)
+                return fun(z, *a)
 
-            g = approx_derivative(f1, x.astype(np.float64), method=scheme,
+            # difference in x's own dtype: scipy sizes the step for it (a
+            # float64-sized step vanishes when rounded to float32)
+            g = approx_derivative(f1, x, method=scheme,
                                   f0=f0 if scheme == "2-point" else None)  # fmt: skip
             counter["nfev"] += calls[0]
             return f0, g.astype(dtype)
@@ -241,10 +245,12 @@ def _python_fg(fun, jac, x, args, counter):
         )
 
     # Call once to check the return types; if the user's values already have
-    # the right type, use the raw callables (no wrapper per call).
+    # the right type, use the raw callables (no wrapper per call).  The call
+    # counts as an evaluation: drivers may reuse it (Objective.first).
     f0, g0 = fg(x.copy(), *args)
     _check_value(f0, "fun(x0)")
     _check_grad(g0, x, "jac(x0)")
+    counter["first"] = (f0, g0)
     raw_ok = (
         isinstance(f0, float | np.floating)
         and isinstance(g0, np.ndarray)
@@ -326,7 +332,11 @@ def minimize(fun, x0, args=(), method="adam", jac=None, hess=None, hessp=None,
         ``schedule`` (first-order: a :mod:`fastopt.schedules` object or a
         callable ``t -> lr``), ``parallel``, and the minibatch options
         ``batch_size``, ``epochs`` (default 1), ``shuffle`` (default True),
-        ``seed``.  Unknown options warn with ``OptimizeWarning``.
+        ``seed``.  ``device="cuda"`` (automatic when ``x0`` is a device array)
+        keeps ``x`` and the optimizer state on the GPU
+        (:func:`fastopt.drivers.cuda_loop.minimize_device`); ``host_result=True``
+        returns ``res.x`` as a NumPy array.  Unknown options warn with
+        ``OptimizeWarning``.
 
     Returns
     -------
@@ -348,6 +358,13 @@ def minimize(fun, x0, args=(), method="adam", jac=None, hess=None, hessp=None,
     >>> res.success, np.round(res.x, 4)
     (True, array([1., 1.]))
     """
+    if (type(x0) is not np.ndarray and _device.is_device_array(x0)) or (
+        (options or {}).get("device") not in (None, "cpu")
+    ):
+        from .drivers.cuda_loop import minimize_device
+
+        return minimize_device(fun, x0, args, method, jac, hess, hessp, bounds, constraints,
+                               tol, callback, options)  # fmt: skip
     entry = get_method(method)
     x = _as_x0(x0)
     if not isinstance(args, tuple):
@@ -416,9 +433,10 @@ def minimize(fun, x0, args=(), method="adam", jac=None, hess=None, hessp=None,
             fg, fun_only = fun, _jit_f_only(fun)
         else:
             fg, fun_only = _jit_fg(fun, jac), fun
-        f0, g0 = fg(x.copy(), *(args if batch_size is None else args))
+        f0, g0 = fg(x.copy(), *args)
         _check_value(f0, "fun(x0)")
         _check_grad(g0, x, "jac(x0)")
+        counter["first"] = (f0, g0)
     else:
         fun_only, fg = _python_fg(fun, jac, x, args, counter)
 
@@ -428,8 +446,13 @@ def minimize(fun, x0, args=(), method="adam", jac=None, hess=None, hessp=None,
         shuffle=bool(common["shuffle"]), seed=common["seed"],
         callback=_adapt_callback(callback, entry.name),
         return_all=bool(common["return_all"]), disp=bool(common["disp"]),
+        first=counter["first"],
     )  # fmt: skip
     out = entry.run(obj, method_opts)
+    if not out.get("used_first", False):
+        # the validation call was an extra evaluation of fun and jac
+        counter["nfev"] += 1
+        out["njev"] = out.get("njev", 0) + 1
 
     status = out["status"]
     if "fun" not in out or "jac" not in out:
@@ -472,10 +495,11 @@ def as_scipy_method(method):
     def _method(fun, x0, args=(), jac=None, hess=None, hessp=None, bounds=None,
                 constraints=(), callback=None, **options):  # fmt: skip
         # scipy hands over the caller's own x0 (minimize copies it) and the
-        # callback unwrapped (minimize adapts both forms); scipy's own
-        # `tol` arrives as options["gtol"]-like keys only for its methods.
+        # callback unwrapped (minimize adapts both forms).
+        # scipy passes its `tol` argument to a custom method as options["tol"]
+        tol = options.pop("tol", None)
         return minimize(fun, x0, args=args, method=entry.name, jac=jac, hess=hess, hessp=hessp,
-                        bounds=bounds, constraints=constraints, callback=callback,
+                        bounds=bounds, constraints=constraints, tol=tol, callback=callback,
                         options=options)  # fmt: skip
 
     _method.__name__ = f"fastopt_{entry.name}"

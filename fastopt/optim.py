@@ -16,10 +16,13 @@ from typing import NamedTuple
 
 import numpy as np
 
+from . import _device
 from . import schedules as _schedules
 from .kernels import cpu
 from .rules import KERNEL_IDS, KERNEL_TABLE, RULE_DEFAULTS, RULES
 from .rules._base import numeric_fields
+
+_NDARRAY = np.ndarray  # the device check in step(): one global lookup on the CPU path
 
 
 class OptState(NamedTuple):
@@ -46,8 +49,11 @@ class OptState(NamedTuple):
     def to_dict(self):
         """A plain dict of arrays and numbers (copies), e.g. for ``np.savez``."""
         d = {"count": int(self.count), "last_value": float(self.last_value)}
+        S = self.slots
+        if not isinstance(S, np.ndarray):  # device state: one copy to the host
+            S = S.copy_to_host()
         for k, name in enumerate(self.names):
-            d[name] = self.slots[k].copy()
+            d[name] = S[k].copy()
         return d
 
     def __getitem__(self, key):
@@ -136,15 +142,31 @@ class Optimizer:
         return self.base_lr if self._lr_of is None else self._lr_of(t, self.base_lr)
 
     def init(self, x):
-        """A fresh state for parameters like ``x`` (1-D float32 or float64)."""
+        """A fresh state for parameters like ``x`` (1-D float32 or float64).
+
+        For a device array ``x`` (numba, CuPy, torch: anything with
+        ``__cuda_array_interface__``) the state lives on the device too.
+        """
+        if not isinstance(x, np.ndarray) and _device.is_device_array(x):
+            from .kernels import cuda
+
+            return cuda.init_state(self, x)
         x = _check_params(x)
         S = np.zeros((len(self.slot_names), x.shape[0]), dtype=x.dtype)
         for name, value in self.rule.slot_init(self.hyper).items():
             S[self.slot_names.index(name)] = value
         return OptState(0, S, self.slot_names)
 
-    def state_from_dict(self, d):
-        """Rebuild a state from :meth:`OptState.to_dict` output (e.g. ``np.load``)."""
+    def state_from_dict(self, d, like=None):
+        """Rebuild a state from :meth:`OptState.to_dict` output (e.g. ``np.load``).
+
+        With ``like`` a device array, the state is uploaded to the device in
+        ``like``'s dtype (for ``step`` with ``x = like``).
+        """
+        if like is not None and _device.is_device_array(like):
+            from .kernels import cuda
+
+            return cuda.upload_state(self.state_from_dict(d), like)
         missing = [n for n in self.slot_names if n not in d]
         if missing or "count" not in d:
             raise ValueError(f"state dict lacks {missing or ['count']} for {self.key}")
@@ -157,8 +179,13 @@ class Optimizer:
         """Update ``x`` in place by one step with gradient ``g``; return the new state.
 
         ``value`` (the objective at ``x``) is needed by ``rprop`` with
-        ``variant="irprop+"`` only.
+        ``variant="irprop+"`` only.  A device ``x`` runs the rule's CUDA kernel
+        (``g`` on the device; a host ``g`` is uploaded).
         """
+        if type(x) is not _NDARRAY and _device.is_device_array(x):
+            from .kernels import cuda
+
+            return cuda.step(self, x, g, state, value)
         t = state.count + 1
         lr = self.base_lr if self._lr_of is None else self._lr_of(t - 1, self.base_lr)
         aux = 0.0
