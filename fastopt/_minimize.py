@@ -13,7 +13,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.optimize import Bounds, OptimizeResult, OptimizeWarning
 
 from . import _device, _status
 from ._objective import Objective
@@ -128,6 +127,8 @@ def _as_bounds(bounds, x):
     if bounds is None:
         return None, None
     n = x.shape[0]
+    from scipy.optimize import Bounds
+
     if isinstance(bounds, Bounds):
         lb = np.broadcast_to(np.asarray(bounds.lb, dtype=float), (n,))
         ub = np.broadcast_to(np.asarray(bounds.ub, dtype=float), (n,))
@@ -278,6 +279,8 @@ def _adapt_callback(callback, method_name):
     if params == {"intermediate_result"}:
 
         def cb(x, f, g, nit):
+            from scipy.optimize import OptimizeResult
+
             res = OptimizeResult(x=x.copy(), fun=f, nit=nit)
             if g is not None:
                 res["jac"] = g.copy()
@@ -365,6 +368,9 @@ def minimize(fun, x0, args=(), method="adam", jac=None, hess=None, hessp=None,
 
         return minimize_device(fun, x0, args, method, jac, hess, hessp, bounds, constraints,
                                tol, callback, options)  # fmt: skip
+    # scipy.optimize costs ~0.3 s to import: not at `import fastopt`
+    from scipy.optimize import OptimizeResult, OptimizeWarning
+
     entry = get_method(method)
     x = _as_x0(x0)
     if not isinstance(args, tuple):
