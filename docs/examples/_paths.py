@@ -55,8 +55,8 @@ def paths(fun, grad, x0, methods=OPTIONS, maxiter=2000):
     """Run every method from ``x0``; returns ``{method: (n_points, 2) array}``."""
     out = {}
     for m, opts in methods.items():
-        res = fastopt.minimize(fun, x0, jac=grad, method=m,
-                               options={**opts, "maxiter": maxiter, "return_all": True})  # fmt: skip
+        opts = {**opts, "maxiter": maxiter, "return_all": True}
+        res = fastopt.minimize(fun, x0, jac=grad, method=m, options=opts)
         out[m] = np.array(res.allvecs)
     return out
 

@@ -16,9 +16,10 @@ from _paths import contour, functions, paths
 
 fig, axes = plt.subplots(2, 2, figsize=(11, 9))
 colors = plt.cm.tab10(np.linspace(0, 1, 10))
-for ax, (name, (fun, grad, x0, xstar, (xlim, ylim))) in zip(axes.flat, functions().items()):
+for ax, (name, spec) in zip(axes.flat, functions().items(), strict=True):
+    fun, grad, x0, xstar, (xlim, ylim) = spec
     contour(ax, fun, xlim, ylim)
-    for (m, P), col in zip(paths(fun, grad, x0).items(), colors):
+    for (m, P), col in zip(paths(fun, grad, x0).items(), colors, strict=False):
         ax.plot(P[:, 0], P[:, 1], "-", color=col, lw=1.2, label=m)
     ax.plot(*x0, "ko", ms=5)
     ax.plot(*xstar, "r*", ms=12)
