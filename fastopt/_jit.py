@@ -41,6 +41,11 @@ def inline(fn):
     return numba.njit(**INLINE)(fn)
 
 
+def scalar(fn):
+    """Compile a scalar-only helper of a rule (LLVM inlines it into the loop)."""
+    return numba.njit(error_model="numpy")(fn)
+
+
 def user_loop(fn):
     """Compile ``fn``, a loop that calls user functions (not cacheable)."""
     return numba.njit(**USER)(fn)

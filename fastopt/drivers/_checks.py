@@ -15,6 +15,15 @@ from .._status import NONFINITE_F, NONFINITE_G, NONFINITE_X
 
 
 @_jit.kernel
+def copy_into(dst, src):
+    """``dst[:] = src`` as a loop: numba's slice assignment compiles an error
+    formatter that costs ~2 s of compile time in every user loop it is inlined
+    into."""
+    for i in range(dst.shape[0]):
+        dst[i] = src[i]
+
+
+@_jit.kernel
 def project(x, lb, ub):
     """Clip ``x`` into ``[lb, ub]`` in place."""
     for i in range(x.shape[0]):
@@ -46,7 +55,8 @@ def accept(x, f, g, x_good, g_good):
                 status = NONFINITE_G
                 break
     if status != 0:
-        x[:] = x_good
+        for i in range(n):
+            x[i] = x_good[i]
         return status, np.inf
     gnorm = 0.0
     for i in range(n):

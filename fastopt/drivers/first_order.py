@@ -23,7 +23,7 @@ from .._batching import shuffle, take_args
 from .._status import EPOCHS, MAXITER, SUCCESS
 from ..kernels import cpu
 from ..rules import KERNEL_TABLE
-from ._checks import accept, finite_fg, finite_x, project
+from ._checks import accept, copy_into, finite_fg, finite_x, project
 
 # The loops call `step`: the cached switch kernel when they run as Python;
 # a per-rule inlined step when compiled (see `compiled_loops`).
@@ -97,10 +97,10 @@ def minibatch_loop(
         bad = finite_fg(f, g)
         if bad != 0:
             # x's values are not finite: go back to the previous iterate
-            x[:] = x_good
+            copy_into(x, x_good)
             status = bad
             break
-        x_good[:] = x
+        copy_into(x_good, x)
         lr = lrs[t - t0] if lrs.shape[0] > 1 else lrs[0]
         aux = 1.0 if f > f_prev else 0.0
         f_prev = f
@@ -110,7 +110,7 @@ def minibatch_loop(
             project(x, lb, ub)
         bad = finite_x(x)
         if bad != 0:
-            x[:] = x_good
+            copy_into(x, x_good)
             status = bad
             t -= 1
             break
@@ -152,11 +152,12 @@ def compiled_loops(kid):
     if kid not in _COMPILED:
         _, kern = KERNEL_TABLE[kid]
         names = {
-            "step": _inline_step(kern.elem, kern.coeffs),
+            "step": _inline_step(kern.bind(_jit.scalar), kern.coeffs),
             "accept": _jit.inline(accept.py_func),
             "project": _jit.inline(project.py_func),
             "finite_fg": _jit.inline(finite_fg.py_func),
             "finite_x": _jit.inline(finite_x.py_func),
+            "copy_into": _jit.inline(copy_into.py_func),
         }
         _COMPILED[kid] = (
             _jit.user_loop(_rebind(deterministic_loop, **names)),

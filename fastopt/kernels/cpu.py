@@ -23,7 +23,7 @@ from ..rules import KERNEL_TABLE
 # _E<k> / _C<k>: the element and coefficient functions of kernel id k, compiled
 # for inlining.  Module globals (not arguments) so the switch kernels cache.
 for _k, (_key, _kern) in enumerate(KERNEL_TABLE):
-    globals()[f"_E{_k}"] = _jit.inline(_kern.elem)
+    globals()[f"_E{_k}"] = _jit.inline(_kern.bind(_jit.scalar))
     globals()[f"_C{_k}"] = _jit.inline(_kern.coeffs)
 
 N_KERNELS = len(KERNEL_TABLE)

@@ -71,7 +71,7 @@ def _grid(n, reduction=False):
 
 def step_source(kid):
     """The Python source of kernel ``kid``'s step: ``(x, g, S, c)``, ``c`` a tuple."""
-    elem = cuda.jit(device=True)(KERNEL_TABLE[kid][1].elem)
+    elem = cuda.jit(device=True)(KERNEL_TABLE[kid][1].bind(cuda.jit(device=True)))
 
     # `cuda.` is this module's global: the simulator swaps it for its fake module
     def step_kernel(x, g, S, c):

@@ -30,16 +30,37 @@ on ``t`` is computed here once per step, not per element.
 in float32 (a Python float literal would promote it to float64 on a GPU).
 """
 
+import types
 from collections.abc import Callable
 from typing import NamedTuple
 
 
 class Kernel(NamedTuple):
-    """One compiled variant of a rule: its element update, coefficients, slots."""
+    """One compiled variant of a rule: its element update, coefficients, slots.
+
+    ``helpers`` are scalar-only functions that ``elem`` calls by name; an
+    executor compiles them for its target (``bind``).  Branchy per-element
+    logic belongs there: in a function that also holds the arrays, numba keeps
+    atomic reference counting on every element when the code branches.
+    """
 
     elem: Callable
     coeffs: Callable
     slots: tuple[str, ...]
+    helpers: tuple = ()
+
+    def bind(self, compile_helper):
+        """``elem`` with its helpers replaced by ``compile_helper(helper)``."""
+        if not self.helpers:
+            return self.elem
+        names = dict(self.elem.__globals__)
+        for h in self.helpers:  # in order: a helper may call the ones before it
+            names[h.__name__] = compile_helper(_with_globals(h, names))
+        return _with_globals(self.elem, names)
+
+
+def _with_globals(f, names):
+    return types.FunctionType(f.__code__, names, f.__name__, f.__defaults__, f.__closure__)
 
 
 def field_index(hyper_cls, name):

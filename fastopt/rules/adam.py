@@ -112,7 +112,7 @@ def elem_amsgrad(i, x, g, S, c):
     gi = g[i] + c[7] * xi
     m = c[3] * S[0, i] + c[4] * gi
     v = c[5] * S[1, i] + c[6] * gi * gi
-    vmax = max(S[2, i], v)
+    vmax = v if v > S[2, i] else S[2, i]  # not max(): its NaN branch blocks vectorising
     S[0, i] = m
     S[1, i] = v
     S[2, i] = vmax

@@ -68,7 +68,9 @@ def coeffs(h, t, lr, aux, c):
 def elem(i, x, g, S, c):
     gi = g[i] + c[1] * x[i]
     m = c[2] * S[0, i] + c[3] * gi
-    u = max(c[4] * S[1, i], abs(gi) + c[5])
+    bu = c[4] * S[1, i]
+    ag = abs(gi) + c[5]
+    u = bu if bu > ag else ag  # not max(): its NaN branch blocks vectorising
     S[0, i] = m
     S[1, i] = u
     x[i] = x[i] - c[0] * (m / u)

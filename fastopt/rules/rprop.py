@@ -40,6 +40,7 @@ no ``weight_decay`` (torch has none either).  Learning-rate schedules do not
 apply: ``learning_rate`` only sets the initial step.
 """
 
+import math
 from typing import NamedTuple
 
 from ._base import Kernel, check_choice, check_lr, field_index
@@ -81,97 +82,95 @@ def coeffs(h, t, lr, aux, c):
     c[2] = h[MIN_STEP]
     c[3] = h[MAX_STEP]
     c[4] = aux  # irprop+: 1 when f went up since the previous step
+    c[5] = 1.0
+    c[6] = 0.0
+
+
+# The sign logic lives in scalar-only helpers (Kernel.helpers): compiled apart
+# from the arrays and inlined by LLVM, it becomes selects and the loop has no
+# per-element reference counting (20-90 ns per element when the element
+# function itself branched).  Constants come from c so float32 stays float32.
+
+
+def _adapt(s, step, eta_minus, eta_plus, one, min_step, max_step):
+    """The step scaled by eta+ / eta- / 1 by the sign of ``s``, then clipped."""
+    f = eta_plus if s > 0 else one  # flat selects, not nested ones: they vectorise
+    f = eta_minus if s < 0 else f
+    step = step * f
+    step = step if step > min_step else min_step
+    return step if step < max_step else max_step
+
+
+def _signed(gi, step, zero):
+    """sign(gi) * step, exactly (0 for gi == 0)."""
+    return math.copysign(step, gi) if gi != 0 else zero
+
+
+def _irprop_minus(gi, prev, step, xi, eta_minus, eta_plus, one, min_step, max_step, zero):
+    s = gi * prev
+    step = _adapt(s, step, eta_minus, eta_plus, one, min_step, max_step)
+    gi = zero if s < 0 else gi  # no move, and no adaptation on the next step
+    return xi - _signed(gi, step, zero), step, gi
+
+
+def _rprop_minus(gi, prev, step, xi, eta_minus, eta_plus, one, min_step, max_step, zero):
+    step = _adapt(gi * prev, step, eta_minus, eta_plus, one, min_step, max_step)
+    return xi - _signed(gi, step, zero), step, gi
+
+
+def _rprop_plus(gi, prev, step, xi, dw, undo, eta_minus, eta_plus, one, min_step, max_step,
+                zero):  # fmt: skip
+    # Riedmiller & Braun 1993 with weight backtracking; Igel & Hüsken's
+    # iRprop+ passes undo = 0 when the error went down.  On a sign change:
+    # shrink the step, take back the previous move, zero the gradient.
+    s = gi * prev
+    step = _adapt(s, step, eta_minus, eta_plus, one, min_step, max_step)
+    new_dw = -_signed(gi, step, zero)
+    back = s < 0
+    xi = xi - dw * undo if back else xi + new_dw
+    return xi, step, (dw if back else new_dw), (zero if back else gi)
 
 
 def elem_irprop_minus(i, x, g, S, c):
-    gi = g[i]
-    s = gi * S[0, i]
-    step = S[1, i]
-    if s > 0:
-        step = step * c[1]
-    elif s < 0:
-        step = step * c[0]
-        gi = gi - gi  # a zero of gi's dtype (gi * 0 is float64 in numba); no move next
-    step = min(max(step, c[2]), c[3])
+    xi, step, gi = _irprop_minus(g[i], S[0, i], S[1, i], x[i], c[0], c[1], c[5], c[2], c[3], c[6])
+    x[i] = xi
     S[1, i] = step
-    if gi > 0:
-        x[i] = x[i] - step
-    elif gi < 0:
-        x[i] = x[i] + step
     S[0, i] = gi
 
 
 def elem_rprop_minus(i, x, g, S, c):
-    gi = g[i]
-    s = gi * S[0, i]
-    step = S[1, i]
-    if s > 0:
-        step = step * c[1]
-    elif s < 0:
-        step = step * c[0]
-    step = min(max(step, c[2]), c[3])
+    xi, step, gi = _rprop_minus(g[i], S[0, i], S[1, i], x[i], c[0], c[1], c[5], c[2], c[3], c[6])
+    x[i] = xi
     S[1, i] = step
-    if gi > 0:
-        x[i] = x[i] - step
-    elif gi < 0:
-        x[i] = x[i] + step
     S[0, i] = gi
 
 
 def elem_rprop_plus(i, x, g, S, c):
-    # Riedmiller & Braun 1993 (Igel & Hüsken's Rprop+): slots prev, step, dw
-    gi = g[i]
-    s = gi * S[0, i]
-    step = S[1, i]
-    if s < 0:
-        S[1, i] = min(max(step * c[0], c[2]), c[3])
-        x[i] = x[i] - S[2, i]  # undo the previous move of this weight
-        S[0, i] = gi - gi
-        return
-    if s > 0:
-        step = step * c[1]
-    step = min(max(step, c[2]), c[3])
+    xi, step, dw, gi = _rprop_plus(g[i], S[0, i], S[1, i], x[i], S[2, i], c[5], c[0], c[1],
+                                   c[5], c[2], c[3], c[6])  # fmt: skip
+    x[i] = xi
     S[1, i] = step
-    dw = gi - gi
-    if gi > 0:
-        dw = -step
-    elif gi < 0:
-        dw = step
-    x[i] = x[i] + dw
     S[2, i] = dw
     S[0, i] = gi
 
 
 def elem_irprop_plus(i, x, g, S, c):
-    # Igel & Hüsken 2000: backtrack only if the error went up (c[4] == 1)
-    gi = g[i]
-    s = gi * S[0, i]
-    step = S[1, i]
-    if s < 0:
-        S[1, i] = min(max(step * c[0], c[2]), c[3])
-        if c[4] > 0:
-            x[i] = x[i] - S[2, i]
-        S[0, i] = gi - gi
-        return
-    if s > 0:
-        step = step * c[1]
-    step = min(max(step, c[2]), c[3])
+    # c[4] is 1 when the objective went up since the previous step, else 0
+    xi, step, dw, gi = _rprop_plus(g[i], S[0, i], S[1, i], x[i], S[2, i], c[4], c[0], c[1],
+                                   c[5], c[2], c[3], c[6])  # fmt: skip
+    x[i] = xi
     S[1, i] = step
-    dw = gi - gi
-    if gi > 0:
-        dw = -step
-    elif gi < 0:
-        dw = step
-    x[i] = x[i] + dw
     S[2, i] = dw
     S[0, i] = gi
 
 
+_H = (_adapt, _signed)
 KERNELS = {
-    "irprop-": Kernel(elem_irprop_minus, coeffs, ("prev", "step_size")),
-    "rprop-": Kernel(elem_rprop_minus, coeffs, ("prev", "step_size")),
-    "rprop+": Kernel(elem_rprop_plus, coeffs, ("prev", "step_size", "delta")),
-    "irprop+": Kernel(elem_irprop_plus, coeffs, ("prev", "step_size", "delta")),
+    "irprop-": Kernel(elem_irprop_minus, coeffs, ("prev", "step_size"), _H + (_irprop_minus,)),
+    "rprop-": Kernel(elem_rprop_minus, coeffs, ("prev", "step_size"), _H + (_rprop_minus,)),
+    "rprop+": Kernel(elem_rprop_plus, coeffs, ("prev", "step_size", "delta"), _H + (_rprop_plus,)),
+    "irprop+": Kernel(elem_irprop_plus, coeffs, ("prev", "step_size", "delta"),
+                      _H + (_rprop_plus,)),  # fmt: skip
 }
 
 #: the variant that needs the objective value at every step
