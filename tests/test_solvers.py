@@ -14,9 +14,10 @@ import numpy as np
 import pytest
 from scipy.optimize import check_grad
 
+import fastopt
 from fastopt import _status
 from fastopt._objective import Objective
-from fastopt.solvers import ALIASES, SOLVERS, adahessian, hessian_free, scg
+from fastopt.solvers import ALIASES, SOLVERS, _common, adahessian, hessian_free, scg
 
 # --------------------------------------------------------------------------
 # Test objectives
@@ -273,6 +274,7 @@ ERROR_INPUTS = [
     (scg, {"xtol": math.nan}, "Invalid xtol value: nan"),
     (scg, {"maxfev": 0}, "Invalid maxfev value: 0"),
     (scg, {"variant": "gpy"}, "Invalid variant value: 'gpy'"),
+    (scg, {"restart": "beale"}, "Invalid restart value: 'beale'"),
     (hessian_free, {"lambda_": -1.0}, "Invalid lambda_ value: -1.0"),
     (hessian_free, {"cg_maxiter": 0}, "Invalid cg_maxiter value: 0"),
     (hessian_free, {"cg_tol": 0.0}, "Invalid cg_tol value: 0.0"),
@@ -339,7 +341,8 @@ def test_caller_arrays_untouched(mod):
 @pytest.mark.parametrize("n", [2, 10, 50])
 @pytest.mark.parametrize("cond", [1e2, 1e3, 1e4])
 @pytest.mark.parametrize("with_hessp", [False, True])
-def test_scg_exact_on_quadratic(n, cond, with_hessp):
+@pytest.mark.parametrize("restart", [None, "powell"])
+def test_scg_exact_on_quadratic(n, cond, with_hessp, restart):
     # Møller 1993: on a quadratic SCG is CG with exact steps (lambda only
     # perturbs them by ~1e-6 / eigenvalue), so it stops in about n steps.
     for seed in range(3):
@@ -348,7 +351,7 @@ def test_scg_exact_on_quadratic(n, cond, with_hessp):
         g0 = np.abs(quad_fg(x0, a, xs)[1]).max()
         obj = make(fg=quad_fg, fun=quad_fun, hessp=quad_hessp if with_hessp else None,
                    x0=x0, args=(a, xs), gtol=1e-8 * g0, maxiter=n + 2)  # fmt: skip
-        out = scg.run(obj, scg.Options())
+        out = scg.run(obj, scg.Options(restart=restart))
         assert out["status"] == _status.SUCCESS, (seed, out["nit"])
         assert out["nit"] <= n + 2
         assert np.abs(out["jac"]).max() <= 1e-8 * g0
@@ -404,6 +407,8 @@ COUNTS = [
     (scg, {}, "rosen", None, (81, 181, 181, 0)),
     (scg, {}, "rosen", "hessp", (81, 104, 104, 81)),
     (scg, {"variant": "netlab"}, "rosen", None, (33, 76, 76, 0)),
+    (scg, {"restart": "powell"}, "rosen", None, (61, 135, 135, 0)),
+    (scg, {"restart": "powell"}, "quad", None, (20, 41, 41, 0)),
     (scg, {}, "quad", None, (69, 139, 139, 0)),
     (scg, {}, "quad", "hessp", (60, 61, 61, 60)),
     (hessian_free, {}, "rosen", "hessp", (23, 61, 24, 68)),
@@ -587,6 +592,7 @@ PARITY = [
     (scg, {}, "rosen", None, {}),
     (scg, {"variant": "netlab", "ftol": 0.0, "xtol": 0.0}, "rosen", None, {}),
     (scg, {}, "quad", "hessp", {}),
+    (scg, {"restart": "powell"}, "rosen", None, {}),
     (hessian_free, {}, "rosen", "hessp", {}),
     (hessian_free, {}, "quad", None, {}),
     (hessian_free, {}, "rosen", "gauss_newton", {}),
@@ -621,6 +627,87 @@ def test_compiled_matches_python_minibatch(mod):
     assert py["status"] == nb["status"]
     assert py["status"] in (_status.SUCCESS, _status.EPOCHS)
     np.testing.assert_allclose(np.array(nb["allvecs"]), np.array(py["allvecs"]), rtol=1e-12)
+
+
+@numba.njit
+def _dot_in_compiled_loop(a, b):
+    return _common.dot_compiled(a, b)
+
+
+def test_dot_matches_blas():
+    # The compiled loops add short dot products in a plain loop (a BLAS call
+    # costs more than the whole product); the Python loops call NumPy's BLAS.
+    # Same bits at every length, or the two paths would drift apart.
+    rng = np.random.default_rng(0)
+    for n in range(1, 65):
+        for _ in range(20):
+            a, b = rng.standard_normal(n), rng.standard_normal(n)
+            assert _dot_in_compiled_loop(a, b) == _common.dot(a, b) == a.dot(b), n
+
+
+def test_bound_loop_is_built_once_per_function():
+    loop, first = scg._LOOP.bind(rosen_fg, None)
+    assert first == ()
+    assert scg._LOOP.bind(rosen_fg, None)[0] is loop
+    assert scg._LOOP.bind(rosen_fg, rosen_hessp)[0] is not loop
+    with pytest.raises(TypeError, match="bind"):
+        scg._LOOP.bind(rosen_fg)
+
+
+@pytest.mark.parametrize("source", ["missing", "edited"])
+def test_loop_without_source_falls_back(monkeypatch, source):
+    # Without the loop's source (a zipped install), or with a source file
+    # edited since the import, the generic compiled loop runs, with the
+    # functions as arguments: same iterates.
+    getsource = _common.inspect.getsource
+
+    def broken(obj):
+        if source == "missing":
+            raise OSError("could not get source code")
+        text = getsource(obj)
+        assert "    stop_at = nit + nsteps\n" in text
+        return text.replace("    stop_at = nit + nsteps\n", "    stop_at = nsteps + nit\n")
+
+    lazy = _common.LazyLoop(scg._scg_loop, 2, inline=scg._LOOP._inline)
+    monkeypatch.setattr(_common.inspect, "getsource", broken)
+    loop, first = lazy.bind(rosen_fg, None)
+    assert loop is lazy.compiled and first == (rosen_fg, None)
+    monkeypatch.setattr(scg, "_LOOP", lazy)
+    fallback = scg.run(rosen_problem(compiled=True), scg.Options())
+    monkeypatch.undo()
+    bound = scg.run(rosen_problem(compiled=True), scg.Options())
+    python = scg.run(rosen_problem(), scg.Options())
+    np.testing.assert_array_equal(fallback["x"], bound["x"])
+    np.testing.assert_array_equal(python["x"], bound["x"])
+
+
+@pytest.mark.parametrize("method, product", [("scg", None), ("scg", "hessp"),
+                                             ("hessian-free", "hessp"),
+                                             ("adahessian", "hessp")])  # fmt: skip
+def test_minimize_counts_every_evaluation_once(method, product):
+    # fastopt.minimize evaluates fun and jac at x0 to check them; the solvers
+    # start from that evaluation (Objective.first) instead of repeating it,
+    # and nfev/njev count every call the user's functions received.
+    calls = {"fun": 0, "jac": 0}
+
+    def fun(x):
+        calls["fun"] += 1
+        return rosen_fun(x)
+
+    def jac(x):
+        calls["jac"] += 1
+        return rosen_fg(x)[1]
+
+    res = fastopt.minimize(fun, np.array(ROSEN_X0), jac=jac, method=method,
+                           hessp=rosen_hessp if product else None,
+                           options={"maxiter": 50})  # fmt: skip
+    assert (res.nfev, res.njev) == (calls["fun"], calls["jac"])
+    direct = SOLVERS[method].run(
+        rosen_problem(hessp=rosen_hessp if product else None, maxiter=50),
+        SOLVERS[method].Options(),
+    )
+    assert (res.nfev, res.njev) == (direct["nfev"], direct["njev"])
+    np.testing.assert_array_equal(res.x, direct["x"])
 
 
 # --------------------------------------------------------------------------

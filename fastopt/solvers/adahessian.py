@@ -51,6 +51,7 @@ from ._common import (
     nonfinite_fg,
     prepare_product,
     result,
+    start_fg,
     start_point,
     use_compiled,
 )
@@ -385,7 +386,7 @@ def _ada_loop(
     return status, g
 
 
-_LOOP = LazyLoop(_ada_loop)
+_LOOP = LazyLoop(_ada_loop, 2)
 
 
 def run(obj, opts):
@@ -448,10 +449,10 @@ def run(obj, opts):
     np.clip(x, lb, ub, out=x)
     x0 = x.copy()
     minibatch = obj.batch_size is not None
-    f, g = initial_fg(obj, x, args)
+    f, g, reused = start_fg(obj, x, args)
     bad = nonfinite_fg(f, g)
     if bad:
-        return result(x, f, g, bad, 0, 1, 1, 0, [x0] if obj.return_all else None)
+        return result(x, f, g, bad, 0, 1, 1, 0, [x0] if obj.return_all else None, reused)
 
     compiled = use_compiled(obj)
     nhev = 0
@@ -475,14 +476,13 @@ def run(obj, opts):
     x_prev = x.copy()
     fs = np.array([f, 1.0, 1.0])
     ns = np.array([0, 1, 1, nhev, 0, 0], dtype=np.int64)
-    loop = _LOOP.get(compiled)
-    fg = obj.fg
+    loop, fns = _LOOP.select(compiled, obj.fg, hessp)
     equilibration = opts.estimator == "equilibration"
     state = [g]
 
     def advance(nsteps):
         status, state[0] = loop(
-            fg, hessp, args, x, state[0], m, v, d, z, x_prev, lb, ub, perm, rng, fs, ns,
+            *fns, args, x, state[0], m, v, d, z, x_prev, lb, ub, perm, rng, fs, ns,
             nsteps, int(obj.maxiter), n_updates, float(obj.gtol), batch_size, bool(obj.shuffle),
             float(opts.learning_rate), float(opts.b1), float(opts.b2), float(opts.eps),
             float(opts.hessian_power), int(opts.update_every), equilibration,
@@ -500,4 +500,4 @@ def run(obj, opts):
         f, g = initial_fg(obj, x, args)
         nfev += 1
         njev += 1
-    return result(x, f, g, status, ns[0], nfev, njev, ns[3], allvecs)
+    return result(x, f, g, status, ns[0], nfev, njev, ns[3], allvecs, reused)

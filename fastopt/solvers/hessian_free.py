@@ -48,6 +48,7 @@ from ._common import (
     reject_bounds,
     result,
     scale,
+    start_fg,
     start_point,
     use_compiled,
 )
@@ -532,7 +533,7 @@ def _hf_loop(
     return status, x, g, p_prev
 
 
-_LOOP = LazyLoop(_hf_loop)
+_LOOP = LazyLoop(_hf_loop, 3)
 
 
 def run(obj, opts):
@@ -602,10 +603,10 @@ def run(obj, opts):
     n = x.shape[0]
     minibatch = obj.batch_size is not None
     gbatch = minibatch and opts.gradient_batch_size is not None
-    f, g = initial_fg(obj, x, args)
+    f, g, reused = start_fg(obj, x, args)
     bad = nonfinite_fg(f, g)
     if bad:
-        return result(x, f, g, bad, 0, 1, 1, 0, [x0] if obj.return_all else None)
+        return result(x, f, g, bad, 0, 1, 1, 0, [x0] if obj.return_all else None, reused)
 
     compiled = use_compiled(obj, opts.gauss_newton)
     nhev = 0
@@ -650,7 +651,8 @@ def run(obj, opts):
         njev += 1
         bad = nonfinite_fg(f, g)
         if bad:
-            return result(x, f, g, bad, 0, nfev, njev, nhev, [x0] if obj.return_all else None)
+            return result(x, f, g, bad, 0, nfev, njev, nhev, [x0] if obj.return_all else None,
+                          reused)  # fmt: skip
     else:
         gpos = 0
 
@@ -662,13 +664,12 @@ def run(obj, opts):
     fs = np.array([f, float(opts.lambda_)])
     ns = np.array([0, nfev, njev, nhev, 0, gpos, glen, 0], dtype=np.int64)
     precond = 1 if opts.preconditioner == "gradient" else 0
-    loop = _LOOP.get(compiled)
-    fun, fg = obj.fun, obj.fg
+    loop, fns = _LOOP.select(compiled, obj.fun, obj.fg, prod)
     state = [x, g, np.zeros(n)]
 
     def advance(nsteps):
         status, state[0], state[1], state[2] = loop(
-            fun, fg, prod, args, state[0], state[1], state[2], gidx,
+            *fns, args, state[0], state[1], state[2], gidx,
             saved, saved_phi, phis, save_at, perm_c, perm_g, rng, fs, ns,
             nsteps, int(obj.maxiter), n_updates, float(obj.gtol), int(opts.cg_maxiter),
             float(opts.cg_tol), float(opts.cg_decay), precond, batch_size,
@@ -687,4 +688,4 @@ def run(obj, opts):
         f, g = initial_fg(obj, x, args)
         nfev += 1
         njev += 1
-    return result(x, f, g, status, ns[0], nfev, njev, ns[3], allvecs)
+    return result(x, f, g, status, ns[0], nfev, njev, ns[3], allvecs, reused)
