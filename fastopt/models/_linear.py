@@ -1,0 +1,415 @@
+r"""Linear models: least squares / ridge, logistic regression, linear SVM.
+
+Each estimator scales its objective as scikit-learn does, so ``alpha`` and
+``C`` mean what they mean there, and minimizes it divided by a constant (the
+sample count, and ``C``) so that the kernels compute a mean loss (see
+:mod:`fastopt.models._linear_kernels`).  Dividing by a constant moves no
+minimum; it makes ``tol`` scikit-learn's lbfgs gradient test and lets the
+minibatch drivers average over a batch.
+"""
+
+import numbers
+
+import numpy as np
+from scipy.special import expit, log_softmax, softmax
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+from sklearn.preprocessing import LabelEncoder
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_is_fitted
+
+from . import _linear_kernels as lk
+from ._base import check_common_params, fit_parameters, validate_data
+
+#: Default ``solver`` of the linear models, chosen by
+#: ``benchmarks/models_compare.py`` (section 4): fit time to scikit-learn's
+#: optimum (loss within 1e-6 relative of the lower of lbfgs and
+#: newton-cholesky at tol=1e-10), full batch, best of 3, one thread, on the
+#: 2-core development machine (ms; iterations in the script's output):
+#:
+#: ==============================  ======  ==========  ========  ===========  =======
+#: method                          breast  digits/16   diabetes  make_class.  total
+#:                                 cancer  10 classes  ridge     2e4 x 100    (s)
+#: ==============================  ======  ==========  ========  ===========  =======
+#: scg (the products used here)       0.8        77.5       0.2         12.1    0.091
+#: scg, exact products everywhere     0.8        93.1       0.2         12.1    0.106
+#: scg, finite differences            0.9        77.5       0.2         12.3    0.091
+#: hessian-free, lambda_=1e-3         1.8       105.5       0.2         46.5    0.154
+#: rprop                              1.4       158.3       0.3         24.4    0.184
+#: hessian-free                       2.9       183.7       0.6         81.6    0.269
+#: adahessian                        11.8      6005.4       0.5        140.2    6.16
+#: adam, lr=1e-2                     27.5       726.0         -        218.1      -
+#: ==============================  ======  ==========  ========  ===========  =======
+#:
+#: ("-": not within 20000 iterations.)  scg gets the exact Gauss-Newton
+#: (= Hessian) product for one output, where the fused product costs one pass
+#: like a gradient, and its own finite difference of gradients for several
+#: outputs, where the BLAS product costs 1.5 gradients (``_base.SCG_PRODUCTS``).
+DEFAULT_SOLVER = "scg"
+
+
+def _check_real(name, value, minimum=0.0, strict=False, allow_inf=False):
+    ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
+    if ok:
+        ok = (value > minimum if strict else value >= minimum) and (allow_inf or np.isfinite(value))
+    if not ok:
+        rel = ">" if strict else ">="
+        raise ValueError(f"{name} must be a float {rel} {minimum}; got {value!r}")
+    return float(value)
+
+
+_NO_Y = object()
+
+
+def _check_X(est, X, reset, y=_NO_Y, **kwargs):
+    """float64, C-ordered, finite ``X`` (and ``y``); a writeable copy if read-only.
+
+    The kernels are compiled for writeable arrays; a read-only input (a
+    memory map, say) would compile a second copy of every solver loop.
+    ``fit`` passes ``y`` (even None: scikit-learn then raises its "requires
+    y" error); ``predict`` does not.
+    """
+    if y is _NO_Y:
+        X = validate_data(est, X, reset=reset, dtype=np.float64, order="C")
+    else:
+        X, y = validate_data(est, X, y, reset=reset, dtype=np.float64, order="C", **kwargs)
+    if not X.flags.writeable:
+        X = X.copy()
+    return X if y is _NO_Y else (X, y)
+
+
+class _LinearModel(BaseEstimator):
+    """Fit and prediction shared by the linear models."""
+
+    def _fit_linear(self, X, Y, lam, s, penalize_b, loss, fit_intercept):
+        method = check_common_params(self)
+        n, p = X.shape
+        K = Y.shape[1]
+        w0 = np.zeros(p * K + (K if fit_intercept else 0))
+        # writeable too: a read-only y (a memory map) would type as another
+        # array and compile the solver loop a second time
+        Y = np.require(Y, dtype=np.float64, requirements=["C", "W"])
+        args = (X, Y, float(lam), bool(fit_intercept),
+                float(s), bool(penalize_b), int(loss))  # fmt: skip
+        # one output: the fused Gauss-Newton product costs one pass, like fg
+        res, _, n_iter = fit_parameters(
+            self, method, lk.linear_fg, w0, args, lk.linear_gn, lk.linear_gn_diag, n,
+            scg_exact=K == 1,
+        )  # fmt: skip
+        W = res.x[: p * K].reshape(p, K)
+        b = s * res.x[p * K :] if fit_intercept else np.zeros(K)
+        self.n_iter_ = n_iter
+        self.loss_ = float(res.fun)
+        self.result_ = res
+        return W, b
+
+    def _decision(self, X):
+        check_is_fitted(self)
+        X = _check_X(self, X, reset=False)
+        return X @ self.coef_.T + self.intercept_
+
+
+class LinearRegression(RegressorMixin, _LinearModel):
+    r"""Least squares with an optional L2 penalty (ridge), fitted by a fastopt method.
+
+    Minimizes scikit-learn's ``Ridge`` objective (``alpha=0``: ordinary least
+    squares)
+
+    .. math::
+
+        \|y - Xw - b\|^2 + \alpha \|w\|^2
+
+    (the intercept :math:`b` is not penalised), divided by :math:`2n` for the
+    solver: :math:`\frac{1}{2n}\|y - Xw - b\|^2 + \frac{\alpha}{2n}\|w\|^2`.
+
+    Parameters
+    ----------
+    alpha : float, default=0.0
+        L2 strength, scikit-learn ``Ridge``'s ``alpha``.
+    fit_intercept : bool, default=True
+    solver : str, default="scg"
+        Any name of :data:`fastopt.METHODS`.  The default was chosen by
+        ``benchmarks/models_compare.py``.
+    batch_size : int, "auto" or None, default="auto"
+        Minibatch size; ``"auto"``: full batch for ``scg``/``hessian-free``,
+        ``min(200, n_samples)`` for the other methods; None: full batch.
+    max_iter : int, default=1000
+        Iterations (full batch) or epochs (minibatch).
+    tol : float, default=1e-4
+        Full batch: stop when the inf-norm of the gradient of the scaled
+        objective is below ``tol``.
+    random_state : int, RandomState or None, default=None
+        Seeds the minibatch order (and stochastic solvers).
+    solver_options : dict or None, default=None
+        Options of the method, e.g. ``{"learning_rate": 1e-2}``.
+    verbose : bool, default=False
+        Print a progress bar with the loss.
+
+    Attributes
+    ----------
+    coef_ : ndarray of shape (n_features,) or (n_targets, n_features)
+    intercept_ : float or ndarray of shape (n_targets,)
+    n_iter_ : int
+        Iterations or epochs run.
+    loss_ : float
+        The scaled objective at the solution.
+    result_ : scipy.optimize.OptimizeResult
+        The solver's result.
+    n_features_in_ : int
+    feature_names_in_ : ndarray of str
+        Only when ``X`` has string feature names.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_diabetes
+    >>> from fastopt.models import LinearRegression
+    >>> X, y = load_diabetes(return_X_y=True)
+    >>> reg = LinearRegression(alpha=0.1).fit(X, y)
+    >>> round(reg.score(X, y), 3)
+    0.513
+    """
+
+    def __init__(self, alpha=0.0, *, fit_intercept=True, solver=DEFAULT_SOLVER,
+                 batch_size="auto", max_iter=1000, tol=1e-4, random_state=None,
+                 solver_options=None, verbose=False):  # fmt: skip
+        self.alpha = alpha
+        self.fit_intercept = fit_intercept
+        self.solver = solver
+        self.batch_size = batch_size
+        self.max_iter = max_iter
+        self.tol = tol
+        self.random_state = random_state
+        self.solver_options = solver_options
+        self.verbose = verbose
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = True
+        return tags
+
+    def fit(self, X, y):
+        """Fit the model to ``X`` (n_samples, n_features) and ``y`` (n_samples[, n_targets])."""
+        alpha = _check_real("alpha", self.alpha)
+        X, y = _check_X(self, X, reset=True, y=y, multi_output=True, y_numeric=True)
+        Y = y.reshape(-1, 1) if y.ndim == 1 else y
+        n = X.shape[0]
+        W, b = self._fit_linear(X, Y, alpha / n, 1.0, False, lk.SQUARED, self.fit_intercept)
+        if y.ndim == 1:
+            self.coef_ = W[:, 0].copy()
+            self.intercept_ = float(b[0])
+        else:
+            self.coef_ = np.ascontiguousarray(W.T)
+            self.intercept_ = b
+        return self
+
+    def predict(self, X):
+        """Predicted targets, shape (n_samples,) or (n_samples, n_targets)."""
+        return self._decision(X)
+
+
+class _LinearClassifier(ClassifierMixin, _LinearModel):
+    def _encode(self, y):
+        check_classification_targets(y)
+        enc = LabelEncoder()
+        yi = enc.fit_transform(y)
+        self.classes_ = enc.classes_
+        if len(self.classes_) < 2:
+            raise ValueError(
+                f"{type(self).__name__} needs samples of at least 2 classes in the data, "
+                f"but the data contains only one class: {self.classes_[0]!r}"
+            )
+        return yi
+
+    def decision_function(self, X):
+        """Confidence scores :math:`Xw + b`, shape (n_samples,) for two classes."""
+        scores = self._decision(X)
+        return scores.ravel() if scores.shape[1] == 1 else scores
+
+    def predict(self, X):
+        """Predicted class labels."""
+        scores = self.decision_function(X)
+        if scores.ndim == 1:
+            idx = (scores > 0).astype(np.intp)
+        else:
+            idx = scores.argmax(axis=1)
+        return self.classes_[idx]
+
+
+class LogisticRegression(_LinearClassifier):
+    r"""L2-regularised logistic regression, binary or multinomial, by a fastopt method.
+
+    Minimizes scikit-learn's objective (its ``C`` and lbfgs form; the
+    intercepts are not penalised)
+
+    .. math::
+
+        \tfrac12 \|W\|_F^2 + C \sum_{i=1}^n \ell_i, \qquad
+        \ell_i = \log\!\Big(\sum_k e^{z_{ik}}\Big) - z_{i y_i}, \quad
+        z_i = W^T x_i + b,
+
+    the multinomial (softmax) loss for three classes or more and the binary
+    :math:`\ell_i = \log(1 + e^{z_i}) - y_i z_i` for two, divided by
+    :math:`Cn` for the solver: :math:`\frac1n \sum_i \ell_i +
+    \frac{1}{2Cn}\|W\|_F^2`, exactly scikit-learn's lbfgs objective (so
+    ``tol`` is its gradient test).  The multinomial intercepts are unique up
+    to a common shift; they are returned centred (sum zero), as scikit-learn's
+    lbfgs, which starts from zero, returns them.
+
+    Parameters
+    ----------
+    C : float, default=1.0
+        Inverse regularisation strength; ``np.inf``: no penalty.
+    fit_intercept : bool, default=True
+    solver : str, default="scg"
+        Any name of :data:`fastopt.METHODS` (see ``benchmarks/models_compare.py``
+        for the choice of the default).
+    batch_size, max_iter, tol, random_state, solver_options, verbose
+        See :class:`LinearRegression`.
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+    coef_ : ndarray of shape (1, n_features) or (n_classes, n_features)
+    intercept_ : ndarray of shape (1,) or (n_classes,)
+    n_iter_, loss_, result_, n_features_in_, feature_names_in_
+        See :class:`LinearRegression`.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_digits
+    >>> from fastopt.models import LogisticRegression
+    >>> X, y = load_digits(return_X_y=True)
+    >>> clf = LogisticRegression(C=0.01).fit(X / 16, y)
+    >>> clf.coef_.shape, round(clf.score(X / 16, y), 2)
+    ((10, 64), 0.92)
+    """
+
+    def __init__(self, C=1.0, *, fit_intercept=True, solver=DEFAULT_SOLVER, batch_size="auto",
+                 max_iter=1000, tol=1e-4, random_state=None, solver_options=None,
+                 verbose=False):  # fmt: skip
+        self.C = C
+        self.fit_intercept = fit_intercept
+        self.solver = solver
+        self.batch_size = batch_size
+        self.max_iter = max_iter
+        self.tol = tol
+        self.random_state = random_state
+        self.solver_options = solver_options
+        self.verbose = verbose
+
+    def fit(self, X, y):
+        """Fit the model to ``X`` (n_samples, n_features) and labels ``y``."""
+        C = _check_real("C", self.C, strict=True, allow_inf=True)
+        X, y = _check_X(self, X, reset=True, y=y)
+        yi = self._encode(y)
+        n = X.shape[0]
+        K = len(self.classes_)
+        if K == 2:
+            Y = yi.astype(np.float64).reshape(-1, 1)
+            loss = lk.LOGISTIC
+        else:
+            Y = np.zeros((n, K))
+            Y[np.arange(n), yi] = 1.0
+            loss = lk.SOFTMAX
+        lam = 1.0 / (C * n)
+        W, b = self._fit_linear(X, Y, lam, 1.0, False, loss, self.fit_intercept)
+        if K > 2 and self.fit_intercept:
+            b = b - b.mean()
+        self.coef_ = np.ascontiguousarray(W.T)
+        self.intercept_ = b
+        return self
+
+    def predict_proba(self, X):
+        """Class probabilities, shape (n_samples, n_classes)."""
+        scores = self._decision(X)
+        if scores.shape[1] == 1:
+            # expit(-z), not 1 - expit(z): no cancellation for confident rows
+            z = scores[:, 0]
+            return np.column_stack([expit(-z), expit(z)])
+        return softmax(scores, axis=1)
+
+    def predict_log_proba(self, X):
+        """Logarithms of :meth:`predict_proba`, computed without underflow."""
+        scores = self._decision(X)
+        if scores.shape[1] == 1:
+            z = scores[:, 0]
+            # log(1 - sigmoid(z)) = -log(1 + e^z), log(sigmoid(z)) = -log(1 + e^-z)
+            return np.column_stack([-np.logaddexp(0.0, z), -np.logaddexp(0.0, -z)])
+        return log_softmax(scores, axis=1)
+
+
+class LinearSVC(_LinearClassifier):
+    r"""Linear support vector classifier with the squared hinge loss, by a fastopt method.
+
+    Minimizes liblinear's primal objective, as scikit-learn's ``LinearSVC``
+    (``penalty="l2"``, ``loss="squared_hinge"``), one-vs-rest for more than
+    two classes (one independent problem per class, solved together):
+
+    .. math::
+
+        \tfrac12 \left(\|w\|^2 + b'^2\right)
+        + C \sum_{i=1}^n \max\!\left(0,\, 1 - y_i (w^T x_i + s\, b')\right)^2,
+        \qquad y_i = \pm 1,
+
+    where :math:`s` is ``intercept_scaling`` and the intercept is
+    :math:`s b'`: liblinear appends a constant feature :math:`s` whose weight
+    is penalised like the others.  Divided by :math:`Cn` for the solver.
+
+    Parameters
+    ----------
+    C : float, default=1.0
+        Inverse regularisation strength.
+    fit_intercept : bool, default=True
+    intercept_scaling : float, default=1.0
+        The value :math:`s` of the synthetic feature.
+    solver : str, default="scg"
+        Any name of :data:`fastopt.METHODS`.
+    batch_size, max_iter, tol, random_state, solver_options, verbose
+        See :class:`LinearRegression`.
+
+    Attributes
+    ----------
+    classes_, coef_, intercept_, n_iter_, loss_, result_, n_features_in_
+        See :class:`LogisticRegression`.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_iris
+    >>> from fastopt.models import LinearSVC
+    >>> X, y = load_iris(return_X_y=True)
+    >>> svc = LinearSVC(C=1.0).fit(X, y)
+    >>> svc.coef_.shape, round(svc.score(X, y), 2)
+    ((3, 4), 0.97)
+    """
+
+    def __init__(self, C=1.0, *, fit_intercept=True, intercept_scaling=1.0,
+                 solver=DEFAULT_SOLVER, batch_size="auto", max_iter=1000, tol=1e-4,
+                 random_state=None, solver_options=None, verbose=False):  # fmt: skip
+        self.C = C
+        self.fit_intercept = fit_intercept
+        self.intercept_scaling = intercept_scaling
+        self.solver = solver
+        self.batch_size = batch_size
+        self.max_iter = max_iter
+        self.tol = tol
+        self.random_state = random_state
+        self.solver_options = solver_options
+        self.verbose = verbose
+
+    def fit(self, X, y):
+        """Fit the model to ``X`` (n_samples, n_features) and labels ``y``."""
+        C = _check_real("C", self.C, strict=True)
+        s = _check_real("intercept_scaling", self.intercept_scaling, strict=True)
+        X, y = _check_X(self, X, reset=True, y=y)
+        yi = self._encode(y)
+        n = X.shape[0]
+        K = len(self.classes_)
+        if K == 2:
+            Y = np.where(yi == 1, 1.0, -1.0).reshape(-1, 1)
+        else:
+            Y = -np.ones((n, K))
+            Y[np.arange(n), yi] = 1.0
+        W, b = self._fit_linear(X, Y, 1.0 / (C * n), s, True, lk.SQUARED_HINGE,
+                                self.fit_intercept)  # fmt: skip
+        self.coef_ = np.ascontiguousarray(W.T)
+        self.intercept_ = b
+        return self
