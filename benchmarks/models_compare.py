@@ -246,7 +246,7 @@ def section_kernels(repeat):
           f"NumPy {1e3 * t[1]:.2f} ms (x{t[1] / t[0]:.2f})")  # fmt: skip
 
 
-def seconds_to_target(make, X, y, target, loss_of, max_iter_cap=20000, time_cap=20.0):
+def max_iter_to_target(make, X, y, target, loss_of, max_iter_cap=20000, time_cap=20.0):
     """Smallest ``max_iter`` whose fit reaches ``loss <= target``; ``(max_iter, est)``.
 
     Doubling then bisection (deterministic full-batch fits).  None if not
@@ -295,7 +295,7 @@ def logistic_target(name, X, y, C, factor, repeat):
     def loss_of(est):
         return est.loss_
 
-    k, est = seconds_to_target(lambda m: LogisticRegression(C=C, max_iter=m, tol=0.0), X, y,
+    k, est = max_iter_to_target(lambda m: LogisticRegression(C=C, max_iter=m, tol=0.0), X, y,
                             target, loss_of)  # fmt: skip
     if k is not None:
         (t_tt,) = best_times([lambda: est.fit(X, y)], repeat)
@@ -395,7 +395,7 @@ def section_survey(repeat):
             _base.SCG_PRODUCTS = products
             try:
                 make(2).fit(X[:100], y[:100])  # compile outside the timing
-                k, est = seconds_to_target(make, X, y, target, lambda e: e.loss_)
+                k, est = max_iter_to_target(make, X, y, target, lambda e: e.loss_)
                 fit = lambda est=est, X=X, y=y: est.fit(X, y)  # noqa: E731
                 t = best_times([fit], repeat)[0] if k else np.inf
             finally:
