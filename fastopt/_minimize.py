@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+from numba.core.registry import CPUDispatcher
 
 from . import _device, _status
 from ._objective import Objective
@@ -148,10 +149,6 @@ def _as_bounds(bounds, x):
 
 
 def _is_jitted(f):
-    try:
-        from numba.core.registry import CPUDispatcher
-    except ImportError:  # pragma: no cover
-        return False
     return isinstance(f, CPUDispatcher)
 
 
