@@ -23,7 +23,11 @@ from ..rules import KERNEL_TABLE
 # _E<k> / _C<k>: the element and coefficient functions of kernel id k, compiled
 # for inlining.  Module globals (not arguments) so the switch kernels cache.
 for _k, (_key, _kern) in enumerate(KERNEL_TABLE):
-    globals()[f"_E{_k}"] = _jit.inline(_kern.bind(_jit.scalar))
+    # An element function that calls scalar helpers is left to LLVM to inline:
+    # inlined by numba (inline="always"), its loop was measured not to
+    # vectorise at all (Rprop, 1.4-2x Adam's time per element).
+    _compile_elem = _jit.scalar if _kern.helpers else _jit.inline
+    globals()[f"_E{_k}"] = _compile_elem(_kern.bind(_jit.scalar))
     globals()[f"_C{_k}"] = _jit.inline(_kern.coeffs)
 
 N_KERNELS = len(KERNEL_TABLE)

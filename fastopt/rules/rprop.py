@@ -118,17 +118,21 @@ def _rprop_minus(gi, prev, step, xi, eta_minus, eta_plus, one, min_step, max_ste
     return xi - _signed(gi, step, zero), step, gi
 
 
-def _rprop_plus(gi, prev, step, xi, dw, undo, eta_minus, eta_plus, one, min_step, max_step,
-                zero):  # fmt: skip
+def _rprop_plus(gi, prev, step, xi, undo, eta_minus, eta_plus, one, min_step, max_step, zero):
     # Riedmiller & Braun 1993 with weight backtracking; Igel & Hüsken's
     # iRprop+ passes undo = 0 when the error went down.  On a sign change:
     # shrink the step, take back the previous move, zero the gradient.
+    # The previous move needs no slot of its own: it was -sign(prev) * step
+    # with the prev and step the previous update stored (a backtracking
+    # update stores prev = 0, and then no sign change can follow), so this
+    # recomputes it bit for bit and the kernel moves 7 words per element, as
+    # Adam does, not 9.
     s = gi * prev
+    dw = -_signed(prev, step, zero)
     step = _adapt(s, step, eta_minus, eta_plus, one, min_step, max_step)
-    new_dw = -_signed(gi, step, zero)
     back = s < 0
-    xi = xi - dw * undo if back else xi + new_dw
-    return xi, step, (dw if back else new_dw), (zero if back else gi)
+    xi = xi - dw * undo if back else xi - _signed(gi, step, zero)
+    return xi, step, (zero if back else gi)
 
 
 def elem_irprop_minus(i, x, g, S, c):
@@ -146,21 +150,19 @@ def elem_rprop_minus(i, x, g, S, c):
 
 
 def elem_rprop_plus(i, x, g, S, c):
-    xi, step, dw, gi = _rprop_plus(g[i], S[0, i], S[1, i], x[i], S[2, i], c[5], c[0], c[1],
-                                   c[5], c[2], c[3], c[6])  # fmt: skip
+    xi, step, gi = _rprop_plus(g[i], S[0, i], S[1, i], x[i], c[5], c[0], c[1], c[5], c[2], c[3],
+                               c[6])  # fmt: skip
     x[i] = xi
     S[1, i] = step
-    S[2, i] = dw
     S[0, i] = gi
 
 
 def elem_irprop_plus(i, x, g, S, c):
     # c[4] is 1 when the objective went up since the previous step, else 0
-    xi, step, dw, gi = _rprop_plus(g[i], S[0, i], S[1, i], x[i], S[2, i], c[4], c[0], c[1],
-                                   c[5], c[2], c[3], c[6])  # fmt: skip
+    xi, step, gi = _rprop_plus(g[i], S[0, i], S[1, i], x[i], c[4], c[0], c[1], c[5], c[2], c[3],
+                               c[6])  # fmt: skip
     x[i] = xi
     S[1, i] = step
-    S[2, i] = dw
     S[0, i] = gi
 
 
@@ -168,9 +170,8 @@ _H = (_adapt, _signed)
 KERNELS = {
     "irprop-": Kernel(elem_irprop_minus, coeffs, ("prev", "step_size"), _H + (_irprop_minus,)),
     "rprop-": Kernel(elem_rprop_minus, coeffs, ("prev", "step_size"), _H + (_rprop_minus,)),
-    "rprop+": Kernel(elem_rprop_plus, coeffs, ("prev", "step_size", "delta"), _H + (_rprop_plus,)),
-    "irprop+": Kernel(elem_irprop_plus, coeffs, ("prev", "step_size", "delta"),
-                      _H + (_rprop_plus,)),  # fmt: skip
+    "rprop+": Kernel(elem_rprop_plus, coeffs, ("prev", "step_size"), _H + (_rprop_plus,)),
+    "irprop+": Kernel(elem_irprop_plus, coeffs, ("prev", "step_size"), _H + (_rprop_plus,)),
 }
 
 #: the variant that needs the objective value at every step
