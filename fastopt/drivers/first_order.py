@@ -125,9 +125,11 @@ def _rebind(fn, **names):
     return types.FunctionType(fn.__code__, g, fn.__name__, fn.__defaults__, fn.__closure__)
 
 
-def _inline_step(elem, coeffs):
-    e = _jit.inline(elem)
-    co = _jit.inline(coeffs)
+def _inline_step(kern):
+    # as in kernels/cpu.py: an element function with scalar helpers is left to
+    # LLVM to inline, else its loop does not vectorise
+    e = (_jit.scalar if kern.helpers else _jit.inline)(kern.bind(_jit.scalar))
+    co = _jit.inline(kern.coeffs)
 
     def step_one_rule(kid, x, g, S, h, t, lr, aux, c):
         co(h, t, lr, aux, c)
@@ -152,7 +154,7 @@ def compiled_loops(kid):
     if kid not in _COMPILED:
         _, kern = KERNEL_TABLE[kid]
         names = {
-            "step": _inline_step(kern.bind(_jit.scalar), kern.coeffs),
+            "step": _inline_step(kern),
             "accept": _jit.inline(accept.py_func),
             "project": _jit.inline(project.py_func),
             "finite_fg": _jit.inline(finite_fg.py_func),

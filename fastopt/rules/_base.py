@@ -30,6 +30,7 @@ on ``t`` is computed here once per step, not per element.
 in float32 (a Python float literal would promote it to float64 on a GPU).
 """
 
+import math
 import types
 from collections.abc import Callable
 from typing import NamedTuple
@@ -70,9 +71,7 @@ def field_index(hyper_cls, name):
 
 def numeric_fields(hyper_cls):
     """The fields of ``hyper_cls`` that go into the float64 array ``h``."""
-    return tuple(
-        f for f in hyper_cls._fields if hyper_cls.__annotations__[f] in (float, bool, int)
-    )
+    return tuple(f for f in hyper_cls._fields if hyper_cls.__annotations__[f] in (float, bool, int))
 
 
 def check_lr(h):
@@ -101,3 +100,22 @@ def check_choice(name, value, choices):
         raise ValueError(
             f"Invalid {name} value: {value!r}; expected one of {', '.join(map(repr, choices))}"
         )
+
+
+#: b**t below this is 0 to 1 - b**t in float64 with a wide margin (half an ulp
+#: of 1 is 2**-53 below it; 2**-60 leaves room for exp's rounding)
+_TINY_LOG = -60.0 * math.log(2.0)
+
+
+def power_log(b):
+    """``(log b, t_sat)`` for bias corrections ``1 - b**t = 1 - exp(t log b)``.
+
+    From step ``t_sat`` on, ``b**t < 2**-60`` and ``1 - b**t`` rounds to
+    exactly 1.0, so a rule's ``coeffs`` can skip the ``exp`` there (and give
+    bit for bit what the ``exp`` would): at Adam's b2 = 0.999 that is every
+    step after the 41,500th.  ``b = 0``: ``log b = -inf`` and ``t_sat = 0``.
+    """
+    if b <= 0.0:
+        return -math.inf, 0.0
+    lb = math.log(b)
+    return lb, float(math.ceil(_TINY_LOG / lb))

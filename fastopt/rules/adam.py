@@ -35,6 +35,7 @@ from ._base import (
     check_weight_decay,
     field_index,
     numeric_fields,
+    power_log,
 )
 
 
@@ -53,9 +54,12 @@ B2 = field_index(Hyper, "b2")
 EPS = field_index(Hyper, "eps")
 WD = field_index(Hyper, "weight_decay")
 DECOUPLED = field_index(Hyper, "decoupled_weight_decay")
-# derived constants appended to h by prepare(): log b1, log b2
+# derived constants appended to h by prepare(): log b1, log b2 and the steps
+# from which 1 - b1**t, 1 - b2**t are exactly 1 (see _base.power_log)
 LOG_B1 = len(numeric_fields(Hyper))
 LOG_B2 = LOG_B1 + 1
+SAT_B1 = LOG_B1 + 2
+SAT_B2 = LOG_B1 + 3
 
 ADAMW_DEFAULTS = {"weight_decay": 1e-2, "decoupled_weight_decay": True}
 
@@ -70,20 +74,20 @@ def validate(h):
 
 def prepare(h):
     """Constants derived once from the hyperparameters, appended to ``h``."""
-    return (*h, _log(h[B1]), _log(h[B2]))
-
-
-def _log(b):
-    return math.log(b) if b > 0 else -math.inf  # b = 0: b**t = exp(-inf) = 0
+    (lb1, t1), (lb2, t2) = power_log(h[B1]), power_log(h[B2])
+    return (*h, lb1, lb2, t1, t2)
 
 
 def coeffs(h, t, lr, aux, c):
     b1 = h[B1]
     b2 = h[B2]
     # b**t as exp(t log b): half the cost of pow, and the bias corrections
-    # agree with torch's pow to a few ulps
-    c[0] = lr / (1.0 - math.exp(t * h[LOG_B1]))
-    c[1] = math.sqrt(1.0 - math.exp(t * h[LOG_B2]))
+    # agree with torch's pow to a few ulps; none at all once 1 - b**t rounds
+    # to 1 (most of a long run: the exps were half of a 2-D Adam iteration)
+    bc1 = 1.0 if t >= h[SAT_B1] else 1.0 - math.exp(t * h[LOG_B1])
+    bc2 = 1.0 if t >= h[SAT_B2] else 1.0 - math.exp(t * h[LOG_B2])
+    c[0] = lr / bc1
+    c[1] = math.sqrt(bc2)
     c[2] = h[EPS]
     c[3] = b1
     c[4] = 1.0 - b1

@@ -25,6 +25,7 @@ from ._base import (
     check_weight_decay,
     field_index,
     numeric_fields,
+    power_log,
 )
 
 
@@ -40,7 +41,8 @@ B1 = field_index(Hyper, "b1")
 B2 = field_index(Hyper, "b2")
 EPS = field_index(Hyper, "eps")
 WD = field_index(Hyper, "weight_decay")
-LOG_B1 = len(numeric_fields(Hyper))  # appended by prepare()
+LOG_B1 = len(numeric_fields(Hyper))  # appended by prepare(), with SAT_B1
+SAT_B1 = LOG_B1 + 1
 
 
 def validate(h):
@@ -53,11 +55,12 @@ def validate(h):
 
 def prepare(h):
     """Constants derived once from the hyperparameters, appended to ``h``."""
-    return (*h, math.log(h[B1]) if h[B1] > 0 else -math.inf)  # b1 = 0: exp(-inf) = 0
+    return (*h, *power_log(h[B1]))
 
 
 def coeffs(h, t, lr, aux, c):
-    c[0] = lr / (1.0 - math.exp(t * h[LOG_B1]))  # b1**t, see adam.coeffs
+    bc1 = 1.0 if t >= h[SAT_B1] else 1.0 - math.exp(t * h[LOG_B1])  # see adam.coeffs
+    c[0] = lr / bc1
     c[1] = h[WD]
     c[2] = h[B1]
     c[3] = 1.0 - h[B1]
