@@ -1563,3 +1563,56 @@ def test_converges_on_rosenbrock(method):
     assert np.abs(res.x - 1.0).max() < tol
     assert res.nit <= max_nit
     assert res.fun < 1e-8
+
+
+# --- the compiled driver writes step and checks out in its loop --------------------------
+
+
+def test_compiled_loop_has_step_and_accept_written_out():
+    # a call into them would cost an atomic incref/decref per array argument
+    # per iteration (first_order.written_out); the written-out loop names
+    # neither, and renamed locals of both appear instead
+    from fastopt.drivers import first_order as fo
+    from fastopt.drivers._checks import accept
+
+    loop = fo.written_out(fo.deterministic_loop, {"step": fo.rule_step, "accept": accept.py_func})
+    names = loop.__code__.co_names
+    assert "step" not in names and "accept" not in names
+    assert "_step_elem" in names and "_step_coeffs" in names
+    local = loop.__code__.co_varnames
+    assert any(v.startswith("_accept") for v in local)
+    assert any(v.startswith("_rule_step") for v in local)
+
+
+def test_written_out_rejects_an_early_return():
+    from fastopt.drivers import first_order as fo
+
+    def early(a):
+        if a:
+            return 1
+        return 2
+
+    def caller(a):
+        b = early(a)
+        return b
+
+    with pytest.raises(ValueError, match="one return"):
+        fo.written_out(caller, {"early": early})
+
+
+def test_written_out_gives_the_same_results_as_the_calls():
+    from fastopt.drivers import first_order as fo
+
+    def clipped_sum(v, lo):
+        s = 0.0
+        for i in range(v.shape[0]):
+            s += v[i] if v[i] > lo else lo
+        return s, v.shape[0]
+
+    def caller(v, lo):
+        i = -1  # the callee's loop variable must not clobber this
+        total, n = clipped_sum(v, lo)
+        return total, n, i
+
+    v = np.array([-1.0, 2.0, 0.5])
+    assert fo.written_out(caller, {"clipped_sum": clipped_sum})(v, 0.0) == caller(v, 0.0)

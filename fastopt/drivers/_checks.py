@@ -40,6 +40,9 @@ def accept(x, f, g, x_good, g_good):
     Returns ``(status, gnorm)``: status 0 when ``x``, ``f`` and ``g`` are all
     finite (then ``x_good, g_good <- x, g`` and ``gnorm = max|g|``), else the
     non-finite status, with ``x`` reset to ``x_good``.
+
+    One ``return``, at the end: the compiled driver writes this body out in
+    its loop (``drivers.first_order``).
     """
     n = x.shape[0]
     status = 0
@@ -54,17 +57,18 @@ def accept(x, f, g, x_good, g_good):
             if not math.isfinite(g[i]):
                 status = NONFINITE_G
                 break
+    gnorm = np.inf
     if status != 0:
         for i in range(n):
             x[i] = x_good[i]
-        return status, np.inf
-    gnorm = 0.0
-    for i in range(n):
-        x_good[i] = x[i]
-        g_good[i] = g[i]
-        a = abs(g[i])
-        if a > gnorm:
-            gnorm = a
+    else:
+        gnorm = 0.0
+        for i in range(n):
+            x_good[i] = x[i]
+            g_good[i] = g[i]
+            a = abs(g[i])
+            if a > gnorm:
+                gnorm = a
     return status, gnorm
 
 

@@ -14,6 +14,9 @@ time with a callback (or ``return_all``), with Python in between.  The
 learning rates of a chunk come precomputed in ``lrs`` (one entry: constant).
 """
 
+import ast
+import inspect
+import textwrap
 import types
 
 import numpy as np
@@ -125,18 +128,86 @@ def _rebind(fn, **names):
     return types.FunctionType(fn.__code__, g, fn.__name__, fn.__defaults__, fn.__closure__)
 
 
-def _inline_step(kern):
-    # as in kernels/cpu.py: an element function with scalar helpers is left to
-    # LLVM to inline, else its loop does not vectorise
-    e = (_jit.scalar if kern.helpers else _jit.inline)(kern.bind(_jit.scalar))
-    co = _jit.inline(kern.coeffs)
+def rule_step(kid, x, g, S, h, t, lr, aux, c):
+    """One rule's step: what ``step`` is in the compiled loops (written out there)."""
+    _step_coeffs(h, t, lr, aux, c)  # noqa: F821 - bound by compiled_loops
+    for i in range(x.shape[0]):
+        _step_elem(i, x, g, S, c)  # noqa: F821
 
-    def step_one_rule(kid, x, g, S, h, t, lr, aux, c):
-        co(h, t, lr, aux, c)
-        for i in range(x.shape[0]):
-            e(i, x, g, S, c)
 
-    return _jit.inline(step_one_rule)
+def written_out(fn, names):
+    """``fn`` with every call of a function in ``names`` written out in place.
+
+    Any function boundary with array arguments, even one numba inlines,
+    keeps an atomic incref and decref of each array per call: ~55 ns per
+    iteration for ``step``'s five arrays and ~30 ns for ``accept``'s four,
+    when a whole 2-D Adam iteration, the user's function included, costs
+    ~55 ns.  Written out, the arrays are the loop's own and nothing is
+    counted.  The sources stay one: this rewrites syntax trees.  A written-out
+    function has one ``return``, its last statement, and is called as a
+    statement (``f(...)`` or ``a, b = f(...)``) with plain names as arguments.
+    ``names`` maps each name to the plain Python function; the result is
+    ``fn``'s code with the callees' globals added to its namespace.
+    """
+    counter = iter(range(1 << 30))
+
+    def body_of(callee, args, target):
+        tree = ast.parse(textwrap.dedent(inspect.getsource(callee))).body[0]
+        params = [a.arg for a in tree.args.args]
+        if len(params) != len(args) or not all(isinstance(a, ast.Name) for a in args):
+            raise ValueError(f"{callee.__name__}: call with plain names only")
+        local = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)
+                 and isinstance(n.ctx, ast.Store)} - set(params)  # fmt: skip
+        prefix = f"_{callee.__name__}{next(counter)}_"
+        rename = {p: a.id for p, a in zip(params, args, strict=True)}
+        rename.update({v: prefix + v for v in local})
+
+        class Rename(ast.NodeTransformer):
+            def visit_Name(self, node):
+                node.id = rename.get(node.id, node.id)
+                return node
+
+        stmts = [Rename().visit(st) for st in tree.body]
+        if isinstance(stmts[0], ast.Expr) and isinstance(stmts[0].value, ast.Constant):
+            stmts = stmts[1:]  # the docstring
+        returns = [n for st in stmts for n in ast.walk(st) if isinstance(n, ast.Return)]
+        if returns and (len(returns) > 1 or stmts[-1] is not returns[0]):
+            raise ValueError(f"{callee.__name__}: one return, at the end")
+        if returns:
+            last = stmts.pop()
+            if target is not None:
+                stmts.append(ast.Assign(targets=[target], value=last.value))
+        return stmts
+
+    class WriteOut(ast.NodeTransformer):
+        def visit_FunctionDef(self, node):
+            self.generic_visit(node)
+            return node
+
+        def _call(self, value):
+            if (isinstance(value, ast.Call) and isinstance(value.func, ast.Name)
+                    and value.func.id in names):  # fmt: skip
+                return names[value.func.id], value.args
+            return None, None
+
+        def visit_Expr(self, node):
+            callee, args = self._call(node.value)
+            return node if callee is None else body_of(callee, args, None)
+
+        def visit_Assign(self, node):
+            callee, args = self._call(node.value)
+            if callee is None or len(node.targets) != 1:
+                return node
+            return body_of(callee, args, node.targets[0])
+
+    tree = ast.parse(textwrap.dedent(inspect.getsource(fn)))
+    tree = ast.fix_missing_locations(WriteOut().visit(tree))
+    namespace = dict(fn.__globals__)
+    for callee in names.values():
+        for k, v in callee.__globals__.items():
+            namespace.setdefault(k, v)
+    exec(compile(tree, inspect.getsourcefile(fn), "exec"), namespace)
+    return namespace[fn.__name__]
 
 
 _COMPILED = {}
@@ -147,14 +218,23 @@ def compiled_loops(kid):
 
     The compiled driver cannot be cached anyway (it calls the user's
     function), so it is specialised per rule: the rule's element and
-    coefficient functions and the checks are inlined into the loop.  A call
-    to a separate kernel costs ~70 ns of atomic reference counting on its
-    array arguments, more than a 2-D Adam step itself.
+    coefficient functions and the per-step checks are written out in the loop
+    (:func:`written_out`).  A call to a separate kernel costs ~70 ns of
+    atomic reference counting on its array arguments, more than a 2-D Adam
+    step itself.
     """
     if kid not in _COMPILED:
         _, kern = KERNEL_TABLE[kid]
+        # as in kernels/cpu.py: an element function with scalar helpers is
+        # left to LLVM to inline, else its loop does not vectorise
+        elem = (_jit.scalar if kern.helpers else _jit.inline)(kern.bind(_jit.scalar))
+        out = {"step": rule_step, "accept": accept.py_func}
         names = {
-            "step": _inline_step(kern),
+            "_step_coeffs": _jit.inline(kern.coeffs),
+            "_step_elem": elem,
+            "step": _jit.inline(
+                _rebind(rule_step, _step_coeffs=_jit.inline(kern.coeffs), _step_elem=elem)
+            ),  # when there is no source
             "accept": _jit.inline(accept.py_func),
             "project": _jit.inline(project.py_func),
             "finite_fg": _jit.inline(finite_fg.py_func),
@@ -162,10 +242,17 @@ def compiled_loops(kid):
             "copy_into": _jit.inline(copy_into.py_func),
         }
         _COMPILED[kid] = (
-            _jit.user_loop(_rebind(deterministic_loop, **names)),
-            _jit.user_loop(_rebind(minibatch_loop, **names)),
+            _jit.user_loop(_rebind(_written_out_or_not(deterministic_loop, out), **names)),
+            _jit.user_loop(_rebind(_written_out_or_not(minibatch_loop, out), **names)),
         )
     return _COMPILED[kid]
+
+
+def _written_out_or_not(fn, names):
+    try:
+        return written_out(fn, names)
+    except (OSError, TypeError):  # no source (frozen, zipped): calls stay calls
+        return fn
 
 
 def lr_table(opt, t, nsteps):
