@@ -24,11 +24,13 @@ import os
 import sys
 
 _PARALLEL_WORKER = "--parallel-worker" in sys.argv
+# threads of the parallel kernel: 2 (these machines), or --threads N
+_THREADS = sys.argv[sys.argv.index("--threads") + 1] if "--threads" in sys.argv else "2"
 for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
              "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS", "NUMBA_NUM_THREADS"):  # fmt: skip
     os.environ[_var] = "1"
 if _PARALLEL_WORKER:
-    os.environ["NUMBA_NUM_THREADS"] = "2"
+    os.environ["NUMBA_NUM_THREADS"] = _THREADS
 
 import argparse  # noqa: E402
 import ast  # noqa: E402
@@ -60,7 +62,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from benchmarks import step_variants  # noqa: E402 (it pins the pools to 1 thread too)
 
 if _PARALLEL_WORKER:
-    os.environ["NUMBA_NUM_THREADS"] = "2"
+    os.environ["NUMBA_NUM_THREADS"] = _THREADS
 
 HERE = os.path.abspath(__file__)
 ROOT = os.path.dirname(os.path.dirname(HERE))
@@ -606,9 +608,11 @@ def scipy_compare(cfg, targets):
 
 
 def parallel(cfg, targets):
-    section("parallel vs serial step kernel (Adam, NUMBA_NUM_THREADS=2, in a subprocess)")
-    cmd = [sys.executable, HERE, "--parallel-worker"] + (["--quick"] if cfg.quick else [])
-    env = dict(os.environ, NUMBA_NUM_THREADS="2")
+    section(f"parallel vs serial step kernel (Adam, NUMBA_NUM_THREADS={_THREADS}, "
+            "in a subprocess)")  # fmt: skip
+    cmd = [sys.executable, HERE, "--parallel-worker", "--threads", _THREADS]
+    cmd += ["--quick"] if cfg.quick else []
+    env = dict(os.environ, NUMBA_NUM_THREADS=_THREADS)
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT)
     if proc.returncode != 0:
         print(proc.stderr)
@@ -643,9 +647,10 @@ def parallel(cfg, targets):
 
 
 def parallel_worker(quick):
-    """Runs in the subprocess with NUMBA_NUM_THREADS=2: prints one JSON line."""
+    """Runs in the subprocess with NUMBA_NUM_THREADS=--threads: prints one JSON line."""
     sizes = [10**5, 10**6, 10**7] if quick else [
-        10**5, 2 * 10**5, 5 * 10**5, 10**6, 2 * 10**6, 5 * 10**6, 10**7]  # fmt: skip
+        10**4, 2 * 10**4, 5 * 10**4, 10**5, 2 * 10**5, 5 * 10**5, 10**6, 2 * 10**6, 5 * 10**6,
+        10**7]  # fmt: skip
     timing = {"repeat": 3, "min_time": 0.01} if quick else {"repeat": 7, "min_time": 0.05}
     rows = []
     for dtype in (np.float32, np.float64):
@@ -777,6 +782,8 @@ def main(argv=None):
     parser.add_argument("--min-time", type=float, default=None,
                         help="seconds per repeat (default 0.05; --quick 0.01)")  # fmt: skip
     parser.add_argument("--parallel-worker", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--threads", default="2",
+                        help="threads of the parallel kernel in its section (default 2)")
     args = parser.parse_args(argv)
     if args.parallel_worker:
         parallel_worker(args.quick)

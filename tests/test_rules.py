@@ -320,7 +320,7 @@ def test_kernel_cache_follows_rule_sources(tmp_path):
 # --------------------------------------------------------------------------
 class Bowl:
     """``f_k(x) = sum(d/2 (x - s_k c)^2)`` with ``s_k`` = 1, -0.5, 1, ...: float32
-    throughout and cheap at n = 2**20, and its gradient signs flip (Rprop)."""
+    throughout and cheap at n = PARALLEL_MIN_SIZE, and its gradient signs flip (Rprop)."""
 
     def __init__(self, n):
         self.d = np.linspace(0.5, 4.0, n, dtype=np.float32)

@@ -33,8 +33,13 @@ for _k, (_key, _kern) in enumerate(KERNEL_TABLE):
 N_KERNELS = len(KERNEL_TABLE)
 #: size of the coefficient vector ``c`` (the largest any rule fills)
 N_COEFFS = 12
-#: below this size the serial kernel is used even when parallel is allowed
-PARALLEL_MIN_SIZE = 1 << 20
+#: below this size the serial kernel is used even when parallel is allowed.
+#: Measured (docs/parallel_crossover.txt: Adam, a quiet 16-core Xeon, 2, 4 and
+#: 16 threads): the parallel kernel wins at every n >= 2e4 in float32 and
+#: float64 (1.3-4x at 2e4-5e4); at 1e4, 16 threads lose in float32 (0.76x).
+#: On the shared 2-core CI machines it does not win at any size, which is why
+#: serial stays the default.
+PARALLEL_MIN_SIZE = 1 << 15
 
 
 @_jit.inline
