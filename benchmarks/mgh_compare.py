@@ -16,10 +16,12 @@ Sections:
     its default Møller restarts and with ``restart="powell"``),
     ``hessian-free`` with the exact ``hessp`` and with the Gauss-Newton product
     (``options={"gauss_newton": p.gauss_newton}``) and ``adahessian`` (exact
-    ``hessp``, default options).  Every method gets the Python callables
-    ``p.fun``, ``p.grad``, ``p.hessp`` wrapped in call counters, so ``nfev``,
-    ``njev``, ``nhev`` in the table are the calls each method really made
-    (fastopt's ``fg`` calls ``fun`` and ``jac`` together, and
+    ``hessp``, default options), and fastopt ``lbfgs`` when the registry has
+    it.  Every method gets the same separate Python callables ``p.fun``,
+    ``p.grad``, ``p.hessp`` (``jac=p.grad``, as scipy gets them) wrapped in
+    call counters, so ``nfev``, ``njev``, ``nhev`` in the table are the calls
+    each method really made (SCG's finite-difference curvature calls ``grad``
+    alone, its trial points ``fun`` and then ``grad`` only when accepted;
     ``fastopt.minimize`` evaluates both once at ``x0`` to check them: all
     counted).  Targets: SCG solves at least as many problems as CG, with no
     more function plus gradient evaluations over the problems both solve;
@@ -72,7 +74,7 @@ from numba.core.registry import CPUDispatcher  # noqa: E402
 from scipy.optimize import rosen, rosen_der  # noqa: E402
 
 import fastopt  # noqa: E402
-from fastopt._objective import Objective  # noqa: E402
+from fastopt._objective import Objective, grad_from_fg  # noqa: E402
 from fastopt.solvers import scg  # noqa: E402
 from fastopt.solvers._common import ALL_STEPS, RUNNING  # noqa: E402
 from fastopt.testing import MGH_PROBLEMS, ill_conditioned_quadratic  # noqa: E402
@@ -209,6 +211,8 @@ MGH_METHODS = {
     "hessian-free GN": _fastopt("hessian-free", "gauss_newton"),
     "adahessian": _fastopt("adahessian", "hessp"),
 }
+if "lbfgs" in fastopt.METHODS:  # fastopt's L-BFGS, beside scipy's L-BFGS-B
+    MGH_METHODS["lbfgs"] = _fastopt("lbfgs")
 
 
 def solved(p, f):
@@ -255,7 +259,7 @@ def section_mgh(args, summary):
                   f"{c.nf:6d} {c.ng:6d} {c.nh:6d} {t * 1e3:9.3f}")  # fmt: skip
         print()
 
-    print("Summary per method (26 problems):")
+    print(f"Summary per method ({len(MGH_PROBLEMS)} problems):")
     print(f"{'method':16s} {'solved':>6s} {'success':>7s} {'f+g (all)':>10s} "
           f"{'f+g+h (all)':>11s} {'time ms (all)':>13s}")  # fmt: skip
     by = {label: [r for r in rows if r["method"] == label] for label in MGH_METHODS}
@@ -277,7 +281,8 @@ def section_mgh(args, summary):
     print("\nPairs (f+g = function plus gradient evaluations over the problems both solved):")
     for a, b in (("scg", "scipy CG"), ("scg powell", "scipy CG"), ("scg", "scg powell"),
                  ("hessian-free", "scipy Newton-CG"), ("hessian-free GN", "scipy Newton-CG"),
-                 ("scg powell", "scipy L-BFGS-B")):  # fmt: skip
+                 ("scg powell", "scipy L-BFGS-B"),
+                 *((("lbfgs", "scipy L-BFGS-B"),) if "lbfgs" in by else ())):  # fmt: skip
         common, tot, only = both(a, b)
         print(
             f"  {a} vs {b}: both solved {len(common)}; f+g {tot[a]} vs {tot[b]}; "
@@ -340,15 +345,23 @@ def _py_rosen_fg(x):
     return rosen(x), rosen_der(x)
 
 
-def _scg_bare(fg):
-    """The SCG loop alone, from prepared state (what ``scg.run`` calls)."""
+def _scg_bare(fg, fun=None, grad=None):
+    """The SCG loop alone, from prepared state (what ``scg.run`` calls).
+
+    ``fun`` None: the trial points take ``fg`` and ``grad`` is ``fg(x)[1]``
+    (``jac=True``); else ``fun`` and ``grad`` separately (a separate ``jac``).
+    """
     x0 = np.array([-1.2, 1.0])
     f0, g0 = fg(x0)
     f0, g0 = float(f0), np.asarray(g0, dtype=np.float64)
-    if isinstance(fg, CPUDispatcher):
-        loop, first = scg._LOOP.bind(fg, None)
+    compiled = isinstance(fg, CPUDispatcher)
+    gfev = 0
+    if fun is None:
+        grad, gfev = grad_from_fg(fg, compiled), 1
+    if compiled:
+        loop, first = scg._LOOP.bind(fun, fg, grad, None)
     else:
-        loop, first = scg._scg_loop, (fg, None)
+        loop, first = scg._scg_loop, (fun, fg, grad, None)
 
     def run():
         x, g = x0.copy(), g0.copy()
@@ -357,7 +370,7 @@ def _scg_bare(fg):
         ns = np.array([0, 1, 1, 0, 0, 0, 1, RUNNING], dtype=np.int64)
         # the arguments scg.run passes for the default options (Møller, no hessp)
         rest = ((), x, g, p, np.empty(2), fs, ns, ALL_STEPS, 1000, 2**62, GTOL, 0.0, 0.0, 1e-4,
-                False, False)  # fmt: skip
+                False, False, gfev)  # fmt: skip
         status = loop(*first, *rest)
         return status, x, ns
 
@@ -374,12 +387,12 @@ def section_rosenbrock(args, summary):
         r = f()  # warm-up (compiles on first use)
         t = best_time(f, repeat=rep, min_time=mt)
         if isinstance(r, tuple):  # bare loop
-            nit, nfev = int(r[2][0]), int(r[2][1])
+            nit, nfev, njev = int(r[2][0]), int(r[2][1]), int(r[2][2])
         elif isinstance(r, dict):
-            nit, nfev = r["nit"], r["nfev"]
+            nit, nfev, njev = r["nit"], r["nfev"], r["njev"]
         else:
-            nit, nfev = r.nit, r.nfev
-        rows.append((label, layer, t, nit, nfev))
+            nit, nfev, njev = r.nit, r.nfev, r.njev
+        rows.append((label, layer, t, nit, nfev, njev))
         return t
 
     t_cg = add("scipy CG", lambda: scipy.optimize.minimize(rosen, x0, jac=rosen_der, method="CG"),
@@ -394,8 +407,9 @@ def section_rosenbrock(args, summary):
                  "fastopt.minimize")  # fmt: skip
     opts = scg.Options()
 
-    def obj(fg, fun, compiled):
-        return Objective(x0=x0.copy(), fun=fun, fg=fg, hessp=None, args=(), compiled=compiled)
+    def obj(fg, fun, compiled, grad=None):
+        return Objective(x0=x0.copy(), fun=fun, fg=fg, grad=grad, hessp=None, args=(),
+                         compiled=compiled)  # fmt: skip
 
     t_run = add("scg njit fg", lambda: scg.run(obj(rosen_fg_jit, rosen_fun_only_jit, True), opts),
                 "scg.run(Objective)")  # fmt: skip
@@ -412,9 +426,9 @@ def section_rosenbrock(args, summary):
     t_py = add("scg rosen, rosen_der",
                lambda: fastopt.minimize(rosen, x0, jac=rosen_der, method="scg"),
                "fastopt.minimize")  # fmt: skip
-    add("scg rosen, rosen_der", lambda: scg.run(obj(_py_rosen_fg, rosen, False), opts),
+    add("scg rosen, rosen_der", lambda: scg.run(obj(_py_rosen_fg, rosen, False, rosen_der), opts),
         "scg.run(Objective)")  # fmt: skip
-    add("scg rosen, rosen_der", _scg_bare(_py_rosen_fg), "bare loop")
+    add("scg rosen, rosen_der", _scg_bare(_py_rosen_fg, rosen, rosen_der), "bare loop")
     fg_t = best_time(lambda: (rosen(x0), rosen_der(x0)), repeat=rep, min_time=mt)
     for method, kw in (
         ("scg", {"options": {"restart": "powell"}}),
@@ -429,18 +443,21 @@ def section_rosenbrock(args, summary):
 
     print(f"best of {rep}, each repeat >= {mt * 1e3:.0f} ms; ratio = scipy CG time / this time")
     print(f"{'solver':28s} {'measured through':26s} {'time us':>10s} {'ratio':>8s} "
-          f"{'nit':>6s} {'nfev':>6s}")  # fmt: skip
-    for label, layer, t, nit, nfev in rows:
-        print(f"{label:28s} {layer:26s} {t * 1e6:10.2f} {t_cg / t:8.2f} {nit:6d} {nfev:6d}")
+          f"{'nit':>6s} {'nfev':>6s} {'njev':>6s}")  # fmt: skip
+    for label, layer, t, nit, nfev, njev in rows:
+        print(f"{label:28s} {layer:26s} {t * 1e6:10.2f} {t_cg / t:8.2f} {nit:6d} {nfev:6d} "
+              f"{njev:6d}")  # fmt: skip
+    bare = next(r for r in rows if r[1] == "bare loop")
+    py = next(r for r in rows if r[0] == "scg rosen, rosen_der")
     print(f"\nwhere the compiled SCG solve's {t_jit * 1e6:.1f} us go:")
     print(f"  fastopt.minimize beyond scg.run: {(t_jit - t_run) * 1e6:6.1f} us "
           f"(minimize with maxiter=0: {t_min0 * 1e6:.1f} us, scg.run with maxiter=0: "
           f"{t_run0 * 1e6:.1f} us)")  # fmt: skip
     print(f"  scg.run beyond the loop:         {(t_run - t_bare) * 1e6:6.1f} us")
-    print(f"  the loop (81 accepted steps, 181 fg): {t_bare * 1e6:6.1f} us")
+    print(f"  the loop ({bare[3]} accepted steps, {bare[5]} fg): {t_bare * 1e6:6.1f} us")
     print(f"Python callables: one rosen + rosen_der pair costs {fg_t * 1e6:.1f} us; "
           f"scipy CG spends {78 * fg_t * 1e6 / 1e3:.2f} ms in its ~78 pairs (its 78 f + 77 g), "
-          "SCG in its 181 fg.")  # fmt: skip
+          f"SCG (separate rosen, rosen_der) in its {py[4]} f + {py[5]} g.")  # fmt: skip
     summary.append(("Rosenbrock: compiled SCG (njit fg, jac=True) >= 100x scipy CG",
                     f"{t_cg / t_jit:.1f}x ({t_jit * 1e6:.1f} us vs {t_cg * 1e3:.3f} ms)",
                     t_cg / t_jit >= 100))  # fmt: skip

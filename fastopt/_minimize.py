@@ -16,7 +16,7 @@ import numpy as np
 from numba.core.registry import CPUDispatcher
 
 from . import _device, _status
-from ._objective import Objective
+from ._objective import Objective, grad_from_fg
 from .drivers.driver import run_first_order
 from .optim import Optimizer, make_hyper
 from .rules import RULES
@@ -199,22 +199,32 @@ def _check_grad(g, x, where):
 
 
 def _python_fg(fun, jac, x, args, counter):
-    """Python ``fun``/``fg`` for the scipy ``jac`` conventions, plus a first-call check.
+    """Python ``fun``/``fg``/``grad`` for the scipy ``jac`` conventions, plus a first-call check.
 
-    Returns ``(fun_only, fg)``.
+    Returns ``(fun_only, fg, grad, grad_calls_fun)``: ``grad`` is the
+    gradient alone (the user's ``jac``, ``fun(x)[1]`` with ``jac=True``, or
+    the finite-difference gradient), and ``grad_calls_fun`` says whether a
+    ``grad`` call also evaluates ``fun`` uncounted (``jac=True``).
     """
     dtype = x.dtype
+    grad_calls_fun = False
     if callable(jac):
+
         def fg(x, *a):
             return fun(x, *a), jac(x, *a)
 
         def fun_only(x, *a):
             return fun(x, *a)
+
+        grad = jac
     elif jac is True:
         fg = fun
 
         def fun_only(x, *a):
             return fun(x, *a)[0]
+
+        grad = None
+        grad_calls_fun = True
     elif jac in (None, False, "2-point", "3-point", "cs"):
         from scipy.optimize._numdiff import approx_derivative
 
@@ -223,8 +233,7 @@ def _python_fg(fun, jac, x, args, counter):
         def fun_only(x, *a):
             return fun(x, *a)
 
-        def fg(x, *a):
-            f0 = _check_value(fun(x, *a), "fun(x)")
+        def fd_grad(x, a, f0):
             calls = [0]
 
             def f1(z):
@@ -233,10 +242,17 @@ def _python_fg(fun, jac, x, args, counter):
 
             # difference in x's own dtype: scipy sizes the step for it (a
             # float64-sized step vanishes when rounded to float32)
-            g = approx_derivative(f1, x, method=scheme,
-                                  f0=f0 if scheme == "2-point" else None)  # fmt: skip
+            g = approx_derivative(f1, x, method=scheme, f0=f0)
+            # every call of fun made here counts (f0 too, when scipy made it)
             counter["nfev"] += calls[0]
-            return f0, g.astype(dtype)
+            return g.astype(dtype)
+
+        def fg(x, *a):
+            f0 = _check_value(fun(x, *a), "fun(x)")
+            return f0, fd_grad(x, a, f0 if scheme == "2-point" else None)
+
+        def grad(x, *a):
+            return fd_grad(x, a, None)
     else:
         raise ValueError(
             f"Invalid jac: {jac!r}; expected a callable, True, '2-point', '3-point' or None"
@@ -256,13 +272,22 @@ def _python_fg(fun, jac, x, args, counter):
         and g0.flags.c_contiguous
     )
     if raw_ok:
-        return fun_only, fg
+        if grad is None:
+            grad = grad_from_fg(fg, False)
+        return fun_only, fg, grad, grad_calls_fun
 
     def fg_checked(x, *a):
         f, g = fg(x, *a)
         return _check_value(f, "fun(x)"), np.ascontiguousarray(_check_grad(g, x, "jac(x)"), dtype)
 
-    return fun_only, fg_checked
+    if grad is None:
+        return fun_only, fg_checked, grad_from_fg(fg_checked, False), grad_calls_fun
+    grad_raw = grad
+
+    def grad_checked(x, *a):
+        return np.ascontiguousarray(_check_grad(grad_raw(x, *a), x, "jac(x)"), dtype)
+
+    return fun_only, fg_checked, grad_checked, grad_calls_fun
 
 
 def _adapt_callback(callback, method_name):
@@ -428,23 +453,28 @@ def minimize(fun, x0, args=(), method="adam", jac=None, hess=None, hessp=None,
 
     lb, ub = _as_bounds(bounds, x)
     counter = {"nfev": 0}
-    compiled = _is_jitted(fun) and (jac is True or _is_jitted(jac)) and (
-        hessp is None or _is_jitted(hessp)
+    compiled = (
+        _is_jitted(fun)
+        and (jac is True or _is_jitted(jac))
+        and (hessp is None or _is_jitted(hessp))
     )
     if compiled:
         if jac is True:
-            fg, fun_only = fun, _jit_f_only(fun)
+            # the gradient alone still evaluates fun: counted as both
+            fg, fun_only, grad = fun, _jit_f_only(fun), grad_from_fg(fun, True)
+            grad_calls_fun = True
         else:
-            fg, fun_only = _jit_fg(fun, jac), fun
+            fg, fun_only, grad, grad_calls_fun = _jit_fg(fun, jac), fun, jac, False
         f0, g0 = fg(x.copy(), *args)
         _check_value(f0, "fun(x0)")
         _check_grad(g0, x, "jac(x0)")
         counter["first"] = (f0, g0)
     else:
-        fun_only, fg = _python_fg(fun, jac, x, args, counter)
+        fun_only, fg, grad, grad_calls_fun = _python_fg(fun, jac, x, args, counter)
 
     obj = Objective(
-        x0=x, fun=fun_only, fg=fg, hessp=hessp, args=args, compiled=compiled, lb=lb, ub=ub,
+        x0=x, fun=fun_only, fg=fg, grad=grad, grad_calls_fun=grad_calls_fun,
+        hessp=hessp, args=args, compiled=compiled, lb=lb, ub=ub,
         maxiter=maxiter, gtol=gtol, batch_size=batch_size, epochs=epochs,
         shuffle=bool(common["shuffle"]), seed=common["seed"],
         callback=_adapt_callback(callback, entry.name),

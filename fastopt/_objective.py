@@ -27,6 +27,20 @@ class Objective:
     fg : callable
         ``fg(x, *args) -> (float, ndarray)``: value and gradient at one point.
         With ``compiled=True`` both are numba dispatchers.
+    grad : callable or None
+        ``grad(x, *args) -> ndarray``: the gradient alone, for the solvers'
+        finite-difference curvature products and any other place that needs
+        no value.  :func:`fastopt.minimize` passes the user's ``jac`` itself
+        (a separate callable), the finite-difference gradient (``jac=None``
+        or a scheme), or ``fun(x)[1]`` (``jac=True``: no saving possible).
+        None (an Objective built by hand): ``fg(x)[1]``, see
+        :func:`grad_from_fg`.
+    grad_calls_fun : bool
+        True when a ``grad`` call evaluates ``fun`` too (``jac=True``, or
+        ``grad`` derived from ``fg``): the solvers then count it in ``nfev``
+        as well as ``njev``, so the counts stay the calls the user's
+        functions received.  (Finite-difference gradients count their
+        function calls themselves, in ``extra_nfev``'s counter.)
     hessp : callable or None
         ``hessp(x, v, *args) -> ndarray``, the user's Hessian-vector product.
     args : tuple
@@ -79,3 +93,39 @@ class Objective:
     extra_nfev: int = 0
     first: tuple | None = None
     user: dict[str, Any] | None = None
+    grad: Callable | None = None
+    grad_calls_fun: bool = False
+
+    def __post_init__(self):
+        if self.grad is None:
+            self.grad = grad_from_fg(self.fg, self.compiled)
+            self.grad_calls_fun = True
+
+
+_GRAD_CACHE = {}
+
+
+def grad_from_fg(fg, compiled):
+    """``grad(x, *args) = fg(x, *args)[1]``, the gradient of a value-and-gradient callable.
+
+    With ``compiled`` and a numba dispatcher ``fg`` the result is an ``@njit``
+    function (cached per ``fg``), so the compiled loops can call it; else a
+    plain Python function.  It evaluates the value too: count it as both.
+    """
+    from numba.core.registry import CPUDispatcher
+
+    if not (compiled and isinstance(fg, CPUDispatcher)):
+
+        def grad(x, *args):
+            return fg(x, *args)[1]
+
+        return grad
+    if fg not in _GRAD_CACHE:
+        import numba
+
+        @numba.njit
+        def grad(x, *args):
+            return fg(x, *args)[1]
+
+        _GRAD_CACHE[fg] = grad
+    return _GRAD_CACHE[fg]

@@ -41,6 +41,16 @@ def rosen_fg(x):
 
 
 @numba.njit
+def rosen_grad(x):
+    a = x[0]
+    t = x[1] - a * a
+    g = np.empty(2)
+    g[0] = -400.0 * a * t - 2.0 * (1.0 - a)
+    g[1] = 200.0 * t
+    return g
+
+
+@numba.njit
 def rosen_hessp(x, v):
     a = x[0]
     out = np.empty(2)
@@ -81,6 +91,11 @@ def quad_fg(x, A, xs):
 
 
 @numba.njit
+def quad_grad(x, A, xs):
+    return A @ (x - xs)
+
+
+@numba.njit
 def quad_hessp(x, v, A, xs):
     return A @ v
 
@@ -96,6 +111,11 @@ def lsq_fun(x, A, b):
 def lsq_fg(x, A, b):
     r = A @ x - b
     return 0.5 * (r @ r) / A.shape[0], (A.T @ r) / A.shape[0]
+
+
+@numba.njit
+def lsq_grad(x, A, b):
+    return (A.T @ (A @ x - b)) / A.shape[0]
 
 
 @numba.njit
@@ -124,6 +144,31 @@ def nan_rosen_hessp(x, v):
 @numba.njit
 def bad_shape_hessp(x, v, *args):
     return np.zeros((x.shape[0], 1))
+
+
+@numba.njit
+def bad_diagonal(x, *args):
+    return np.zeros(x.shape[0] + 1)
+
+
+@numba.njit
+def quad_diagonal(x, A, xs):
+    return np.diag(A).copy()
+
+
+@numba.njit
+def sphere_fun(x):
+    return 0.5 * (x @ x)
+
+
+@numba.njit
+def sphere_fg(x):
+    return 0.5 * (x @ x), x.copy()
+
+
+@numba.njit
+def sphere_grad(x):
+    return x.copy()
 
 
 ROSEN_X0 = (-1.2, 1.0)
@@ -178,26 +223,34 @@ LSQ_FSTAR = float(lsq_fun(LSQ_X, LSQ_A, LSQ_B))
 
 
 def make(
-    fg=rosen_fg, fun=rosen_fun, hessp=None, x0=ROSEN_X0, args=(), **kw
+    fg=rosen_fg, fun=rosen_fun, hessp=None, x0=ROSEN_X0, args=(), grad=None, **kw
 ):  # fmt: skip
+    """An Objective; ``grad`` None: the solvers take the gradient from ``fg``
+    (and count each such call as a function evaluation too)."""
     return Objective(
-        x0=np.array(x0, dtype=np.float64), fun=fun, fg=fg, hessp=hessp, args=args, **kw
-    )
+        x0=np.array(x0, dtype=np.float64), fun=fun, fg=fg, grad=grad, hessp=hessp, args=args,
+        **kw,
+    )  # fmt: skip
 
 
 def rosen_problem(**kw):
-    return make(**kw)
+    return make(grad=rosen_grad, **kw)
 
 
 def quad_problem(hessp=None, **kw):
     return make(
-        fg=quad_fg, fun=quad_fun, hessp=hessp, x0=np.zeros(QUAD_A.shape[0]),
+        fg=quad_fg, fun=quad_fun, grad=quad_grad, hessp=hessp, x0=np.zeros(QUAD_A.shape[0]),
         args=(QUAD_A, QUAD_XS), **kw,
     )  # fmt: skip
 
 
-PROBLEMS = {"rosen": rosen_problem, "quad": quad_problem}
-HESSP = {"rosen": rosen_hessp, "quad": quad_hessp}
+def rosen_fg_problem(**kw):
+    """Rosenbrock with ``fg`` only (as ``jac=True``): a gradient costs a value too."""
+    return make(**kw)
+
+
+PROBLEMS = {"rosen": rosen_problem, "rosen_fg": rosen_fg_problem, "quad": quad_problem}
+HESSP = {"rosen": rosen_hessp, "rosen_fg": rosen_hessp, "quad": quad_hessp}
 
 
 # --------------------------------------------------------------------------
@@ -230,6 +283,17 @@ def test_objective_gradients_and_products(fun, fg, hessp, x, args):
     np.testing.assert_allclose(hv, _fd_hessp(grad, x, v, args), rtol=1e-6, atol=1e-6)
 
 
+def test_gradient_only_callables_match_fg():
+    # The solvers' gradient-only callables (Objective.grad) against the fg
+    # whose gradient check_grad verified above.
+    for grad, fg, x, args in [
+        (rosen_grad, rosen_fg, np.array([0.3, -0.7]), ()),
+        (quad_grad, quad_fg, np.linspace(-1, 1, 10), (QUAD_A, QUAD_XS)),
+        (lsq_grad, lsq_fg, np.linspace(-1, 1, 5), (LSQ_A, LSQ_B)),
+    ]:
+        np.testing.assert_allclose(grad(x, *args), fg(x, *args)[1], rtol=1e-14, atol=1e-14)
+
+
 def test_rosenbrock_gauss_newton_product():
     x = np.array([0.3, -0.7])
     assert np.isclose(np.sum(rosen_residuals(x) ** 2), rosen_fun(x), rtol=1e-14)
@@ -254,8 +318,10 @@ def test_quadratic_gradients():
 
 
 def test_registry_and_interface():
-    assert SOLVERS == {"scg": scg, "hessian-free": hessian_free, "adahessian": adahessian}
-    assert ALIASES == {"hf": "hessian-free"}
+    # (other solvers, e.g. lbfgs, have their own tests)
+    mine = {"scg": scg, "hessian-free": hessian_free, "adahessian": adahessian}
+    assert mine.items() <= SOLVERS.items()
+    assert ALIASES["hf"] == "hessian-free"
     assert hessian_free.ALIASES == ("hf",)
     for mod in (scg, hessian_free, adahessian):
         mod.validate(mod.Options())
@@ -291,6 +357,7 @@ ERROR_INPUTS = [
     (adahessian, {"update_every": 0}, "Invalid update_every value: 0"),
     (adahessian, {"estimator": "lanczos"}, "Invalid estimator value: 'lanczos'"),
     (adahessian, {"seed": 1.5}, "Invalid seed value: 1.5"),
+    (adahessian, {"diagonal": 3}, "Invalid diagonal value: 3 (not callable)"),
 ]
 
 
@@ -315,7 +382,8 @@ def test_adahessian_projects_onto_bounds():
     a = np.diag(np.geomspace(1.0, 100.0, 4))
     xs = np.array([2.0, -2.0, 0.5, -0.25])
     lb, ub = np.full(4, -1.0), np.full(4, 1.0)
-    obj = make(fg=quad_fg, fun=quad_fun, hessp=quad_hessp, x0=np.zeros(4), args=(a, xs),
+    obj = make(fg=quad_fg, fun=quad_fun, grad=quad_grad, hessp=quad_hessp, x0=np.zeros(4),
+               args=(a, xs),
                lb=lb, ub=ub, maxiter=3000, return_all=True)  # fmt: skip
     out = adahessian.run(obj, adahessian.Options())
     assert all(np.all((v >= lb) & (v <= ub)) for v in out["allvecs"])
@@ -326,7 +394,8 @@ def test_adahessian_projects_onto_bounds():
 def test_caller_arrays_untouched(mod):
     x0 = np.zeros(5)
     a, b = LSQ_A.copy(), LSQ_B.copy()
-    obj = make(fg=lsq_fg, fun=lsq_fun, hessp=lsq_hessp, x0=x0, args=(a, b), maxiter=20)
+    obj = make(fg=lsq_fg, fun=lsq_fun, grad=lsq_grad, hessp=lsq_hessp, x0=x0, args=(a, b),
+               maxiter=20)  # fmt: skip
     obj.x0 = x0  # the very array the caller holds
     mod.run(obj, mod.Options())
     np.testing.assert_array_equal(x0, np.zeros(5))
@@ -349,7 +418,8 @@ def test_scg_exact_on_quadratic(n, cond, with_hessp, restart):
         a, xs = uniform_spectrum_quadratic(n, cond, seed)
         x0 = np.zeros(n)
         g0 = np.abs(quad_fg(x0, a, xs)[1]).max()
-        obj = make(fg=quad_fg, fun=quad_fun, hessp=quad_hessp if with_hessp else None,
+        obj = make(fg=quad_fg, fun=quad_fun, grad=quad_grad,
+                   hessp=quad_hessp if with_hessp else None,
                    x0=x0, args=(a, xs), gtol=1e-8 * g0, maxiter=n + 2)  # fmt: skip
         out = scg.run(obj, scg.Options(restart=restart))
         assert out["status"] == _status.SUCCESS, (seed, out["nit"])
@@ -404,21 +474,29 @@ def test_scg_maxfev():
 
 COUNTS = [
     # (solver, options, problem, product) -> (nit, nfev, njev, nhev)
-    (scg, {}, "rosen", None, (81, 181, 181, 0)),
-    (scg, {}, "rosen", "hessp", (81, 104, 104, 81)),
-    (scg, {"variant": "netlab"}, "rosen", None, (33, 76, 76, 0)),
-    (scg, {"restart": "powell"}, "rosen", None, (61, 135, 135, 0)),
-    (scg, {"restart": "powell"}, "quad", None, (20, 41, 41, 0)),
-    (scg, {}, "quad", None, (69, 139, 139, 0)),
+    # Finite-difference curvature products cost one gradient (njev), not a
+    # value and a gradient, and a rejected SCG pass one function value:
+    # nfev fell from 181 to 100 on "rosen" (issue #3).  With only ``fg``
+    # ("rosen_fg", like jac=True) every gradient also costs a value.
+    (scg, {}, "rosen", None, (81, 100, 163, 0)),
+    (scg, {}, "rosen_fg", None, (81, 181, 181, 0)),
+    (scg, {}, "rosen", "hessp", (81, 104, 82, 81)),
+    (scg, {"variant": "netlab"}, "rosen", None, (33, 43, 67, 0)),
+    (scg, {"restart": "powell"}, "rosen", None, (61, 74, 123, 0)),
+    (scg, {"restart": "powell"}, "quad", None, (20, 21, 41, 0)),
+    (scg, {}, "quad", None, (69, 70, 139, 0)),
     (scg, {}, "quad", "hessp", (60, 61, 61, 60)),
-    (hessian_free, {}, "rosen", "hessp", (23, 61, 24, 68)),
-    (hessian_free, {}, "rosen", "gauss_newton", (16, 37, 17, 47)),
-    (hessian_free, {}, "rosen", None, (23, 167, 130, 0)),
-    (hessian_free, {}, "quad", "hessp", (8, 25, 9, 104)),
-    (hessian_free, {}, "quad", None, (8, 172, 152, 0)),
+    # Hessian-free: after an accepted step f is the line search's value,
+    # only the gradient is evaluated.
+    (hessian_free, {}, "rosen", "hessp", (23, 38, 24, 68)),
+    (hessian_free, {}, "rosen", "gauss_newton", (16, 21, 17, 47)),
+    (hessian_free, {}, "rosen", None, (23, 38, 130, 0)),
+    (hessian_free, {}, "rosen_fg", None, (23, 167, 130, 0)),
+    (hessian_free, {}, "quad", "hessp", (8, 17, 9, 104)),
+    (hessian_free, {}, "quad", None, (8, 21, 152, 0)),
     (adahessian, {"learning_rate": 1.0}, "rosen", "hessp", (12713, 12714, 12714, 12713)),
     (adahessian, {}, "quad", "hessp", (350, 351, 351, 350)),
-    (adahessian, {}, "quad", None, (350, 701, 701, 0)),
+    (adahessian, {}, "quad", None, (350, 351, 701, 0)),
 ]
 
 
@@ -477,6 +555,77 @@ def test_hessian_free_preconditioner_none():
     np.testing.assert_allclose(out["x"], [1.0, 1.0], atol=1e-5)
 
 
+def _cg_state(n=3, pdir=1.0, lam=1.0, i=0):
+    """Arguments of hessian_free._cg_step after ``i`` iterations (ry = 1)."""
+    cgi = np.array([i, 0, 0], dtype=np.int64)
+    cgf = np.array([1.0, 1.0])
+    arrays = dict(bp=np.zeros(n), d=np.zeros(n), r=np.ones(n), y=np.ones(n),
+                  pdir=np.full(n, pdir), b=np.ones(n), m_inv=np.ones(n))  # fmt: skip
+    return arrays, cgi, cgf, lam
+
+
+def _cg_step(bp_raw, state):
+    a, cgi, cgf, lam = state
+    save_at = hessian_free.save_schedule(250)
+    return hessian_free._cg_step(
+        bp_raw, a["bp"], a["d"], a["r"], a["y"], a["pdir"], a["b"], a["m_inv"], 1.0, lam,
+        np.zeros(251), np.zeros((save_at.shape[0] + 1, 3)), np.zeros(save_at.shape[0] + 1),
+        save_at, cgi, cgf, 5e-4, 250,
+    )  # fmt: skip
+
+
+def test_hessian_free_cg_stops_cleanly():
+    # Issue #3: CG vectors that overflow (p'Bp = inf from a finite product)
+    # ended the run with status NONFINITE_H; CG now stops on its iterate.
+    state = _cg_state(pdir=1e200)
+    assert _cg_step(np.full(3, 1e200), state) == hessian_free._CG_STOP
+    assert np.all(state[0]["d"] == 0.0) and state[1][0] == 0
+    # A non-finite product is still the product's fault.
+    state = _cg_state()
+    assert _cg_step(np.array([1.0, np.nan, 1.0]), state) == hessian_free._CG_NONFINITE
+    # Zero curvature with zero damping: no step (ry / 0), no NaN.
+    state = _cg_state(lam=0.0)
+    assert _cg_step(np.zeros(3), state) == hessian_free._CG_STOP
+    assert np.all(state[0]["d"] == 0.0) and state[1][0] == 0
+    # Negative curvature after the first iteration: stop, iterate unchanged.
+    state = _cg_state(i=1)
+    assert _cg_step(np.full(3, -2.0), state) == hessian_free._CG_STOP
+    assert np.all(state[0]["d"] == 0.0) and state[1][0] == 1
+    # A step that overflows the iterate: stop before moving.
+    state = _cg_state(pdir=1e-160)
+    assert _cg_step(np.full(3, 1e-200), state) == hessian_free._CG_STOP
+    assert np.all(np.isfinite(state[0]["d"]))
+
+
+def test_hessian_free_rosenbrock_100_local_minimum(monkeypatch):
+    # Issue #3: at the local minimum f = 3.98662 of rosenbrock(100) rho stayed
+    # above 3/4, the damping shrank by 2/3 per iteration to 4.9e-324, the
+    # preconditioner (g^2 + lambda)^(3/4) turned singular (g_j -> 0), CG
+    # used all 250 iterations per step for 2400 steps and then overflowed
+    # (status NONFINITE_H).  With lambda >= 1e-8 lambda_0 it converges.
+    from fastopt.testing import rosenbrock
+
+    p = rosenbrock(100)
+
+    def fg(x):
+        return p.fun_jit(x), p.grad_jit(x)
+
+    def run():
+        # Python loop, jitted callables: no loop to compile, about 0.7 s
+        obj = Objective(x0=p.x0.copy(), fun=p.fun_jit, fg=fg, grad=p.grad_jit,
+                        hessp=p.hessp_jit, args=(), maxiter=1000)  # fmt: skip
+        return hessian_free.run(obj, hessian_free.Options())
+
+    out = run()
+    assert out["status"] == _status.SUCCESS
+    assert out["nit"] <= 500
+    assert abs(out["fun"] - 3.98662385) < 1e-7 and np.abs(out["jac"]).max() <= 1e-5
+    # Without the floor (the old behaviour) the same 1000 iterations crawl.
+    monkeypatch.setattr(hessian_free, "_LAMBDA_MIN_RATIO", 0.0)
+    old = run()
+    assert old["status"] == _status.MAXITER and old["fun"] > 3.99
+
+
 # --------------------------------------------------------------------------
 # AdaHessian
 
@@ -517,6 +666,90 @@ def test_adahessian_ill_conditioned_quadratic(estimator, product):
     assert out["fun"] - 0.0 < 1e-6
 
 
+def test_adahessian_stops_when_diverging():
+    # Issue #3: on Powell singular the first Hutchinson sample of H_44 is
+    # exactly 0 (490 - 480 - 10), the step 0.15 * 310 / eps sends f from 215
+    # to 8e266 (finite) and it never recovers.  The run stops at once and
+    # returns the best iterate, x0.
+    from fastopt.testing import MGH_PROBLEMS
+
+    p = MGH_PROBLEMS["powell_singular"]
+    obj = make(fg=p.fun_and_grad, fun=p.fun, grad=p.grad, hessp=p.hessp, x0=p.x0,
+               maxiter=5000)  # fmt: skip
+    out = adahessian.run(obj, adahessian.Options())
+    assert out["status"] == _status.LINESEARCH
+    assert out["nit"] == 0 and out["fun"] == p.fun(p.x0)
+    np.testing.assert_array_equal(out["x"], p.x0)
+    np.testing.assert_array_equal(out["jac"], p.grad(p.x0))
+
+
+def _wrong_diagonal(x):
+    """The curvature of 0.5 |x|^2, except a near-zero estimate for |x| < 0.1."""
+    return np.where(np.abs(x) > 0.1, 1.0, 1e-12)
+
+
+@pytest.mark.parametrize("compiled", [False, True])
+def test_adahessian_divergence_returns_best_iterate(compiled):
+    # b1 = b2 = eps = 0: x -= lr g / |D|.  x halves four times (1 -> 0.0625),
+    # then D = 1e-12 throws it to 3e10: f = 5e20 > 1e10 * max(f_best, f0, 1).
+    seen = []
+    diag = numba.njit(_wrong_diagonal) if compiled else _wrong_diagonal
+    obj = make(fg=sphere_fg, fun=sphere_fun, grad=sphere_grad, x0=(1.0,), maxiter=100,
+               compiled=compiled, callback=lambda x, f, g, nit: seen.append((x, f)))  # fmt: skip
+    out = adahessian.run(obj, adahessian.Options(learning_rate=0.5, b1=0.0, b2=0.0, eps=0.0,
+                                                 diagonal=diag))  # fmt: skip
+    assert out["status"] == _status.LINESEARCH
+    assert out["nit"] == 4 and [s[0][0] for s in seen] == [0.5, 0.25, 0.125, 0.0625]
+    np.testing.assert_array_equal(out["x"], [0.0625])
+    assert out["fun"] == 0.5 * 0.0625**2 and out["jac"][0] == 0.0625
+
+
+@pytest.mark.parametrize("compiled", [False, True])
+def test_adahessian_exact_diagonal_matches_numpy(compiled):
+    # diagonal= replaces the Hutchinson estimate; with the exact diag(A) of a
+    # quadratic, the iterates are Adam's update with D = diag(A), written out.
+    lr, b1, b2, eps, k = 0.15, 0.9, 0.999, 1e-4, 6
+    obj = _problem("quad", None, maxiter=k, compiled=compiled, return_all=True)
+    out = adahessian.run(obj, adahessian.Options(diagonal=quad_diagonal))
+    x, m, v = np.zeros(10), np.zeros(10), np.zeros(10)
+    dg = np.diag(QUAD_A)
+    ref = [x.copy()]
+    for t in range(1, k + 1):
+        g = QUAD_A @ (x - QUAD_XS)
+        m = b1 * m + (1 - b1) * g
+        v = b2 * v + (1 - b2) * dg * dg
+        x = x - lr * (m / (1 - b1**t)) / (np.sqrt(v / (1 - b2**t)) + eps)
+        ref.append(x.copy())
+    np.testing.assert_allclose(np.array(out["allvecs"]), np.array(ref), rtol=1e-12, atol=1e-15)
+    # one diagonal per step (compiled: one more, from Python, to check its shape)
+    assert out["nhev"] == k + compiled and out["njev"] == k + 1
+    every = adahessian.run(_problem("quad", None, maxiter=k, compiled=compiled),
+                           adahessian.Options(diagonal=quad_diagonal, update_every=4))  # fmt: skip
+    assert every["nhev"] == 2 + compiled
+
+
+def test_adahessian_diagonal_minibatch():
+    sizes = []
+
+    def lsq_diagonal(x, a, b):
+        sizes.append(a.shape[0])
+        return np.einsum("ij,ij->j", a, a) / a.shape[0]
+
+    obj = _lsq_problem(hessp=None, batch_size=20, epochs=40, seed=0)
+    out = adahessian.run(obj, adahessian.Options(learning_rate=0.05, diagonal=lsq_diagonal))
+    assert out["status"] == _status.EPOCHS
+    assert set(sizes) == {20} and len(sizes) == out["nit"] == out["nhev"] == 400
+    np.testing.assert_allclose(out["x"], LSQ_X, atol=0.02)
+
+
+@pytest.mark.parametrize("compiled", [False, True])
+def test_adahessian_diagonal_wrong_shape(compiled):
+    obj = rosen_problem(compiled=compiled)
+    with pytest.raises(ValueError, match=r"diagonal must return an array of shape \(2,\); "
+                                         r"got shape \(3,\)"):  # fmt: skip
+        adahessian.run(obj, adahessian.Options(diagonal=bad_diagonal))
+
+
 def test_adahessian_update_every():
     every = adahessian.run(_problem("quad", "hessp", maxiter=5000, gtol=1e-6),
                            adahessian.Options(update_every=4))  # fmt: skip
@@ -532,7 +765,7 @@ def test_adahessian_update_every():
 
 
 def _lsq_problem(hessp=lsq_hessp, **kw):
-    return make(fg=lsq_fg, fun=lsq_fun, hessp=hessp, x0=np.zeros(LSQ_A.shape[1]),
+    return make(fg=lsq_fg, fun=lsq_fun, grad=lsq_grad, hessp=hessp, x0=np.zeros(LSQ_A.shape[1]),
                 args=(LSQ_A, LSQ_B), **kw)  # fmt: skip
 
 
@@ -590,6 +823,8 @@ def test_adahessian_minibatch_least_squares(product):
 
 PARITY = [
     (scg, {}, "rosen", None, {}),
+    (scg, {}, "rosen_fg", None, {}),
+    (hessian_free, {}, "rosen_fg", None, {}),
     (scg, {"variant": "netlab", "ftol": 0.0, "xtol": 0.0}, "rosen", None, {}),
     (scg, {}, "quad", "hessp", {}),
     (scg, {"restart": "powell"}, "rosen", None, {}),
@@ -646,10 +881,10 @@ def test_dot_matches_blas():
 
 
 def test_bound_loop_is_built_once_per_function():
-    loop, first = scg._LOOP.bind(rosen_fg, None)
+    loop, first = scg._LOOP.bind(rosen_fun, rosen_fg, rosen_grad, None)
     assert first == ()
-    assert scg._LOOP.bind(rosen_fg, None)[0] is loop
-    assert scg._LOOP.bind(rosen_fg, rosen_hessp)[0] is not loop
+    assert scg._LOOP.bind(rosen_fun, rosen_fg, rosen_grad, None)[0] is loop
+    assert scg._LOOP.bind(rosen_fun, rosen_fg, rosen_grad, rosen_hessp)[0] is not loop
     with pytest.raises(TypeError, match="bind"):
         scg._LOOP.bind(rosen_fg)
 
@@ -668,10 +903,10 @@ def test_loop_without_source_falls_back(monkeypatch, source):
         assert "    stop_at = nit + nsteps\n" in text
         return text.replace("    stop_at = nit + nsteps\n", "    stop_at = nsteps + nit\n")
 
-    lazy = _common.LazyLoop(scg._scg_loop, 2, inline=scg._LOOP._inline)
+    lazy = _common.LazyLoop(scg._scg_loop, 4, inline=scg._LOOP._inline)
     monkeypatch.setattr(_common.inspect, "getsource", broken)
-    loop, first = lazy.bind(rosen_fg, None)
-    assert loop is lazy.compiled and first == (rosen_fg, None)
+    loop, first = lazy.bind(rosen_fun, rosen_fg, rosen_grad, None)
+    assert loop is lazy.compiled and first == (rosen_fun, rosen_fg, rosen_grad, None)
     monkeypatch.setattr(scg, "_LOOP", lazy)
     fallback = scg.run(rosen_problem(compiled=True), scg.Options())
     monkeypatch.undo()
@@ -682,8 +917,9 @@ def test_loop_without_source_falls_back(monkeypatch, source):
 
 
 @pytest.mark.parametrize("method, product", [("scg", None), ("scg", "hessp"),
-                                             ("hessian-free", "hessp"),
-                                             ("adahessian", "hessp")])  # fmt: skip
+                                             ("hessian-free", "hessp"), ("hessian-free", None),
+                                             ("adahessian", "hessp"),
+                                             ("adahessian", None)])  # fmt: skip
 def test_minimize_counts_every_evaluation_once(method, product):
     # fastopt.minimize evaluates fun and jac at x0 to check them; the solvers
     # start from that evaluation (Objective.first) instead of repeating it,
@@ -708,6 +944,31 @@ def test_minimize_counts_every_evaluation_once(method, product):
     )
     assert (res.nfev, res.njev) == (direct["nfev"], direct["njev"])
     np.testing.assert_array_equal(res.x, direct["x"])
+    if product is None:
+        # finite-difference curvature products call jac alone (issue #3)
+        assert res.njev > res.nfev
+
+
+@pytest.mark.parametrize("method", ["scg", "hessian-free", "adahessian"])
+@pytest.mark.parametrize("jac", [True, "2-point", "3-point"])
+def test_minimize_counts_fun_calls_without_separate_jac(method, jac):
+    # jac=True: a gradient alone costs a call of fun too, and counts as one;
+    # finite differences: every call of fun counts.  Same iterates as with
+    # a separate jac up to the finite-difference error.
+    calls = [0]
+
+    def fun(x):
+        calls[0] += 1
+        return rosen_fg(x) if jac is True else rosen_fun(x)
+
+    res = fastopt.minimize(fun, np.array(ROSEN_X0), jac=jac, method=method,
+                           options={"maxiter": 30})  # fmt: skip
+    assert res.nfev == calls[0]
+    assert res.njev <= res.nfev if jac is True else res.njev * 2 < res.nfev
+    if jac is True:
+        direct = SOLVERS[method].run(rosen_fg_problem(maxiter=30), SOLVERS[method].Options())
+        assert (res.nfev, res.njev) == (direct["nfev"], direct["njev"])
+        np.testing.assert_array_equal(res.x, direct["x"])
 
 
 # --------------------------------------------------------------------------

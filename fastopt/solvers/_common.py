@@ -481,6 +481,28 @@ def hvp(prod, fg, x, v, gx, args):
     return prod(x, v, *args)
 
 
+@dual
+def curvature_product(prod, grad, x, v, gx, args):
+    r""":func:`hvp` with a gradient-only ``grad(x, *args)`` for the finite difference.
+
+    ``prod(x, v, *args)`` when given, else
+    :math:`(\nabla f(x + e v) - \nabla f(x))/e` with
+    :math:`e = \sqrt{\epsilon}\,(1 + \|x\|)/\|v\|`: the difference needs
+    no function value, so it costs one gradient evaluation
+    (:attr:`fastopt._objective.Objective.grad`), not a value-and-gradient.
+    """
+    if prod is None:
+        e = SQRT_EPS * (1.0 + math.sqrt(float(x.dot(x)))) / math.sqrt(float(v.dot(v)))
+        g_plus = grad(lincomb(1.0, x, e, v), *args)
+        return fd_quotient(g_plus, gx, e)
+    return prod(x, v, *args)
+
+
+def grad_fev(obj):
+    """Function evaluations per ``obj.grad`` call: 1 when it evaluates ``fun`` too."""
+    return 1 if obj.grad_calls_fun else 0
+
+
 def result(x, f, g, status, nit, nfev, njev, nhev, allvecs, used_first=False):
     """The solver's result dict (``allvecs`` only when it was kept).
 
@@ -542,13 +564,13 @@ def batch_setup(obj, args, salt):
 def use_compiled(obj, *extra):
     """Whether to run the compiled loop.
 
-    ``obj.compiled`` promises ``@njit`` ``fun``/``fg``/``hessp``; any other
+    ``obj.compiled`` promises ``@njit`` ``fun``/``fg``/``grad``/``hessp``; any other
     callable the loop receives (``extra``, e.g. a Gauss-Newton product given
     as an option) must be jitted too, else the Python loop runs (numba
     dispatchers are callable from Python, so nothing is lost but speed).
     """
     if not obj.compiled:
         return False
-    fns = [obj.fun, obj.fg] + ([obj.hessp] if obj.hessp is not None else [])
+    fns = [obj.fun, obj.fg, obj.grad] + ([obj.hessp] if obj.hessp is not None else [])
     fns += [fn for fn in extra if fn is not None]
     return all(is_jitted(fn) for fn in fns)

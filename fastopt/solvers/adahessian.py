@@ -29,22 +29,32 @@ applies to convolution kernels): the two estimators share their expectation
 """
 
 import math
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from .. import _jit
 from .._batching import seed_state, splitmix64, take_args
-from .._status import EPOCHS, MAXITER, NONFINITE_F, NONFINITE_G, NONFINITE_H, SUCCESS
+from .._status import (
+    EPOCHS,
+    LINESEARCH,
+    MAXITER,
+    NONFINITE_F,
+    NONFINITE_G,
+    NONFINITE_H,
+    SUCCESS,
+)
 from ._common import (
     RUNNING,
     LazyLoop,
     all_finite,
     batch_setup,
+    check_product_shape,
     copy_into,
+    curvature_product,
     drive,
     dual,
-    hvp,
+    grad_fev,
     inf_norm,
     initial_fg,
     next_batch,
@@ -62,6 +72,14 @@ ESTIMATORS = ("hutchinson", "equilibration")
 
 #: separates the probe-vector stream from the minibatch stream of the same seed
 _Z_SALT = 0xD1B54A32D192ED03
+
+#: full-data mode stops (status LINESEARCH, x the best iterate) once f exceeds
+#: the best value seen by this factor times max(|f_best|, |f(x0)|, 1).  On the
+#: MGH problems, runs that recover never rose above 1e7 times that scale;
+#: on Powell singular a Hutchinson sample of exactly 0 (z * Hz with
+#: H_44 = 490 = |H_41| + |H_43|) made the first step 0.15 * 310 / eps =
+#: 4.65e5 and f went from 215 to 8e266, finite, never to recover (issue #3).
+_DIVERGENCE = 1e10
 
 
 class Options(NamedTuple):
@@ -90,6 +108,14 @@ class Options(NamedTuple):
     seed : int or None
         Seed of the probe vectors (SplitMix64, the same in Python and
         compiled runs). None: ``obj.seed``, else 0.
+    diagonal : callable or None
+        ``diagonal(x, *args) -> ndarray of shape (n,)``: a Hessian diagonal
+        (exact, or Gauss-Newton as Becker & LeCun 1988) used as :math:`D`
+        in place of the randomized estimate; ``estimator`` and ``hessp``
+        are then not used for the curvature.  Evaluated every
+        ``update_every`` steps (counted in ``nhev``), on the minibatch's
+        ``args`` in minibatch mode.  Must be an ``@njit`` function for the
+        compiled loop to be used.  Default None.
     """
 
     learning_rate: float = 0.15
@@ -100,6 +126,7 @@ class Options(NamedTuple):
     update_every: int = 1
     estimator: str = "hutchinson"
     seed: int | None = None
+    diagonal: Any = None
 
 
 def validate(opts):
@@ -123,6 +150,8 @@ def validate(opts):
         )
     if opts.seed is not None and not isinstance(opts.seed, int | np.integer):
         raise ValueError(f"Invalid seed value: {opts.seed!r}")
+    if opts.diagonal is not None and not callable(opts.diagonal):
+        raise ValueError(f"Invalid diagonal value: {opts.diagonal!r} (not callable)")
 
 
 # The elementwise math is in cached kernels: compiled once per machine and
@@ -217,6 +246,36 @@ def _update(x, x_prev, g, m, v, d, lr, b1, b2, bc1, bc2, eps, power, equilibrati
         x[i] = xi
 
 
+class _DiagonalChecked:
+    """Python-mode ``diagonal`` that checks its output shape on the first call."""
+
+    def __init__(self, fn, n):
+        self.fn = fn
+        self.n = n
+        self.checked = False
+
+    def __call__(self, x, *args):
+        out = np.asarray(self.fn(x, *args), dtype=np.float64)
+        if not self.checked:
+            check_product_shape(out, self.n, "diagonal")
+            self.checked = True
+        return out
+
+
+def prepare_diagonal(fn, compiled, x, args):
+    """The ``diagonal`` option as the loop receives it, shape-checked.
+
+    As :func:`~fastopt.solvers._common.prepare_product`: Python mode checks
+    the first call; compiled mode evaluates it once here, at ``x``, to raise
+    a readable error.  Returns ``(diagonal, extra_evaluations)``.
+    """
+    n = x.shape[0]
+    if not compiled:
+        return _DiagonalChecked(fn, n), 0
+    check_product_shape(fn(x, *args), n, "diagonal")
+    return fn, 1
+
+
 def diagonal_estimate(hessp, x, n_samples, seed=0, estimator="hutchinson", args=()):
     """Average of ``n_samples`` curvature samples at ``x`` (the solver's estimator).
 
@@ -253,16 +312,28 @@ def diagonal_estimate(hessp, x, n_samples, seed=0, estimator="hutchinson", args=
     return total / n_samples
 
 
+@_jit.kernel
+def _copy_finite(dst, src):
+    """``dst[:] = src``; False (and ``dst`` partly written) if ``src`` is not finite."""
+    for i in range(dst.shape[0]):
+        if not math.isfinite(src[i]):
+            return False
+        dst[i] = src[i]
+    return True
+
+
 @dual
 def ada_step(
-    fg, hessp, x, f, g, m, v, d, z, x_prev, lb, ub, bargs, minibatch, refresh, zstate,
-    b1t, b2t, lr, b1, b2, eps, power, equilibration,
+    fg, grad, hessp, diagonal, x, f, g, m, v, d, z, x_prev, lb, ub, bargs, minibatch, refresh,
+    zstate, b1t, b2t, lr, b1, b2, eps, power, equilibration, gfev,
 ):  # fmt: skip
     """One AdaHessian update on the data ``bargs``.
 
     Minibatch mode evaluates ``f, g`` on the batch first; full-data mode has
     them at ``x`` already and evaluates the new point after the step.  On a
-    non-finite value ``x`` is reset to the last good iterate.  Returns
+    non-finite value ``x`` is reset to the last good iterate.  The curvature
+    ``d`` is ``diagonal(x, *bargs)`` when given (None is resolved at compile
+    time), else a Hutchinson or equilibration sample.  Returns
     ``(status, f, g, zstate, b1t, b2t, nfev, njev, nhev)``.
     """
     nfev = 0
@@ -278,13 +349,18 @@ def ada_step(
         if not all_finite(g):
             copy_into(x, x_prev)
             return NONFINITE_G, f, g, zstate, b1t, b2t, nfev, njev, nhev
-    if refresh:
+    if refresh and diagonal is not None:
+        nhev += 1
+        if not _copy_finite(d, diagonal(x, *bargs)):
+            # x itself has finite f and g: it stays.
+            return NONFINITE_H, f, g, zstate, b1t, b2t, nfev, njev, nhev
+    elif refresh:
         # np.uint64(): from Python the kernel returns an int, which the next
         # call would type as int64 (signed shifts: another stream).
         zstate = np.uint64(draw(zstate, z, equilibration))
-        hz = hvp(hessp, fg, x, z, g, bargs)
+        hz = curvature_product(hessp, grad, x, z, g, bargs)
         if hessp is None:
-            nfev += 1
+            nfev += gfev
             njev += 1
         else:
             nhev += 1
@@ -314,20 +390,26 @@ def ada_step(
 
 
 def _ada_loop(
-    fg, hessp, args, x, g, m, v, d, z, x_prev, lb, ub, perm, rng, fs, ns,
-    nsteps, maxiter, n_updates, gtol, batch_size, do_shuffle,
-    lr, b1, b2, eps, power, update_every, equilibration,
+    fg, grad, hessp, diagonal, args, x, g, m, v, d, z, x_prev, x_best, g_best, lb, ub, perm,
+    rng, fs, ns, nsteps, maxiter, n_updates, gtol, batch_size, do_shuffle,
+    lr, b1, b2, eps, power, update_every, equilibration, gfev,
 ):  # fmt: skip
     """Run AdaHessian updates until ``nsteps`` more are done or a stop test.
 
     ``perm`` None is full-data mode (resolved at compile time in the
     compiled loop).  State: ``x, m, v, d, z, x_prev`` in place, ``g``
-    returned, ``rng = [batch state, z state]``, ``fs = [f, b1**t, b2**t]``,
-    ``ns = [nit, nfev, njev, nhev, pos, batches]``.
+    returned, ``rng = [batch state, z state]``, ``fs = [f, b1**t, b2**t,
+    f_best, f_scale]``, ``ns = [nit, nfev, njev, nhev, pos, batches]``.
+    Full-data mode keeps the best iterate in ``x_best, g_best`` (value
+    ``f_best``) and returns to it, with status LINESEARCH, when f exceeds
+    ``f_best`` by more than ``_DIVERGENCE * max(|f_best|, f_scale)``,
+    ``f_scale = max(|f(x0)|, 1)``.
     """
     f = float(fs[0])
     b1t = float(fs[1])
     b2t = float(fs[2])
+    f_best = float(fs[3])
+    f_scale = float(fs[4])
     nit = int(ns[0])
     nfev = int(ns[1])
     njev = int(ns[2])
@@ -357,13 +439,14 @@ def _ada_loop(
             idx, pos, bstate, _ = next_batch(perm, pos, batch_size, bstate, do_shuffle)
             batches += 1
             res = ada_step(
-                fg, hessp, x, f, g, m, v, d, z, x_prev, lb, ub, take_args(args, idx),
-                True, refresh, zstate, b1t, b2t, lr, b1, b2, eps, power, equilibration,
+                fg, grad, hessp, diagonal, x, f, g, m, v, d, z, x_prev, lb, ub,
+                take_args(args, idx), True, refresh, zstate, b1t, b2t, lr, b1, b2, eps, power,
+                equilibration, gfev,
             )  # fmt: skip
         else:
             res = ada_step(
-                fg, hessp, x, f, g, m, v, d, z, x_prev, lb, ub, args,
-                False, refresh, zstate, b1t, b2t, lr, b1, b2, eps, power, equilibration,
+                fg, grad, hessp, diagonal, x, f, g, m, v, d, z, x_prev, lb, ub, args,
+                False, refresh, zstate, b1t, b2t, lr, b1, b2, eps, power, equilibration, gfev,
             )  # fmt: skip
         status, f, g, zstate, b1t, b2t, dfev, djev, dhev = res
         nfev += dfev
@@ -371,10 +454,24 @@ def _ada_loop(
         nhev += dhev
         if status != RUNNING:
             break
+        if perm is None:
+            if f < f_best:
+                f_best = f
+                copy_into(x_best, x)
+                copy_into(g_best, g)
+            elif f - f_best > _DIVERGENCE * max(abs(f_best), f_scale):
+                # Diverged (AdaHessian has no line search): back to the best
+                # iterate, so nothing is lost, and say so (issue #3).
+                copy_into(x, x_best)
+                f = f_best
+                g = g_best.copy()
+                status = LINESEARCH
+                break
         nit += 1
     fs[0] = f
     fs[1] = b1t
     fs[2] = b2t
+    fs[3] = f_best
     ns[0] = nit
     ns[1] = nfev
     ns[2] = njev
@@ -386,7 +483,7 @@ def _ada_loop(
     return status, g
 
 
-_LOOP = LazyLoop(_ada_loop, 2)
+_LOOP = LazyLoop(_ada_loop, 4)
 
 
 def run(obj, opts):
@@ -397,7 +494,8 @@ def run(obj, opts):
     obj : fastopt._objective.Objective
         The problem. Curvature products come from ``obj.hessp``, else from
         the forward difference :math:`(\nabla f(x + e z) - \nabla f(x))/e`,
-        :math:`e = \sqrt{\epsilon_{mach}}(1 + \|x\|)/\|z\|`. Minibatch mode
+        :math:`e = \sqrt{\epsilon_{mach}}(1 + \|x\|)/\|z\|` (one
+        ``obj.grad`` call). Minibatch mode
         (``obj.batch_size``): one update per minibatch, gradient and
         curvature on the batch, for ``obj.epochs`` epochs.
     opts : Options
@@ -422,12 +520,23 @@ def run(obj, opts):
     same estimate. With bounds, ``x`` is projected (clipped) onto them after
     every step, as the first-order methods do.
 
+    With ``opts.diagonal`` the curvature :math:`D` is that function's
+    Hessian diagonal (exact or Gauss-Newton) instead of a randomized
+    estimate, entering :math:`v` squared as Hutchinson's does.
+
     Stops: :math:`\|g\|_\infty \le` ``gtol`` (full-data mode), ``maxiter``
     updates, ``obj.epochs`` epochs (minibatch mode), a non-finite value,
     gradient or curvature (the last finite iterate is returned), or a
-    callback's StopIteration. With ``obj.compiled`` the loop runs in nopython
-    mode (one update per call with a callback or ``return_all``); in compiled
-    mode ``hessp`` is evaluated once more before the loop, to check its
+    callback's StopIteration.  In full-data mode also when f exceeds the best
+    value seen by more than :math:`10^{10}\max(|f_{best}|, |f(x_0)|, 1)`:
+    the run has diverged (status LINESEARCH) and the best iterate is
+    returned.  There is no line search: a curvature sample near 0 makes the
+    step :math:`\eta\,\hat m/\epsilon` (on Powell's singular function f
+    went from 215 to :math:`10^{266}` and stayed there; the AdaHessian
+    reference code, torch-optimizer and optax have no guard).  With
+    ``obj.compiled`` the loop runs in nopython mode (one update per call
+    with a callback or ``return_all``); in compiled mode ``hessp`` (or
+    ``diagonal``) is evaluated once more before the loop, to check its
     output shape (counted in ``nhev``).
 
     References
@@ -454,10 +563,12 @@ def run(obj, opts):
     if bad:
         return result(x, f, g, bad, 0, 1, 1, 0, [x0] if obj.return_all else None, reused)
 
-    compiled = use_compiled(obj)
+    compiled = use_compiled(obj, opts.diagonal)
     nhev = 0
-    hessp = None
-    if obj.hessp is not None:
+    hessp = diagonal = None
+    if opts.diagonal is not None:
+        diagonal, nhev = prepare_diagonal(opts.diagonal, compiled, x, args)
+    elif obj.hessp is not None:
         hessp, nhev = prepare_product(obj.hessp, compiled, x, args, "hessp")
     if minibatch:
         perm, bstate, n_samples = batch_setup(obj, args, 0)
@@ -474,18 +585,21 @@ def run(obj, opts):
     d = np.zeros(n)
     z = np.zeros(n)
     x_prev = x.copy()
-    fs = np.array([f, 1.0, 1.0])
+    x_best = x.copy()
+    g_best = g.copy()
+    fs = np.array([f, 1.0, 1.0, f, max(abs(f), 1.0)])
     ns = np.array([0, 1, 1, nhev, 0, 0], dtype=np.int64)
-    loop, fns = _LOOP.select(compiled, obj.fg, hessp)
-    equilibration = opts.estimator == "equilibration"
+    loop, fns = _LOOP.select(compiled, obj.fg, obj.grad, hessp, diagonal)
+    gfev = grad_fev(obj)
+    equilibration = opts.estimator == "equilibration" and diagonal is None
     state = [g]
 
     def advance(nsteps):
         status, state[0] = loop(
-            *fns, args, x, state[0], m, v, d, z, x_prev, lb, ub, perm, rng, fs, ns,
+            *fns, args, x, state[0], m, v, d, z, x_prev, x_best, g_best, lb, ub, perm, rng, fs, ns,
             nsteps, int(obj.maxiter), n_updates, float(obj.gtol), batch_size, bool(obj.shuffle),
             float(opts.learning_rate), float(opts.b1), float(opts.b2), float(opts.eps),
-            float(opts.hessian_power), int(opts.update_every), equilibration,
+            float(opts.hessian_power), int(opts.update_every), equilibration, gfev,
         )  # fmt: skip
         return status
 

@@ -36,9 +36,10 @@ from ._common import (
     all_finite,
     batch_setup,
     copy_into,
+    curvature_product,
     drive,
     dual,
-    hvp,
+    grad_fev,
     inf_norm,
     initial_fg,
     lincomb,
@@ -69,6 +70,15 @@ _SAVE_FIRST, _SAVE_RATIO = 5, 1.3
 #: this factor (1e-10 squared): the system is then solved to rounding, and
 #: Martens' progress test could not fire before iteration 11.
 _CG_RESIDUAL_FLOOR = 1e-20
+#: bounds on the damping, relative to its initial value ``lambda_``.  Below:
+#: where the model keeps being good (rho > 3/4) lambda shrinks by 2/3 every
+#: iteration; unbounded it underflowed to 4.9e-324 on rosenbrock(100), the
+#: preconditioner (g^2 + lambda)^(3/4) became singular where g_j ~ 0 (the
+#: gradient, unlike Martens' per-example sum of squares, vanishes at a
+#: stationary point), CG crawled for 2400 iterations and then overflowed
+#: (issue #3).  Above: a damping 1e100 times the start means steps below
+#: rounding; the run stops (LINESEARCH) rather than overflow.
+_LAMBDA_MIN_RATIO, _LAMBDA_MAX_RATIO = 1e-8, 1e100
 
 
 class Options(NamedTuple):
@@ -78,7 +88,8 @@ class Options(NamedTuple):
     ----------
     lambda_ : float
         Initial damping :math:`\lambda`. Default 1.0 (Martens' 45 assumes his
-        per-case normalisation of the objective).
+        per-case normalisation of the objective).  The damping then stays
+        within :math:`[10^{-8}, 10^{100}]` times this value (see ``run``).
     cg_maxiter : int
         Maximum CG iterations per outer iteration. Default 250.
     cg_tol : float
@@ -222,6 +233,27 @@ def _cg_init(r, m_inv, y, pdir, phis, phi0, cgi, cgf):
 
 
 @_jit.kernel
+def _cg_move(d, r, pdir, bp, b, alpha):
+    """``d += alpha pdir``, ``r -= alpha B pdir``; returns the new phi.
+
+    Nothing moves (and the result is NaN or inf) when the step or the new
+    model value is not finite: CG then stops on the iterate it has.
+    """
+    if not math.isfinite(alpha):
+        return math.inf
+    phi = 0.0
+    for j in range(d.shape[0]):
+        phi += (d[j] + alpha * pdir[j]) * ((r[j] - alpha * bp[j]) + b[j])
+    phi = -0.5 * phi
+    if not math.isfinite(phi):
+        return phi
+    for j in range(d.shape[0]):
+        d[j] += alpha * pdir[j]
+        r[j] -= alpha * bp[j]
+    return phi
+
+
+@_jit.kernel
 def _cg_step(
     bp_raw, bp, d, r, y, pdir, b, m_inv, cscale, lam,
     phis, saved, saved_phi, save_at, cgi, cgf, cg_tol, cg_maxiter,
@@ -230,17 +262,24 @@ def _cg_step(
 
     :math:`\\phi_i = \\tfrac12 d^T B d - b^T d = -\\tfrac12 d^T (r + b)`.
     Keeps the iterates at ``save_at`` and applies Martens' stop; returns
-    ``_CG_CONTINUE``, ``_CG_STOP`` or ``_CG_NONFINITE``.
+    ``_CG_CONTINUE``, ``_CG_STOP`` or ``_CG_NONFINITE`` (the product itself
+    is not finite).  CG stops cleanly, on the iterate it has, on
+    non-positive curvature, a vanishing residual, or a step or model value
+    that overflows (issue #3: with the damping underflowed to 4.9e-324, the
+    preconditioned vectors overflowed and ended the run with NaN).
     """
     n = d.shape[0]
     i = cgi[0]
     ry = cgf[0]
     pbp = 0.0
     for j in range(n):
+        if not math.isfinite(bp_raw[j]):
+            return _CG_NONFINITE
         bp[j] = cscale * bp_raw[j] + lam * pdir[j]
         pbp += pdir[j] * bp[j]
     if not math.isfinite(pbp):
-        return _CG_NONFINITE
+        # A finite product, but p'Bp overflowed: CG's vectors are out of range.
+        return _CG_STOP
     if pbp <= 0.0:
         # Negative curvature (exact Hessian or finite differences): stop.
         # With no iterate yet, step along pdir with |p'Bp| (or lambda |p|^2)
@@ -249,22 +288,16 @@ def _cg_step(
             pp = 0.0
             for j in range(n):
                 pp += pdir[j] * pdir[j]
-            alpha = ry / max(-pbp, lam * pp)
-            phi = 0.0
-            for j in range(n):
-                d[j] += alpha * pdir[j]
-                r[j] -= alpha * bp[j]
-                phi += d[j] * (r[j] + b[j])
-            cgi[0] = 1
-            phis[1] = -0.5 * phi
+            den = max(-pbp, lam * pp)
+            if den > 0.0:
+                phi = _cg_move(d, r, pdir, bp, b, ry / den)
+                if math.isfinite(phi):
+                    cgi[0] = 1
+                    phis[1] = phi
         return _CG_STOP
-    alpha = ry / pbp
-    phi = 0.0
-    for j in range(n):
-        d[j] += alpha * pdir[j]
-        r[j] -= alpha * bp[j]
-        phi += d[j] * (r[j] + b[j])
-    phi = -0.5 * phi
+    phi = _cg_move(d, r, pdir, bp, b, ry / pbp)
+    if not math.isfinite(phi):
+        return _CG_STOP
     i += 1
     cgi[0] = i
     phis[i] = phi
@@ -308,16 +341,20 @@ def _cg_finish(d, phis, saved, saved_phi, save_at, cgi):
 
 @dual
 def hf_iteration(
-    fun, fg, prod, x, f, g, gargs, cargs, lam, p_prev, saved, saved_phi,
-    phis, save_at, cg_maxiter, cg_tol, decay, precond, separate_curv, cscale, gscale,
+    fun, grad, prod, x, f, g, gargs, cargs, lam, p_prev, saved, saved_phi,
+    phis, save_at, cg_maxiter, cg_tol, decay, precond, separate_curv, cscale, gscale, gfev,
+    lam_min, lam_max,
 ):  # fmt: skip
     """One outer iteration: CG on the damped model, backtracking, damping, line search.
 
     ``f, g`` are the (scaled) value and gradient at ``x`` on ``gargs``.
-    Returns ``(status, accepted, x_new, lam, p_last, nfev, njev, nhev)``:
-    ``status`` is RUNNING unless a value turned non-finite or the line
-    search failed along a descent direction; ``p_last`` is the last CG
-    iterate (the next warm start).
+    Finite-difference products call the gradient-only ``grad`` (each call
+    counts ``gfev`` function evaluations: 1 when it evaluates ``fun`` too).
+    Returns ``(status, accepted, x_new, f_new, lam, p_last, nfev, njev,
+    nhev)``: ``status`` is RUNNING unless a value turned non-finite or the
+    line search failed along a descent direction; ``f_new`` is the (scaled)
+    value at ``x_new`` on ``gargs``, from the line search; ``p_last`` is the
+    last CG iterate (the next warm start).
     """
     n = x.shape[0]
     nfev = 0
@@ -326,8 +363,8 @@ def hf_iteration(
     if prod is None and separate_curv:
         # Minibatch mode: the finite difference needs the gradient on the
         # curvature batch itself.
-        _, gc = fg(x, *cargs)
-        nfev += 1
+        gc = grad(x, *cargs)
+        nfev += gfev
         njev += 1
     else:
         gc = g
@@ -344,21 +381,21 @@ def hf_iteration(
     # Warm start from decay * p_prev (Martens 2010, "sharing information
     # across iterations").
     if _cg_start(g, p_prev, decay, lam, precond, m_inv, b, d, r):
-        bd = hvp(prod, fg, x, d, gc, cargs)
+        bd = curvature_product(prod, grad, x, d, gc, cargs)
         if prod is None:
-            nfev += 1
+            nfev += gfev
             njev += 1
         else:
             nhev += 1
         phi0 = _cg_warm(bd, d, r, b, cscale, lam)
         if not math.isfinite(phi0):
-            return NONFINITE_H, False, x, lam, p_prev, nfev, njev, nhev
+            return NONFINITE_H, False, x, f, lam, p_prev, nfev, njev, nhev
     _cg_init(r, m_inv, y, pdir, phis, phi0, cgi, cgf)
     code = _CG_CONTINUE if cgf[0] > 0.0 else _CG_STOP
     while code == _CG_CONTINUE:
-        bp_raw = hvp(prod, fg, x, pdir, gc, cargs)
+        bp_raw = curvature_product(prod, grad, x, pdir, gc, cargs)
         if prod is None:
-            nfev += 1
+            nfev += gfev
             njev += 1
         else:
             nhev += 1
@@ -367,7 +404,7 @@ def hf_iteration(
             phis, saved, saved_phi, save_at, cgi, cgf, cg_tol, cg_maxiter,
         )  # fmt: skip
     if code == _CG_NONFINITE:
-        return NONFINITE_H, False, x, lam, p_prev, nfev, njev, nhev
+        return NONFINITE_H, False, x, f, lam, p_prev, nfev, njev, nhev
     nsave = _cg_finish(d, phis, saved, saved_phi, save_at, cgi)
     p_last = d
     # Backtrack over the kept CG iterates, from the last, while f decreases.
@@ -375,13 +412,13 @@ def hf_iteration(
     f_best = gscale * fun(lincomb(1.0, x, 1.0, saved[best]), *gargs)
     nfev += 1
     if not math.isfinite(f_best):
-        return NONFINITE_F, False, x, lam, p_last, nfev, njev, nhev
+        return NONFINITE_F, False, x, f, lam, p_last, nfev, njev, nhev
     c = best - 1
     while c >= 0:
         f_c = gscale * fun(lincomb(1.0, x, 1.0, saved[c]), *gargs)
         nfev += 1
         if not math.isfinite(f_c):
-            return NONFINITE_F, False, x, lam, p_last, nfev, njev, nhev
+            return NONFINITE_F, False, x, f, lam, p_last, nfev, njev, nhev
         if f_c >= f_best:
             break
         best = c
@@ -395,37 +432,42 @@ def hf_iteration(
         rho = (f_best - f) / pred
         good = rho >= _RHO_LOW
         if rho > _RHO_HIGH:
-            lam = lam * _DROP
+            lam = max(lam * _DROP, lam_min)
     if not good:
-        lam = lam * _BOOST
+        lam = min(lam * _BOOST, lam_max)
     # Armijo backtracking along p: f(x + t p) <= f + c t g'p, t = 0.8^j.
     gp = float(g.dot(p))
     if not gp < 0.0:
         # Not a descent direction (negative curvature or noisy finite
         # differences): reject, and forget the warm start.
-        return RUNNING, False, x, lam, np.zeros(n), nfev, njev, nhev
+        return RUNNING, False, x, f, lam, np.zeros(n), nfev, njev, nhev
     rate = 1.0
     f_try = f_best
     tries = 1
     while f_try > f + _ARMIJO_C * rate * gp:
         if tries == _ARMIJO_TRIES:
-            return LINESEARCH, False, x, lam, p_last, nfev, njev, nhev
+            return LINESEARCH, False, x, f, lam, p_last, nfev, njev, nhev
         rate *= _ARMIJO_SHRINK
         f_try = gscale * fun(lincomb(1.0, x, rate, p), *gargs)
         nfev += 1
         tries += 1
         if not math.isfinite(f_try):
-            return NONFINITE_F, False, x, lam, p_last, nfev, njev, nhev
-    return RUNNING, True, lincomb(1.0, x, rate, p), lam, p_last, nfev, njev, nhev
+            return NONFINITE_F, False, x, f, lam, p_last, nfev, njev, nhev
+    # f_try was evaluated at this very point (same expression, same bits).
+    return RUNNING, True, lincomb(1.0, x, rate, p), f_try, lam, p_last, nfev, njev, nhev
 
 
 def _hf_loop(
-    fun, fg, prod, args, x, g, p_prev, gidx,
+    fun, fg, grad, prod, args, x, g, p_prev, gidx,
     saved, saved_phi, phis, save_at, perm_c, perm_g, rng, fs, ns,
     nsteps, maxiter, n_updates, gtol, cg_maxiter, cg_tol, decay, precond,
-    batch_size, do_shuffle, gbs, cscale, gscale,
+    batch_size, do_shuffle, gbs, cscale, gscale, gfev,
 ):  # fmt: skip
     """Run outer iterations until ``nsteps`` more are done or a stop test.
+
+    After an accepted step on the full data the value there is the line
+    search's, so only the gradient is evaluated (``grad``; ``gfev`` function
+    evaluations per call); a new gradient batch needs both (``fg``).
 
     ``prod`` None selects finite-difference products, ``perm_c`` None the
     full-data mode and ``perm_g`` None the full-data gradient: compiled,
@@ -435,11 +477,13 @@ def _hf_loop(
     State in and out: ``x, g, p_prev`` (returned, possibly new arrays),
     ``gidx`` (indices of the current gradient batch), ``rng`` (the two
     SplitMix64 states: curvature and gradient batches), and
-    ``fs = [f, lam]``, ``ns = [nit, nfev, njev, nhev, cpos, gpos, glen,
+    ``fs = [f, lam, lam_min, lam_max]``, ``ns = [nit, nfev, njev, nhev, cpos, gpos, glen,
     batches]`` updated in place.
     """
     f = float(fs[0])
     lam = float(fs[1])
+    lam_min = float(fs[2])
+    lam_max = float(fs[3])
     nit = int(ns[0])
     nfev = int(ns[1])
     njev = int(ns[2])
@@ -473,26 +517,30 @@ def _hf_loop(
             batches += 1
             if perm_g is not None:
                 res = hf_iteration(
-                    fun, fg, prod, x, f, g, take_args(args, gidx[:glen]),
+                    fun, grad, prod, x, f, g, take_args(args, gidx[:glen]),
                     take_args(args, cidx), lam, p_prev, saved, saved_phi, phis, save_at,
-                    cg_maxiter, cg_tol, decay, precond, True, cscale, gscale,
+                    cg_maxiter, cg_tol, decay, precond, True, cscale, gscale, gfev,
+                    lam_min, lam_max,
                 )  # fmt: skip
             else:
                 res = hf_iteration(
-                    fun, fg, prod, x, f, g, args, take_args(args, cidx), lam,
+                    fun, grad, prod, x, f, g, args, take_args(args, cidx), lam,
                     p_prev, saved, saved_phi, phis, save_at, cg_maxiter, cg_tol,
-                    decay, precond, True, cscale, 1.0,
+                    decay, precond, True, cscale, 1.0, gfev, lam_min, lam_max,
                 )  # fmt: skip
         else:
             res = hf_iteration(
-                fun, fg, prod, x, f, g, args, args, lam, p_prev, saved,
+                fun, grad, prod, x, f, g, args, args, lam, p_prev, saved,
                 saved_phi, phis, save_at, cg_maxiter, cg_tol, decay, precond,
-                False, 1.0, 1.0,
+                False, 1.0, 1.0, gfev, lam_min, lam_max,
             )  # fmt: skip
-        status, accepted, x_new, lam, p_prev, dfev, djev, dhev = res
+        status, accepted, x_new, f_try, lam, p_prev, dfev, djev, dhev = res
         nfev += dfev
         njev += djev
         nhev += dhev
+        if status == RUNNING and not accepted and lam >= lam_max:
+            # Damped to no step at all: nothing left to try.
+            status = LINESEARCH
         if status != RUNNING:
             break
         if accepted:
@@ -504,9 +552,11 @@ def _hf_loop(
                 f_new, g_new = fg(x_new, *take_args(args, idx))
                 f_new = gscale * f_new
                 g_new = scale(gscale, g_new)
+                nfev += 1
             else:
-                f_new, g_new = fg(x_new, *args)
-            nfev += 1
+                f_new = f_try
+                g_new = grad(x_new, *args)
+                nfev += gfev
             njev += 1
             if not math.isfinite(f_new):
                 status = NONFINITE_F
@@ -533,7 +583,7 @@ def _hf_loop(
     return status, x, g, p_prev
 
 
-_LOOP = LazyLoop(_hf_loop, 3)
+_LOOP = LazyLoop(_hf_loop, 4)
 
 
 def run(obj, opts):
@@ -554,8 +604,9 @@ def run(obj, opts):
     dict
         ``x, fun, jac, status, nit, nfev, njev, nhev`` (and ``allvecs``).
         ``nit`` counts outer iterations (rejected steps included);
-        finite-difference products count in ``nfev``/``njev``, ``hessp`` and
-        Gauss-Newton products in ``nhev``.
+        finite-difference products count in ``njev`` (one ``obj.grad`` call
+        each; in ``nfev`` too when that evaluates ``fun``, as with
+        ``jac=True``), ``hessp`` and Gauss-Newton products in ``nhev``.
 
     Notes
     -----
@@ -574,15 +625,26 @@ def run(obj, opts):
        are kept; walk back over them while :math:`f(x + p_i)` decreases;
     5. :math:`\rho = (f(x+p) - f(x))/(q(p) - q(0))`, :math:`q` the
        undamped model; :math:`\lambda \mathrel{*}= 3/2` if :math:`\rho < 1/4`
-       (or undefined), :math:`\lambda \mathrel{*}= 2/3` if :math:`\rho > 3/4`;
+       (or undefined), :math:`\lambda \mathrel{*}= 2/3` if :math:`\rho > 3/4`,
+       kept within :math:`[10^{-8}, 10^{100}]\,\lambda_0`: the gradient
+       preconditioner :math:`(g^2 + \lambda)^{3/4}` turns singular as
+       :math:`g \to 0` unless :math:`\lambda` stays positive (on
+       ``rosenbrock(100)`` an unbounded :math:`\lambda` underflowed to
+       :math:`4.9 \times 10^{-324}` and CG overflowed);
     6. Armijo line search along :math:`p`: the largest :math:`t = 0.8^j`
        (at most 60 values) with :math:`f(x + tp) \le f(x) + 10^{-2} t g^T p`;
        if none, stop with status LINESEARCH (``x`` unchanged).
 
+    After an accepted step on the full data, f there is the line search's
+    value: only the gradient is evaluated.  CG stops cleanly, on its current
+    iterate, on non-positive curvature, a vanishing residual, or a step that
+    would overflow.
+
     Stops: :math:`\|g\|_\infty \le` ``gtol`` (full gradient only), ``maxiter``
     outer iterations, ``obj.epochs`` epochs of curvature batches (minibatch
     mode), a non-finite value, gradient or curvature product (the last finite
-    iterate is returned), or a callback's StopIteration. With
+    iterate is returned), a rejected step with :math:`\lambda` at its upper
+    bound (LINESEARCH), or a callback's StopIteration. With
     ``obj.compiled`` the loop runs in nopython mode (one outer iteration per
     call with a callback or ``return_all``); in compiled mode the curvature
     product is evaluated once more before the loop, to check its shape.
@@ -661,10 +723,12 @@ def run(obj, opts):
     saved_phi = np.zeros(save_at.shape[0] + 1)
     phis = np.zeros(opts.cg_maxiter + 1)
     rng = np.array([cstate, gstate], dtype=np.uint64)
-    fs = np.array([f, float(opts.lambda_)])
+    lam0 = float(opts.lambda_)
+    fs = np.array([f, lam0, _LAMBDA_MIN_RATIO * lam0, _LAMBDA_MAX_RATIO * lam0])
     ns = np.array([0, nfev, njev, nhev, 0, gpos, glen, 0], dtype=np.int64)
     precond = 1 if opts.preconditioner == "gradient" else 0
-    loop, fns = _LOOP.select(compiled, obj.fun, obj.fg, prod)
+    loop, fns = _LOOP.select(compiled, obj.fun, obj.fg, obj.grad, prod)
+    gfev = grad_fev(obj)
     state = [x, g, np.zeros(n)]
 
     def advance(nsteps):
@@ -673,7 +737,7 @@ def run(obj, opts):
             saved, saved_phi, phis, save_at, perm_c, perm_g, rng, fs, ns,
             nsteps, int(obj.maxiter), n_updates, float(obj.gtol), int(opts.cg_maxiter),
             float(opts.cg_tol), float(opts.cg_decay), precond, batch_size,
-            bool(obj.shuffle), gbs, float(cscale), float(gscale),
+            bool(obj.shuffle), gbs, float(cscale), float(gscale), gfev,
         )  # fmt: skip
         return status
 

@@ -12,10 +12,13 @@ of actual to predicted reduction
 
     \Delta_k = \frac{2 \delta_k \,[f(w_k) - f(w_k + \alpha_k p_k)]}{\mu_k^2}.
 
-One pass costs one curvature product (``hessp``, or one extra gradient for
-the finite difference :math:`(\nabla f(w + \sigma p) - \nabla f(w))/\sigma`,
-:math:`\sigma = \sigma_0/\|p\|`) and one value-and-gradient at the trial
-point.
+One pass costs one curvature product (``hessp``, or one gradient for the
+finite difference :math:`(\nabla f(w + \sigma p) - \nabla f(w))/\sigma`,
+:math:`\sigma = \sigma_0/\|p\|`), one function value at the trial point,
+and its gradient if the step is accepted: a rejected pass costs one function
+value, as in the paper.  (With ``jac=True`` the value and the gradient come
+together, so the trial point costs one ``fun`` call, accepted or not, and
+the finite-difference gradient one more.)
 """
 
 import math
@@ -43,6 +46,7 @@ from ._common import (
     dot_compiled,
     dot_diff,
     drive,
+    grad_fev,
     inf_norm,
     lincomb_into,
     max_abs_diff,
@@ -101,8 +105,8 @@ class Options(NamedTuple):
         *and* the change of f is below ``ftol`` (Netlab's ``options(2)``).
         None: 0.0 (Møller) or 1e-4 (Netlab).
     maxfev : int or None
-        Maximum number of evaluations of ``fg`` (None: no limit beyond
-        ``maxiter``).
+        Maximum number of function evaluations, ``nfev`` (None: no limit
+        beyond ``maxiter``).
     variant : {"moller", "netlab"}
         ``"moller"``: the algorithm of the paper. ``"netlab"``: Nabney's
         ``scg.m`` (see the notes of :func:`run`).
@@ -184,14 +188,19 @@ def _accept(x, xt, g, g_new, p, mu, restart, powell):
 
 
 def _scg_loop(
-    fg, hessp, args, x, g, p, xt, fs, ns,
-    nsteps, maxiter, maxfev, gtol, ftol, xtol, sigma0, netlab, powell,
+    fun, fg, grad, hessp, args, x, g, p, xt, fs, ns,
+    nsteps, maxiter, maxfev, gtol, ftol, xtol, sigma0, netlab, powell, gfev,
 ):  # fmt: skip
     """Run SCG passes until ``nsteps`` more steps are accepted or a stop test.
 
-    ``hessp`` None selects the finite-difference curvature; compiled, that
-    None test is resolved at compile time (numba prunes the dead branch), so
-    no flag or stand-in function is needed.
+    ``hessp`` None selects the finite-difference curvature, which calls the
+    gradient-only ``grad`` (its calls also count ``gfev`` function
+    evaluations: 1 when ``grad`` evaluates ``fun`` too).  ``fun`` None
+    evaluates the trial point with ``fg`` (value and gradient together:
+    ``jac=True``); else ``fun`` there and ``grad`` only if the step is
+    accepted, so a rejected pass costs one function value (Møller's step 7).
+    Compiled, these None tests are resolved at compile time (numba prunes
+    the dead branch), so no flag or stand-in function is needed.
 
     The state comes in and goes out through ``x, g, p`` and the small arrays
     ``fs`` (floats) and ``ns`` (integers), all updated in place, so a caller
@@ -265,8 +274,8 @@ def _scg_loop(
             else:
                 sigma = sigma0 / math.sqrt(pp)
                 lincomb_into(xt, 1.0, x, sigma, p)
-                _, g_plus = fg(xt, *args)
-                nfev += 1
+                g_plus = grad(xt, *args)
+                nfev += gfev
                 njev += 1
                 theta = dot_diff(p, g_plus, g) / sigma
                 if not math.isfinite(theta):
@@ -309,9 +318,13 @@ def _scg_loop(
         restarted = False
         alpha = mu / delta
         lincomb_into(xt, 1.0, x, alpha, p)
-        f_new, g_new = fg(xt, *args)
+        if fun is None:
+            f_new, g_new = fg(xt, *args)
+            njev += 1
+        else:
+            f_new = fun(xt, *args)
+            g_new = g  # replaced by grad(xt) if the step is accepted
         nfev += 1
-        njev += 1
         k += 1
         if not math.isfinite(f_new):
             status = NONFINITE_F
@@ -329,6 +342,10 @@ def _scg_loop(
             # (Netlab), or by Powell's test in their place (in _accept),
             # else the conjugate direction (see _accept).
             restart = not powell and ((netlab and nsucc + 1 == n) or (not netlab and k % n == 0))
+            if fun is not None:
+                g_new = grad(xt, *args)
+                nfev += gfev
+                njev += 1
             gg_new, step, pp, gnorm, restart = _accept(x, xt, g, g_new, p, mu, restart, powell)
             if not math.isfinite(gg_new):
                 status = NONFINITE_G
@@ -381,7 +398,7 @@ def _scg_loop(
 # Inlining _accept (called once per accepted step, five array arguments)
 # saves about 4 us per 2-D Rosenbrock solve for 0.2 s of compiling;
 # inlining every kernel the loop calls saved no more and cost 0.7 s.
-_LOOP = LazyLoop(_scg_loop, 2, inline=("_accept",))
+_LOOP = LazyLoop(_scg_loop, 4, inline=("_accept",))
 
 
 def run(obj, opts):
@@ -399,7 +416,9 @@ def run(obj, opts):
     dict
         ``x, fun, jac, status, nit, nfev, njev, nhev`` (and ``allvecs`` with
         ``return_all``).  ``nit`` counts accepted steps; a rejected pass costs
-        one ``fg`` evaluation and counts in ``nfev``/``njev`` only.
+        one function value (one ``fg`` evaluation when ``obj.grad`` calls
+        ``fun`` too, as with ``jac=True``) and counts in ``nfev`` (``njev``)
+        only.
 
     Notes
     -----
@@ -482,7 +501,11 @@ def run(obj, opts):
     hessp = None
     if obj.hessp is not None:
         hessp, nhev = prepare_product(obj.hessp, compiled, x, args, "hessp")
-    loop, fns = _LOOP.select(compiled, obj.fg, hessp)
+    # jac=True: fun and grad each cost a value-and-gradient, so the trial
+    # point takes fg (fun None) rather than fun and then grad on acceptance.
+    fun = None if obj.grad_calls_fun else obj.fun
+    gfev = grad_fev(obj)
+    loop, fns = _LOOP.select(compiled, fun, obj.fg, obj.grad, hessp)
 
     p = -g
     xt = np.empty_like(x)
@@ -495,7 +518,7 @@ def run(obj, opts):
     def advance(nsteps):
         return loop(
             *fns, args, x, g, p, xt, fs, ns,
-            nsteps, maxiter, maxfev, gtol, ftol, xtol, sigma0, netlab, powell,
+            nsteps, maxiter, maxfev, gtol, ftol, xtol, sigma0, netlab, powell, gfev,
         )  # fmt: skip
 
     def current():
