@@ -16,6 +16,7 @@ FTOL = 7  # relative reduction of f below ftol
 XTOL = 8  # step below xtol
 LINESEARCH = 9  # line search / trust update could not make progress
 NONFINITE_H = 10  # hessp / curvature product returned NaN or inf
+DIVERGED = 11  # f grew far above the best value seen; x is the best iterate
 CALLBACK = 99  # callback raised StopIteration (scipy's code)
 
 MESSAGES = {
@@ -31,6 +32,8 @@ MESSAGES = {
     LINESEARCH: "The step could not be improved (line search or damping failed).",
     NONFINITE_H: "NaN or inf in a curvature (Hessian-vector) product; "
     "x is the last iterate with finite values.",
+    DIVERGED: "The objective grew far above the best value seen (diverging); "
+    "x is the best iterate.",
     CALLBACK: "`callback` raised `StopIteration`.",
 }
 

@@ -36,8 +36,8 @@ import numpy as np
 from .. import _jit
 from .._batching import seed_state, splitmix64, take_args
 from .._status import (
+    DIVERGED,
     EPOCHS,
-    LINESEARCH,
     MAXITER,
     NONFINITE_F,
     NONFINITE_G,
@@ -73,7 +73,7 @@ ESTIMATORS = ("hutchinson", "equilibration")
 #: separates the probe-vector stream from the minibatch stream of the same seed
 _Z_SALT = 0xD1B54A32D192ED03
 
-#: full-data mode stops (status LINESEARCH, x the best iterate) once f exceeds
+#: full-data mode stops (status DIVERGED, x the best iterate) once f exceeds
 #: the best value seen by this factor times max(|f_best|, |f(x0)|, 1).  On the
 #: MGH problems, runs that recover never rose above 1e7 times that scale;
 #: on Powell singular a Hutchinson sample of exactly 0 (z * Hz with
@@ -401,7 +401,7 @@ def _ada_loop(
     returned, ``rng = [batch state, z state]``, ``fs = [f, b1**t, b2**t,
     f_best, f_scale]``, ``ns = [nit, nfev, njev, nhev, pos, batches]``.
     Full-data mode keeps the best iterate in ``x_best, g_best`` (value
-    ``f_best``) and returns to it, with status LINESEARCH, when f exceeds
+    ``f_best``) and returns to it, with status DIVERGED, when f exceeds
     ``f_best`` by more than ``_DIVERGENCE * max(|f_best|, f_scale)``,
     ``f_scale = max(|f(x0)|, 1)``.
     """
@@ -465,7 +465,7 @@ def _ada_loop(
                 copy_into(x, x_best)
                 f = f_best
                 g = g_best.copy()
-                status = LINESEARCH
+                status = DIVERGED
                 break
         nit += 1
     fs[0] = f
@@ -529,7 +529,7 @@ def run(obj, opts):
     gradient or curvature (the last finite iterate is returned), or a
     callback's StopIteration.  In full-data mode also when f exceeds the best
     value seen by more than :math:`10^{10}\max(|f_{best}|, |f(x_0)|, 1)`:
-    the run has diverged (status LINESEARCH) and the best iterate is
+    the run has diverged (status DIVERGED) and the best iterate is
     returned.  There is no line search: a curvature sample near 0 makes the
     step :math:`\eta\,\hat m/\epsilon` (on Powell's singular function f
     went from 215 to :math:`10^{266}` and stayed there; the AdaHessian
