@@ -1,8 +1,9 @@
 """``fastopt.models``: fit times, kernel times, and counts that do not vary with load.
 
 * ``LinearFit.time_fit``: one ``fit`` of a linear model with its default
-  solver on scikit-learn's bundled data and ``make_classification(100000,
-  100)``; ``LinearCounts.track_*``: its iterations and final loss.
+  solver (``lbfgs``; ``scg`` before it, kept as the ``,scg`` cases) on
+  scikit-learn's bundled data and ``make_classification(100000, 100)``;
+  ``LinearCounts.track_*``: its iterations and final loss.
 * ``MLPFit.time_fit``: a small MLP on digits with the default solver
   (minibatch, with and without dropout) and with ``hessian-free``;
   ``MLPCounts.track_loss``.
@@ -58,12 +59,15 @@ def _linear(case):
         "logistic/breast_cancer": (LogisticRegression, {}, "breast_cancer"),
         "logistic/digits": (LogisticRegression, {}, "digits"),
         "logistic/1e5x100,C=1e4": (LogisticRegression, {"C": 1e4}, "large"),
+        "logistic/digits,scg": (LogisticRegression, {"solver": "scg"}, "digits"),
+        "logistic/1e5x100,C=1e4,scg": (LogisticRegression, {"C": 1e4, "solver": "scg"}, "large"),
         "ridge/diabetes": (LinearRegression, {"alpha": 1.0}, "diabetes"),
         "linear_svc/iris": (LinearSVC, {}, "iris"),
     }[case]
 
 
 LINEAR_CASES = ["logistic/breast_cancer", "logistic/digits", "logistic/1e5x100,C=1e4",
+                "logistic/digits,scg", "logistic/1e5x100,C=1e4,scg",
                 "ridge/diabetes", "linear_svc/iris"]  # fmt: skip
 
 

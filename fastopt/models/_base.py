@@ -41,8 +41,17 @@ HESSP_METHODS = frozenset({"scg", "adahessian"})
 #: (``benchmarks/models_compare.py`` measures all three).
 SCG_PRODUCTS = "auto"
 #: methods run on the full data by ``batch_size="auto"`` (their curvature
-#: tests compare values across steps, which minibatch noise would break)
-FULL_BATCH_METHODS = frozenset({"scg", "hessian-free"})
+#: tests and line searches compare values across steps, which minibatch noise
+#: would break)
+FULL_BATCH_METHODS = frozenset({"scg", "lbfgs", "hessian-free"})
+#: ``lbfgs`` options of the linear models: scikit-learn's ``maxls = 50``, and
+#: no f test (``ftol = 0``), so that ``tol`` alone (the gradient test) ends a
+#: fit, or a line search that rounding stops.  scipy's default ftol (2.2e-9)
+#: stops weakly regularised fits early; scikit-learn's (64 eps) stops the
+#: raw-digits fit at ``tol=1e-10`` with a gradient of 2e-7 and coefficients
+#: 1.4e-4 away from the optimum, where ftol = 0 gets within 1.2e-6
+#: (``tests/test_models.py``).
+LINEAR_LBFGS = {"ftol": 0.0, "maxls": 50}
 
 
 def solver_fields(name):
@@ -80,8 +89,8 @@ def resolve_batch_size(batch_size, method, n_samples):
     """The minibatch size to use, or None for full-batch steps.
 
     ``"auto"``: ``min(200, n_samples)`` (scikit-learn's MLP default) for the
-    first-order methods and AdaHessian, the full data for ``scg`` and
-    ``hessian-free``.  A batch of all samples runs full-batch steps.
+    first-order methods and AdaHessian, the full data for ``scg``, ``lbfgs``
+    and ``hessian-free``.  A batch of all samples runs full-batch steps.
     """
     if batch_size == "auto":
         batch_size = None if method in FULL_BATCH_METHODS else min(200, n_samples)
@@ -176,7 +185,8 @@ class Monitor:
 
 
 def fit_parameters(est, method, fg, w0, args, gn, gn_diag, n_samples, *,
-                   record=False, n_iter_no_change=None, scg_exact=True):  # fmt: skip
+                   record=False, n_iter_no_change=None, scg_exact=True,
+                   defaults=None):  # fmt: skip
     """Minimize ``fg`` from ``w0`` with the estimator's solver settings.
 
     Parameters
@@ -197,6 +207,9 @@ def fit_parameters(est, method, fg, w0, args, gn, gn_diag, n_samples, *,
         Minibatch mode: stop after this many epochs without improvement.
     scg_exact : bool
         Whether ``scg`` should get ``gn`` (see :data:`SCG_PRODUCTS`).
+    defaults : dict or None
+        Options of ``method`` that the model sets (e.g. :data:`LINEAR_LBFGS`);
+        the estimator's ``solver_options`` override them.
 
     Returns
     -------
@@ -236,6 +249,7 @@ def fit_parameters(est, method, fg, w0, args, gn, gn_diag, n_samples, *,
         options["diagonal"] = gn_diag
     if "seed" in fields:
         options["seed"] = seed
+    options.update(defaults or {})
     options.update(est.solver_options or {})
     early = n_iter_no_change if batch_size is not None else None
     monitor = Monitor(n_samples, batch_size, total, est.verbose, type(est).__name__,
@@ -261,7 +275,16 @@ def fit_parameters(est, method, fg, w0, args, gn, gn_diag, n_samples, *,
             ConvergenceWarning,
             stacklevel=3,
         )
-    elif status in (_status.MAXITER, _status.MAXFEV, _status.LINESEARCH) or (
+    elif status == _status.LINESEARCH:
+        # rounding stopped the solver short of tol (a tol below what the
+        # data's scale allows), not the iteration budget
+        warnings.warn(
+            f"{type(est).__name__}: solver {method!r} stopped before tol={est.tol} was met "
+            f"({res.message}) Loosen tol or scale the features.",
+            ConvergenceWarning,
+            stacklevel=3,
+        )
+    elif status in (_status.MAXITER, _status.MAXFEV) or (
         status == _status.EPOCHS and early is not None
     ):
         what = "iterations" if batch_size is None else "epochs"

@@ -1,4 +1,4 @@
-"""Second-order solvers: scaled conjugate gradient, Hessian-free, AdaHessian.
+"""Second-order solvers: scaled conjugate gradient, L-BFGS, Hessian-free, AdaHessian.
 
 Each module defines ``Options`` (a NamedTuple of the method's own options),
 ``validate(opts)``, ``run(obj, opts) -> dict`` and ``ALIASES``.
@@ -7,11 +7,12 @@ Each module defines ``Options`` (a NamedTuple of the method's own options),
 Importing compiles nothing: the compiled loops are built on first use.
 """
 
-from . import adahessian, hessian_free, scg
+from . import adahessian, hessian_free, lbfgs, scg
 
 #: method name -> solver module (aliases are in each module's ``ALIASES``)
 SOLVERS = {
     "scg": scg,
+    "lbfgs": lbfgs,
     "hessian-free": hessian_free,
     "adahessian": adahessian,
 }
@@ -19,4 +20,4 @@ SOLVERS = {
 #: alias -> method name
 ALIASES = {alias: name for name, mod in SOLVERS.items() for alias in mod.ALIASES}
 
-__all__ = ["ALIASES", "SOLVERS", "adahessian", "hessian_free", "scg"]
+__all__ = ["ALIASES", "SOLVERS", "adahessian", "hessian_free", "lbfgs", "scg"]

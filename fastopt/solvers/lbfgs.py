@@ -1,0 +1,693 @@
+r"""Limited-memory BFGS (Liu & Nocedal 1989) with a Moré-Thuente line search.
+
+L-BFGS keeps the last ``m`` pairs :math:`s_i = x_{i+1} - x_i`,
+:math:`y_i = \nabla f(x_{i+1}) - \nabla f(x_i)` and steps along
+:math:`d_k = -H_k \nabla f(x_k)`, where :math:`H_k` is the BFGS inverse
+Hessian built from those pairs on top of :math:`H_k^0 = \gamma_k I`,
+
+.. math::
+
+    H_{i+1} = (I - \rho_i s_i y_i^T)\, H_i\, (I - \rho_i y_i s_i^T)
+              + \rho_i s_i s_i^T, \qquad
+    \rho_i = \frac{1}{y_i^T s_i}, \qquad
+    \gamma_k = \frac{s_{k-1}^T y_{k-1}}{y_{k-1}^T y_{k-1}},
+
+applied to the gradient by the two-loop recursion (Nocedal & Wright,
+Algorithm 7.4) in :math:`O(mn)`, without forming :math:`H_k`.  The step
+:math:`x_{k+1} = x_k + \alpha_k d_k` takes the first :math:`\alpha_k`
+(trying 1 first) that the line search of Moré & Thuente finds to satisfy the
+strong Wolfe conditions
+
+.. math::
+
+    f(x_k + \alpha d_k) \le f(x_k) + c_1 \alpha \nabla f(x_k)^T d_k,
+    \qquad
+    |\nabla f(x_k + \alpha d_k)^T d_k| \le c_2 |\nabla f(x_k)^T d_k|,
+
+so :math:`y_k^T s_k > 0` and :math:`H_{k+1}` stays positive definite.  One
+iteration usually costs one value-and-gradient evaluation.
+"""
+
+import math
+from typing import NamedTuple
+
+import numpy as np
+
+from .. import _jit
+from .._status import (
+    FTOL,
+    LINESEARCH,
+    MAXFEV,
+    MAXITER,
+    NONFINITE_F,
+    NONFINITE_G,
+    SUCCESS,
+)
+from ._common import (
+    RUNNING,
+    LazyLoop,
+    all_finite,
+    dot,
+    dot_compiled,
+    drive,
+    inf_norm,
+    lincomb_into,
+    nonfinite_fg,
+    reject_bounds,
+    result,
+    scale_into,
+    start_fg,
+    start_point,
+    use_compiled,
+)
+
+ALIASES = ("l-bfgs",)
+
+#: machine epsilon: the curvature test that skips an update (see the loop)
+_EPS = float(np.finfo(np.float64).eps)
+
+#: largest step the line search may try (L-BFGS-B's ``big`` without bounds)
+_STPMAX = 1e10
+
+#: Moré-Thuente's relative tolerance on the width of the bracket (L-BFGS-B's)
+_XTOL = 0.1
+
+
+class Options(NamedTuple):
+    r"""Options of ``method="lbfgs"``.
+
+    ``maxiter`` (iterations, default 1000) and ``gtol`` (the gradient's
+    inf-norm test, default 1e-5) are :func:`fastopt.minimize`'s common
+    options, as for every method.
+
+    Attributes
+    ----------
+    maxcor : int
+        The memory :math:`m`: how many :math:`(s, y)` pairs the inverse
+        Hessian is built from (scipy's name). Default 10.
+    ftol : float
+        Stop (FTOL) when an accepted step has
+        :math:`f_k - f_{k+1} \le \mathrm{ftol}\cdot\max(|f_k|, |f_{k+1}|, 1)`,
+        scipy L-BFGS-B's test; 0 disables it. Default 2.2e-9
+        (scipy's ``factr = 1e7`` times machine epsilon).
+    maxfev : int or None
+        Maximum number of evaluations of ``fg`` (None: no limit beyond
+        ``maxiter``); a line search stops when it is reached.
+    maxls : int
+        Maximum number of evaluations in one line search (scipy's name).
+        Default 20.
+    c1 : float
+        Sufficient-decrease constant of the Wolfe conditions,
+        :math:`0 < c_1 < c_2`. Default 1e-4 (Nocedal & Wright; L-BFGS-B
+        uses 1e-3).
+    c2 : float
+        Curvature constant of the strong Wolfe conditions,
+        :math:`c_1 < c_2 < 1`. Default 0.9.
+    """
+
+    maxcor: int = 10
+    ftol: float = 2.2e-9
+    maxfev: int | None = None
+    maxls: int = 20
+    c1: float = 1e-4
+    c2: float = 0.9
+
+
+def _is_int(v):
+    return isinstance(v, int | np.integer) and not isinstance(v, bool)
+
+
+def validate(opts):
+    """Raise ValueError for an invalid option, naming the value."""
+    if not (_is_int(opts.maxcor) and opts.maxcor >= 1):
+        raise ValueError(f"Invalid maxcor value: {opts.maxcor} (need an integer >= 1)")
+    if not (isinstance(opts.ftol, int | float | np.floating) and opts.ftol >= 0
+            and math.isfinite(opts.ftol)):  # fmt: skip
+        raise ValueError(f"Invalid ftol value: {opts.ftol}")
+    if opts.maxfev is not None and not (_is_int(opts.maxfev) and opts.maxfev >= 1):
+        raise ValueError(f"Invalid maxfev value: {opts.maxfev}")
+    if not (_is_int(opts.maxls) and opts.maxls >= 1):
+        raise ValueError(f"Invalid maxls value: {opts.maxls} (need an integer >= 1)")
+    if not (isinstance(opts.c1, int | float | np.floating) and 0 < opts.c1 < 1):
+        raise ValueError(f"Invalid c1 value: {opts.c1} (need 0 < c1 < 1)")
+    if not (isinstance(opts.c2, int | float | np.floating) and opts.c1 < opts.c2 < 1):
+        raise ValueError(f"Invalid c2 value: {opts.c2} (need c1 < c2 < 1)")
+
+
+# --------------------------------------------------------------------------
+# The two-loop recursion and the memory update: cached kernels, so the
+# Python loop pays one call each and both loops run the same machine code.
+
+
+@_jit.kernel
+def _two_loop(g, S, Y, rho, alpha, head, count, gamma, d):
+    r"""``d = -H g`` by the two-loop recursion; returns :math:`d^T g`.
+
+    Nocedal & Wright, Algorithm 7.4, started from :math:`q = -g` (the
+    recursion is linear, so this gives :math:`-Hg` directly).  The pairs
+    live in the rows of ``S``, ``Y`` (a ring of ``m + 1`` rows): the
+    ``count`` most recent ones are the rows before ``head``.
+    """
+    m1 = S.shape[0]
+    n = g.shape[0]
+    for i in range(n):
+        d[i] = -g[i]
+    j = head
+    for _ in range(count):  # newest to oldest
+        j = j - 1 if j > 0 else m1 - 1
+        a = rho[j] * dot_compiled(S[j], d)
+        alpha[j] = a
+        for i in range(n):
+            d[i] -= a * Y[j, i]
+    for i in range(n):
+        d[i] *= gamma
+    for _ in range(count):  # oldest to newest
+        b = rho[j] * dot_compiled(Y[j], d)
+        c = alpha[j] - b
+        for i in range(n):
+            d[i] += c * S[j, i]
+        j = j + 1 if j < m1 - 1 else 0
+    return dot_compiled(d, g)
+
+
+@_jit.kernel
+def _accept(x, xt, g, g_new, s, y):
+    r"""Move to ``xt``: ``s = xt - x``, ``y = g_new - g``, ``x = xt``, ``g = g_new``.
+
+    One pass for the whole bookkeeping.  Returns :math:`s^T y`,
+    :math:`y^T y` and :math:`\|g_{new}\|_\infty`.
+    """
+    sy = 0.0
+    yy = 0.0
+    gmax = 0.0
+    for i in range(x.shape[0]):
+        si = xt[i] - x[i]
+        yi = g_new[i] - g[i]
+        s[i] = si
+        y[i] = yi
+        sy += si * yi
+        yy += yi * yi
+        x[i] = xt[i]
+        g[i] = g_new[i]
+        a = abs(g_new[i])
+        if a > gmax:
+            gmax = a
+    return sy, yy, gmax
+
+
+# --------------------------------------------------------------------------
+# Moré-Thuente line search (MINPACK-2 dcsrch/dcstep) in reverse
+# communication: the loop evaluates, these kernels choose the next step.
+# Cached kernels rather than code compiled into the loop: they involve no
+# user function, so both loops call the same cached machine code, and the
+# loop's own compile (per user function, never cached) stays short.
+
+#: line-search tasks (MINPACK-2's ``task`` strings)
+_FG, _CONV, _WARN, _ERROR = 1, 2, 3, 4
+
+#: slots of the line-search state array
+(_STAGE, _BRACKT, _GINIT, _GTEST, _GX, _GY, _FINIT, _FX, _FY, _STX, _STY,
+ _STMIN, _STMAX, _WIDTH, _WIDTH1) = range(15)  # fmt: skip
+_LS_SIZE = 15
+
+
+@_jit.kernel
+def _cubic_gamma(theta, a, b, s):
+    """``s * sqrt((theta/s)^2 - (a/s)(b/s))``, the root clipped at 0.
+
+    MINPACK takes the root without the clip in three of its four cases,
+    where it is positive in exact arithmetic; rounding could make it a
+    tiny negative number, and the step NaN.
+    """
+    ts = theta / s
+    return s * math.sqrt(max(0.0, ts * ts - (a / s) * (b / s)))
+
+
+@_jit.kernel
+def _dcstep(stx, fx, dx, sty, fy, dy, stp, fp, dp, brackt, stpmin, stpmax):
+    """MINPACK-2 ``dcstep``: a safeguarded cubic/quadratic step; updates the bracket.
+
+    ``(stx, fx, dx)``: the best step so far, its value and derivative;
+    ``(sty, fy, dy)``: the other end of the bracket; ``(stp, fp, dp)``: the
+    step just evaluated.  Returns the updated ``stx, fx, dx, sty, fy, dy``,
+    the new trial step and ``brackt`` (Moré & Thuente 1994, section 4).
+    """
+    if dp == 0.0 or dx == 0.0:
+        sgnd = 0.0
+    else:
+        sgnd = math.copysign(1.0, dp) * math.copysign(1.0, dx)
+    if fp > fx:
+        # Case 1: a higher value; the minimum is bracketed.  The cubic step
+        # if it is closer to stx than the quadratic one, else their mean.
+        theta = 3.0 * ((fx - fp) / (stp - stx)) + dx + dp
+        s = max(abs(theta), abs(dx), abs(dp))
+        gamma = _cubic_gamma(theta, dx, dp, s)
+        if stp < stx:
+            gamma = -gamma
+        p = (gamma - dx) + theta
+        q = ((gamma - dx) + gamma) + dp
+        stpc = stx + (p / q) * (stp - stx)
+        stpq = stx + ((dx / ((fx - fp) / (stp - stx) + dx)) / 2.0) * (stp - stx)
+        if abs(stpc - stx) <= abs(stpq - stx):
+            stpf = stpc
+        else:
+            stpf = stpc + (stpq - stpc) / 2.0
+        brackt = True
+    elif sgnd < 0.0:
+        # Case 2: a lower value, derivatives of opposite signs; bracketed.
+        # The cubic step if it is farther from stp than the secant step.
+        theta = 3.0 * ((fx - fp) / (stp - stx)) + dx + dp
+        s = max(abs(theta), abs(dx), abs(dp))
+        gamma = _cubic_gamma(theta, dx, dp, s)
+        if stp > stx:
+            gamma = -gamma
+        p = (gamma - dp) + theta
+        q = ((gamma - dp) + gamma) + dx
+        stpc = stp + (p / q) * (stx - stp)
+        stpq = stp + (dp / (dp - dx)) * (stx - stp)
+        stpf = stpc if abs(stpc - stp) > abs(stpq - stp) else stpq
+        brackt = True
+    elif abs(dp) < abs(dx):
+        # Case 3: a lower value, derivatives of the same sign, |f'|
+        # decreasing.  The cubic step only if the cubic tends to infinity
+        # in the direction of the step or its minimum lies beyond stp.
+        theta = 3.0 * ((fx - fp) / (stp - stx)) + dx + dp
+        s = max(abs(theta), abs(dx), abs(dp))
+        gamma = _cubic_gamma(theta, dx, dp, s)
+        if stp > stx:
+            gamma = -gamma
+        p = (gamma - dp) + theta
+        q = (gamma + (dx - dp)) + gamma
+        r = p / q
+        if r < 0.0 and gamma != 0.0:
+            stpc = stp + r * (stx - stp)
+        elif stp > stx:
+            stpc = stpmax
+        else:
+            stpc = stpmin
+        stpq = stp + (dp / (dp - dx)) * (stx - stp)
+        if brackt:
+            stpf = stpc if abs(stpc - stp) < abs(stpq - stp) else stpq
+            if stp > stx:
+                stpf = min(stp + 0.66 * (sty - stp), stpf)
+            else:
+                stpf = max(stp + 0.66 * (sty - stp), stpf)
+        else:
+            stpf = stpc if abs(stpc - stp) > abs(stpq - stp) else stpq
+            stpf = max(stpmin, min(stpf, stpmax))
+    else:
+        # Case 4: a lower value, derivatives of the same sign, |f'| not
+        # decreasing: the cubic step if bracketed, else stpmin or stpmax.
+        if brackt:
+            theta = 3.0 * ((fp - fy) / (sty - stp)) + dy + dp
+            s = max(abs(theta), abs(dy), abs(dp))
+            gamma = _cubic_gamma(theta, dy, dp, s)
+            if stp > sty:
+                gamma = -gamma
+            p = (gamma - dp) + theta
+            q = ((gamma - dp) + gamma) + dy
+            stpf = stp + (p / q) * (sty - stp)
+        elif stp > stx:
+            stpf = stpmax
+        else:
+            stpf = stpmin
+    # Update the interval that contains a minimizer.
+    if fp > fx:
+        sty = stp
+        fy = fp
+        dy = dp
+    else:
+        if sgnd < 0.0:
+            sty = stx
+            fy = fx
+            dy = dx
+        stx = stp
+        fx = fp
+        dx = dp
+    return stx, fx, dx, sty, fy, dy, stpf, brackt
+
+
+@_jit.kernel
+def _search_start(ls, f0, g0, stp, c1):
+    """Start a line search: MINPACK-2 ``dcsrch`` with ``task = 'START'``.
+
+    ``f0``, ``g0``: the value and the (negative) directional derivative at
+    step 0; ``stp``: the first trial step (in ``(0, _STPMAX]``).
+    """
+    ls[_STAGE] = 1.0
+    ls[_BRACKT] = 0.0
+    ls[_FINIT] = f0
+    ls[_GINIT] = g0
+    ls[_GTEST] = c1 * g0
+    ls[_WIDTH] = _STPMAX
+    ls[_WIDTH1] = _STPMAX / 0.5
+    ls[_STX] = 0.0
+    ls[_FX] = f0
+    ls[_GX] = g0
+    ls[_STY] = 0.0
+    ls[_FY] = f0
+    ls[_GY] = g0
+    ls[_STMIN] = 0.0
+    ls[_STMAX] = stp + 4.0 * stp
+
+
+@_jit.kernel
+def _search_step(ls, stp, f, g, c2):
+    """One call of MINPACK-2 ``dcsrch`` with the value ``f`` and slope ``g`` at ``stp``.
+
+    Returns ``(stp, task)``: ``_CONV`` when ``stp`` satisfies the strong
+    Wolfe conditions, ``_WARN`` when no further progress is possible
+    (rounding, the bracket below ``_XTOL``, or a step at a bound), else
+    ``_FG`` and the next step to evaluate.  The search state is ``ls``.
+    """
+    finit = ls[_FINIT]
+    ginit = ls[_GINIT]
+    gtest = ls[_GTEST]
+    brackt = ls[_BRACKT] != 0.0
+    stmin = ls[_STMIN]
+    stmax = ls[_STMAX]
+    stage = ls[_STAGE]
+    ftest = finit + stp * gtest
+    if stage == 1.0 and f <= ftest and g >= 0.0:
+        stage = 2.0
+    # Convergence first (MINPACK tests it last and lets it override a warning).
+    if f <= ftest and abs(g) <= c2 * -ginit:
+        return stp, _CONV
+    if brackt and (stp <= stmin or stp >= stmax):
+        return stp, _WARN  # rounding errors prevent progress
+    if brackt and stmax - stmin <= _XTOL * stmax:
+        return stp, _WARN  # the bracket is below xtol
+    if stp == _STPMAX and f <= ftest and g <= gtest:
+        return stp, _WARN
+    if stp == 0.0 and (f > ftest or g >= gtest):
+        return stp, _WARN
+    stx = ls[_STX]
+    sty = ls[_STY]
+    if stage == 1.0 and f <= ls[_FX] and f > ftest:
+        # Stage 1 with a lower value but not a sufficient decrease: step on
+        # the modified function psi(a) = f(a) - f(0) - c1 a f'(0).
+        stx, fxm, gxm, sty, fym, gym, stp, brackt = _dcstep(
+            stx, ls[_FX] - stx * gtest, ls[_GX] - gtest,
+            sty, ls[_FY] - sty * gtest, ls[_GY] - gtest,
+            stp, f - stp * gtest, g - gtest, brackt, stmin, stmax,
+        )  # fmt: skip
+        ls[_FX] = fxm + stx * gtest
+        ls[_FY] = fym + sty * gtest
+        ls[_GX] = gxm + gtest
+        ls[_GY] = gym + gtest
+    else:
+        stx, fx, gx, sty, fy, gy, stp, brackt = _dcstep(
+            stx, ls[_FX], ls[_GX], sty, ls[_FY], ls[_GY],
+            stp, f, g, brackt, stmin, stmax,
+        )  # fmt: skip
+        ls[_FX] = fx
+        ls[_FY] = fy
+        ls[_GX] = gx
+        ls[_GY] = gy
+    if brackt:
+        # Bisect when the bracket did not shrink enough over two steps.
+        if abs(sty - stx) >= 0.66 * ls[_WIDTH1]:
+            stp = stx + 0.5 * (sty - stx)
+        ls[_WIDTH1] = ls[_WIDTH]
+        ls[_WIDTH] = abs(sty - stx)
+        stmin = min(stx, sty)
+        stmax = max(stx, sty)
+    else:
+        stmin = stp + 1.1 * (stp - stx)
+        stmax = stp + 4.0 * (stp - stx)
+    stp = max(0.0, min(stp, _STPMAX))
+    if brackt and (stp <= stmin or stp >= stmax or stmax - stmin <= _XTOL * stmax):
+        # No further progress is possible: try the best step found.
+        stp = stx
+    ls[_STAGE] = stage
+    ls[_BRACKT] = 1.0 if brackt else 0.0
+    ls[_STX] = stx
+    ls[_STY] = sty
+    ls[_STMIN] = stmin
+    ls[_STMAX] = stmax
+    return stp, _FG
+
+
+# --------------------------------------------------------------------------
+# The loop
+
+
+def _lbfgs_loop(
+    fg, args, x, g, d, xt, S, Y, rho, alpha, ls, fs, ns,
+    nsteps, maxiter, maxfev, gtol, ftol, maxls, c1, c2,
+):  # fmt: skip
+    """Run L-BFGS iterations until ``nsteps`` more are accepted or a stop test.
+
+    The state comes in and goes out through ``x, g`` (iterate and gradient),
+    the memory ``S, Y, rho`` (``m + 1`` rows: a ring whose row ``head`` is
+    always free, so a step can write its pair there before the curvature
+    test decides whether to keep it) and the small arrays ``fs`` (floats)
+    and ``ns`` (integers), all updated in place, so a caller can resume
+    after any accepted step.  ``d`` (direction), ``xt`` (trial point),
+    ``alpha`` (two-loop coefficients) and ``ls`` (line-search state) are
+    work buffers.  Stop tests run at the top of an iteration, so a chunk of
+    one step always ends with ``RUNNING`` and the caller sees (and calls
+    back on) every iterate.
+
+    ``fs = [f, gamma]``: f at x and the initial scaling
+    :math:`\\gamma = s^T y / y^T y` of the newest pair (0 before the first).
+    ``ns = [nit, nfev, njev, head, count, pending]``: accepted steps,
+    evaluations, the ring's free row and number of pairs, and a stop status
+    found after an accepted step and reported at the next iteration.
+    """
+    m1 = S.shape[0]
+    f = float(fs[0])
+    gamma = float(fs[1])
+    nit = int(ns[0])
+    nfev = int(ns[1])
+    njev = int(ns[2])
+    head = int(ns[3])
+    count = int(ns[4])
+    pending = int(ns[5])
+    stop_at = nit + nsteps
+    status = RUNNING
+    gnorm = inf_norm(g)
+    while True:
+        if nit >= stop_at:
+            break
+        if gnorm <= gtol:
+            status = SUCCESS
+            break
+        if pending != RUNNING:
+            status = pending
+            break
+        if nit >= maxiter:
+            status = MAXITER
+            break
+        if nfev >= maxfev:
+            status = MAXFEV
+            break
+        dg = 0.0
+        if count > 0:
+            dg = _two_loop(g, S, Y, rho, alpha, head, count, gamma, d)
+            if not (dg < 0.0 and math.isfinite(dg)):
+                # Rounding made d uphill (or it overflowed): forget the
+                # pairs and restart along -g.
+                count = 0
+        if count == 0:
+            # Steepest descent, first step 1/|g| (scipy's L-BFGS-B scales its
+            # first step so).  After a restart too: L-BFGS-B's unit step
+            # along -g, and a step along -gamma g (the last pair's scale),
+            # both failed on Jennrich-Sampson, whose curvature changes by
+            # orders of magnitude; 1/|g| solves it.
+            scale_into(d, -1.0, g)
+            dg = -dot(g, g)
+            stp = min(1.0 / math.sqrt(-dg), _STPMAX)
+        else:
+            stp = 1.0
+        # Moré-Thuente line search for the strong Wolfe conditions.
+        _search_start(ls, f, dg, stp, c1)
+        task = _FG
+        nls = 0
+        while True:
+            if nls >= maxls:
+                task = _WARN
+                break
+            if nfev >= maxfev:
+                status = MAXFEV
+                break
+            lincomb_into(xt, 1.0, x, stp, d)
+            f_new, g_new = fg(xt, *args)
+            nfev += 1
+            njev += 1
+            nls += 1
+            if not math.isfinite(f_new):
+                status = NONFINITE_F
+                break
+            if not all_finite(g_new):
+                status = NONFINITE_G
+                break
+            stp, task = _search_step(ls, stp, f_new, dot(g_new, d), c2)
+            if task != _FG:
+                break
+        if status != RUNNING:
+            # x, f, g stay at the last accepted (finite) iterate.
+            break
+        if task != _CONV:
+            # L-BFGS-B's recovery: drop the memory, retry along -g; unless
+            # the decrease to expect from a quasi-Newton step, gamma |g|^2,
+            # is below the rounding of f, where no line search can tell
+            # steps apart (a noise floor that a tight gtol puts out of
+            # reach: the retry would only spend up to maxls evaluations).
+            if count > 0 and gamma * dot(g, g) > _EPS * abs(f):
+                count = 0
+                continue
+            status = LINESEARCH
+            break
+        sy, yy, gnorm = _accept(x, xt, g, g_new, S[head], Y[head])
+        # Keep the pair only if its curvature is safely positive: the strong
+        # Wolfe conditions give s'y >= (1 - c2)|g'd| alpha > 0 in exact
+        # arithmetic, but rounding near the minimum can leave s'y ~ 0, and
+        # 1/s'y would wreck H.  A skipped pair leaves the memory unchanged
+        # (L-BFGS-B skips on a like test, s'y <= eps (-g's)).
+        if sy > _EPS * yy:
+            rho[head] = 1.0 / sy
+            gamma = sy / yy
+            head = head + 1 if head < m1 - 1 else 0
+            if count < m1 - 1:
+                count += 1
+        nit += 1
+        f_old = f
+        f = float(f_new)
+        if ftol > 0.0 and f_old - f <= ftol * max(abs(f_old), abs(f), 1.0):
+            pending = FTOL
+    fs[0] = f
+    fs[1] = gamma
+    ns[0] = nit
+    ns[1] = nfev
+    ns[2] = njev
+    ns[3] = head
+    ns[4] = count
+    ns[5] = pending
+    return status
+
+
+_LOOP = LazyLoop(_lbfgs_loop, 1)
+
+
+def _float64_gradient(fg):
+    """``fg`` with its gradient as a float64 array.
+
+    :func:`fastopt.minimize` returns a float32 ``x0``'s gradients in float32
+    (Python mode); the loop computes in float64 and its kernels must not
+    meet mixed dtypes.
+    """
+
+    def fg64(x, *args):
+        f, g = fg(x, *args)
+        return f, np.asarray(g, dtype=np.float64)
+
+    return fg64
+
+
+def run(obj, opts):
+    r"""Minimize ``obj`` by L-BFGS.
+
+    Parameters
+    ----------
+    obj : fastopt._objective.Objective
+        The problem (``obj.hessp`` is not used).
+    opts : Options
+        Method options (see :class:`Options`).
+
+    Returns
+    -------
+    dict
+        ``x, fun, jac, status, nit, nfev, njev, nhev`` (and ``allvecs`` with
+        ``return_all``); ``nhev`` is always 0.  ``nit`` counts accepted
+        steps; every line-search evaluation counts in ``nfev``/``njev``.
+
+    Notes
+    -----
+    Iteration :math:`k` (Nocedal & Wright, Algorithms 7.4 and 7.5):
+
+    1. :math:`d_k = -H_k g_k` by the two-loop recursion over the last
+       :math:`m` = ``maxcor`` pairs, :math:`H_k^0 = \gamma_k I`,
+       :math:`\gamma_k = s_{k-1}^T y_{k-1} / y_{k-1}^T y_{k-1}`; with no
+       pairs (the start, or after a restart) :math:`d_k = -g_k` and the
+       first trial step is :math:`1/\|g_k\|_2` (as scipy's L-BFGS-B at the
+       start), else 1;
+    2. a Moré-Thuente line search (MINPACK-2 ``dcsrch``/``dcstep``, with
+       ``c1``, ``c2`` and L-BFGS-B's bracket tolerance 0.1, at most
+       ``maxls`` evaluations) for a step with the strong Wolfe conditions;
+    3. :math:`x_{k+1} = x_k + \alpha_k d_k`; keep
+       :math:`(s_k, y_k)`, dropping the oldest pair beyond :math:`m`, only
+       if :math:`s_k^T y_k > \epsilon\, y_k^T y_k` (:math:`\epsilon`
+       machine epsilon; else the update is skipped).
+
+    If the line search fails (no strong Wolfe step within ``maxls``
+    evaluations, or rounding stops it), the pairs are dropped and the
+    iteration is retried along :math:`-g_k` with a first step
+    :math:`1/\|g_k\|_2`, as L-BFGS-B does (with a unit step); if that fails
+    too, or if the decrease to expect from a quasi-Newton step,
+    :math:`\gamma\|g_k\|^2`, is below the rounding error of f (a ``gtol``
+    out of reach), the run stops (status 9, LINESEARCH) at the last iterate.
+    A direction with :math:`d_k^T g_k \ge 0` (rounding) also restarts along
+    :math:`-g_k`.  The run stops when :math:`\|g\|_\infty \le` ``gtol``
+    (SUCCESS), on the relative reduction test ``ftol`` (FTOL), after
+    ``maxiter`` accepted steps or ``maxfev`` evaluations, and on a
+    non-finite value or gradient at a trial point, returning the last
+    accepted iterate (whose values are finite).
+
+    With ``obj.compiled`` the loop runs in nopython mode; with a callback or
+    ``return_all`` it runs one accepted step per call into compiled code.
+    The iterates are the same in both modes.
+
+    References
+    ----------
+    .. [1] D. C. Liu and J. Nocedal, "On the limited memory BFGS method for
+       large scale optimization", Mathematical Programming 45:503-528, 1989.
+    .. [2] J. Nocedal and S. J. Wright, "Numerical Optimization", 2nd ed.,
+       Springer, 2006, chapters 3 and 7.
+    .. [3] J. J. Moré and D. J. Thuente, "Line search algorithms with
+       guaranteed sufficient decrease", ACM Trans. Math. Softw.
+       20(3):286-307, 1994.
+    """
+    validate(opts)
+    reject_bounds(obj, "lbfgs")
+    maxfev = 2**62 if opts.maxfev is None else int(opts.maxfev)
+    args = tuple(obj.args)
+    x = start_point(obj)
+    x0 = x.copy()
+    f, g, reused = start_fg(obj, x, args)
+    bad = nonfinite_fg(f, g)
+    if bad:
+        return result(x, f, g, bad, 0, 1, 1, 0, [x0] if obj.return_all else None, reused)
+
+    compiled = use_compiled(obj)
+    fg = obj.fg
+    if not compiled and obj.x0.dtype != np.float64:
+        fg = _float64_gradient(fg)
+    loop, fns = _LOOP.select(compiled, fg)
+
+    n = x.shape[0]
+    m1 = int(opts.maxcor) + 1
+    S = np.zeros((m1, n))
+    Y = np.zeros((m1, n))
+    rho = np.zeros(m1)
+    alpha = np.zeros(m1)
+    d = np.empty(n)
+    xt = np.empty(n)
+    ls = np.zeros(_LS_SIZE)
+    fs = np.array([f, 0.0])
+    ns = np.array([0, 1, 1, 0, 0, RUNNING], dtype=np.int64)
+    maxiter, gtol = int(obj.maxiter), float(obj.gtol)
+    ftol, maxls = float(opts.ftol), int(opts.maxls)
+    c1, c2 = float(opts.c1), float(opts.c2)
+
+    def advance(nsteps):
+        return loop(
+            *fns, args, x, g, d, xt, S, Y, rho, alpha, ls, fs, ns,
+            nsteps, maxiter, maxfev, gtol, ftol, maxls, c1, c2,
+        )  # fmt: skip
+
+    def current():
+        return x, float(fs[0]), g, int(ns[0])
+
+    status, allvecs = drive(advance, current, obj, x0)
+    return result(x, fs[0], g, status, ns[0], ns[1], ns[2], 0, allvecs, reused)
