@@ -71,7 +71,7 @@ def _solver_entry(name, module):
         return o, unknown
 
     return Method(name, "second-order", options, module.run, default_maxiter=1000,
-                  uses_hessp=True)  # fmt: skip
+                  uses_hessp=getattr(module, "USES_HESSP", True))  # fmt: skip
 
 
 def _build_registry():
@@ -395,6 +395,12 @@ def minimize(fun, x0, args=(), method="adam", jac=None, hess=None, hessp=None,
 
     entry = get_method(method)
     x = _as_x0(x0)
+    if entry.kind == "second-order" and x.dtype != np.float64:
+        # the second-order solvers compute (and return) float64: evaluate the
+        # user's functions there too, so finite-difference steps and the
+        # gradients they get are float64 (a float32 gradient met float64
+        # vectors in numba's dot and failed to compile)
+        x = x.astype(np.float64)
     if not isinstance(args, tuple):
         args = (args,)
     if constraints not in ((), None, []) and not (
@@ -414,13 +420,16 @@ def minimize(fun, x0, args=(), method="adam", jac=None, hess=None, hessp=None,
     if unknown:
         warnings.warn(f"Unknown solver options for {entry.name!r}: {', '.join(unknown)}",
                       OptimizeWarning, stacklevel=2)  # fmt: skip
-    if hess is not None or (hessp is not None and not entry.uses_hessp):
+    hessp_unused = hessp is not None and not entry.uses_hessp
+    if hess is not None or hessp_unused:
         warnings.warn(
             f"Method {entry.name} does not use Hessian information "
             f"({'hess' if hess is not None else 'hessp'}).",
             RuntimeWarning,
             stacklevel=2,
         )
+    if hessp_unused:
+        hessp = None  # a Python hessp must not keep an @njit objective out of the compiled loop
     maxiter = common["maxiter"]
     maxiter = entry.default_maxiter if maxiter is None else int(maxiter)
     if maxiter < 0:

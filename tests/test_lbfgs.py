@@ -618,7 +618,7 @@ def test_float32_x0_like_the_other_solvers():
     np.testing.assert_allclose(res.x, ref.x, atol=1e-5)
     # fastopt.minimize hands the solver float32 gradients where the user's
     # jac or its finite differences give them (float32 x0): the loop takes
-    # them as float64 (scg fails to compile its step on the mixed dtypes)
+    # them as float64 (minimize evaluates the second-order methods at float64)
     for jac, atol in [(_rosen_grad, 1e-5), (None, 5e-2)]:
         out = fastopt.minimize(rosen_fun.py_func, x0, jac=jac, method="lbfgs",
                                options={"gtol": 1e-5 if jac else 1e-2})  # fmt: skip
@@ -634,3 +634,15 @@ def test_minimize_limits():
     assert res.status == _status.MAXFEV and res.nfev == 7
     with pytest.raises(ValueError, match="does not support bounds"):
         fastopt.minimize(rosen_fg, x0, jac=True, method="lbfgs", bounds=[(-2, 2), (-2, 2)])
+
+
+def test_hessp_is_not_used_and_warns():
+    # like scipy's L-BFGS-B: a hessp is ignored with a RuntimeWarning, and a
+    # Python hessp does not keep the @njit objective out of the compiled loop
+    x0 = np.array(ROSEN_X0)
+    ref = fastopt.minimize(rosen_fg, x0, jac=True, method="lbfgs")
+    with pytest.warns(RuntimeWarning, match="does not use Hessian information"):
+        res = fastopt.minimize(rosen_fg, x0, jac=True, method="lbfgs",
+                               hessp=lambda x, v: v)  # fmt: skip
+    np.testing.assert_array_equal(res.x, ref.x)
+    assert (res.nit, res.nfev) == (ref.nit, ref.nfev)

@@ -1066,3 +1066,21 @@ def test_mgh_smoke(name):
         out = hessian_free.run(obj, hessian_free.Options(gauss_newton=prob.gauss_newton))
         targets = [prob.f_star, *(prob.local_minima or ())]
         assert any(abs(out["fun"] - t) <= 1e-4 * (1.0 + abs(t)) for t in targets), out["fun"]
+
+
+@pytest.mark.parametrize("method", ["scg", "hessian-free", "adahessian", "lbfgs"])
+@pytest.mark.parametrize("jac", ["fd", "f32", "f64"])
+def test_float32_x0_runs_in_float64(method, jac):
+    # The second-order solvers compute in float64: minimize evaluates the
+    # user's functions at a float64 copy of a float32 x0, so finite
+    # differences and float32-returning jacs reach the loops as float64
+    # (scg used to fail to compile numba's dot on float32 x float64)
+    from scipy.optimize import rosen, rosen_der
+
+    jacs = {"fd": None,
+            "f32": lambda x: rosen_der(x).astype(np.float32),
+            "f64": lambda x: rosen_der(x).astype(np.float64)}  # fmt: skip
+    x0 = np.array([-1.2, 1.0], dtype=np.float32)
+    res = fastopt.minimize(rosen, x0, jac=jacs[jac], method=method, options={"maxiter": 30})
+    assert res.x.dtype == np.float64 and res.jac.dtype == np.float64
+    assert np.isfinite(res.fun) and res.fun < rosen(x0.astype(np.float64))

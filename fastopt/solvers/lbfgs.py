@@ -62,6 +62,9 @@ from ._common import (
 )
 
 ALIASES = ("l-bfgs",)
+#: L-BFGS builds its curvature from gradient differences: a ``hessp`` is not
+#: used (``minimize`` warns, as scipy does)
+USES_HESSP = False
 
 #: machine epsilon: the curvature test that skips an update (see the loop)
 _EPS = float(np.finfo(np.float64).eps)
