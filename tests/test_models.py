@@ -478,10 +478,22 @@ def test_second_order_solvers_get_curvature(solver, breast_cancer):
         clf = LogisticRegression(solver=solver, tol=1e-6, max_iter=3000, batch_size=None,
                                  solver_options=opts, random_state=0).fit(X, y)  # fmt: skip
     ref = linear_model.LogisticRegression(tol=1e-10, max_iter=10000).fit(X, y)
-    # adahessian: a stochastic (Hutchinson) diagonal, an Adam-like noise floor
+    # adahessian: Adam-like moments of the Gauss-Newton diagonal, a noise floor
     assert rel(clf.coef_, ref.coef_) < (1e-2 if solver == "adahessian" else 1e-3)
     if solver != "scg":  # scg: finite differences are its own product
         assert clf.result_.nhev > 0
+
+
+def test_adahessian_uses_the_gauss_newton_diagonal(breast_cancer):
+    # the models hand adahessian their exact Gauss-Newton diagonal (the
+    # lecture's extra backward pass), so a full-batch fit draws no Hutchinson
+    # vectors: random_state does not change it
+    X, y = breast_cancer
+    fits = [LogisticRegression(solver="adahessian", max_iter=30, batch_size=None,
+                               solver_options={"learning_rate": 0.05},
+                               random_state=seed).fit(X, y) for seed in (0, 1)]  # fmt: skip
+    assert_allclose(fits[0].coef_, fits[1].coef_, rtol=0, atol=0)
+    assert fits[0].result_.nhev > 0
 
 
 def test_minibatch_fit_and_random_state(breast_cancer):
