@@ -423,7 +423,7 @@ class NumpyAdam:
         self.t += 1
         dt = self.dtype
         c0 = dt(self.lr / (1.0 - self.b1**self.t))
-        c1 = dt(math.sqrt(1.0 - self.b2**self.t))
+        c1 = dt(1.0 / math.sqrt(1.0 - self.b2**self.t))  # multiplied, as fastopt does
         b1, a1 = dt(self.b1), dt(1 - self.b1)
         b2, a2 = dt(self.b2), dt(1 - self.b2)
         eps = dt(self.eps)
@@ -446,7 +446,7 @@ class NumpyAdam:
         tmp *= g
         v += tmp
         np.sqrt(v, out=tmp)
-        tmp /= c1
+        tmp *= c1
         tmp += eps
         np.divide(m, tmp, out=tmp)
         tmp *= c0
