@@ -646,3 +646,28 @@ def test_hessp_is_not_used_and_warns():
                                hessp=lambda x, v: v)  # fmt: skip
     np.testing.assert_array_equal(res.x, ref.x)
     assert (res.nit, res.nfev) == (ref.nit, ref.nfev)
+
+
+def test_a_trial_point_meeting_gtol_within_rounding_of_f_ends_the_run(monkeypatch):
+    # f = 1 + |x|^2/2, evaluated 60 eps high near the minimum (rounding of a
+    # long sum does this): the minimizer looks worse than x0 by less than
+    # 64 eps |f|.  The trial point meets gtol, so the run takes it and stops;
+    # a strict Wolfe search would fail there after up to maxls evaluations.
+    import fastopt.solvers.lbfgs as lbfgs_mod
+
+    eps = np.finfo(float).eps
+
+    def fg(x):
+        f = 1.0 + 0.5 * float(x @ x)
+        if np.abs(x).max() < 1e-9:
+            f += 60 * eps
+        return f, x.copy()
+
+    x0 = np.full(4, 5e-8)
+    opts = {"gtol": 1e-10, "ftol": 0.0, "maxls": 50}
+    res = fastopt.minimize(fg, x0, jac=True, method="lbfgs", options=opts)
+    assert res.status == _status.SUCCESS and np.abs(res.jac).max() <= 1e-10
+    assert res.fun <= fg(x0)[0] + 64 * eps * fg(x0)[0] and res.nfev <= 4
+    monkeypatch.setattr(lbfgs_mod, "_F_ROUNDING", -1.0)  # strict: the old behaviour
+    strict = fastopt.minimize(fg, x0, jac=True, method="lbfgs", options=opts)
+    assert strict.status != _status.SUCCESS and strict.nfev > res.nfev
