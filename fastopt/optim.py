@@ -233,9 +233,9 @@ def optimizer(method, *, schedule=None, parallel=False, **hyper):
         A :mod:`fastopt.schedules` object (scales ``learning_rate``) or a
         callable ``t -> lr`` with ``t`` the 0-based update number.
     parallel : bool
-        Use numba's threads for ``n >= 2**15`` elements
-        (``fastopt.kernels.cpu.PARALLEL_MIN_SIZE``, where the parallel step
-        was measured to win with 2 to 16 threads on a quiet machine).  Off by
+        Use numba's threads for ``n >= 2**17`` elements
+        (``fastopt.kernels.cpu.PARALLEL_MIN_SIZE``, past where the parallel
+        step was measured to win with 2 to 16 threads on quiet machines).  Off by
         default: on small shared machines a second thread often stalls.
     **hyper
         The rule's hyperparameters (see the rule's docstring).

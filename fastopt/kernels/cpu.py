@@ -34,12 +34,14 @@ N_KERNELS = len(KERNEL_TABLE)
 #: size of the coefficient vector ``c`` (the largest any rule fills)
 N_COEFFS = 12
 #: below this size the serial kernel is used even when parallel is allowed.
-#: Measured (docs/parallel_crossover.txt: Adam, a quiet 16-core Xeon, 2, 4 and
-#: 16 threads): the parallel kernel wins at every n >= 2e4 in float32 and
-#: float64 (1.3-4x at 2e4-5e4); at 1e4, 16 threads lose in float32 (0.76x).
-#: On the shared 2-core CI machines it does not win at any size, which is why
-#: serial stays the default.
-PARALLEL_MIN_SIZE = 1 << 15
+#: Measured with Adam (``benchmarks/compare.py``, its parallel section): on a
+#: quiet 16-core Xeon (docs/parallel_crossover.txt; 2, 4 and 16 threads) the
+#: parallel kernel wins at every n >= 2e4; on the 2-core development machine
+#: (2 threads, quiet) at every n >= 1e5 in float32 and 1e4 in float64, and it
+#: loses at 5e4 in float32 (0.84x).  2**17 ~ 1.3e5 is past both crossovers.
+#: Serial stays the default: on a loaded 2-core machine a second thread often
+#: waits for a scheduler tick, and parallel did not win at any size there.
+PARALLEL_MIN_SIZE = 1 << 17
 
 
 @_jit.inline
