@@ -14,6 +14,9 @@ import warnings
 import numba
 import numpy as np
 import pytest
+
+# Test objectives: the shared ones live in tests/objectives.py
+from objectives import quad_fg, quad_fun, rosen_fg, rosen_fun
 from scipy.optimize import check_grad
 from scipy.optimize import minimize as scipy_minimize
 
@@ -23,40 +26,6 @@ from fastopt._minimize import get_method
 from fastopt._objective import Objective
 from fastopt.solvers import ALIASES, SOLVERS, lbfgs
 from fastopt.testing import MGH_PROBLEMS
-
-# --------------------------------------------------------------------------
-# Test objectives
-
-
-@numba.njit
-def rosen_fun(x):
-    a = x[0]
-    t = x[1] - a * a
-    return 100.0 * t * t + (1.0 - a) * (1.0 - a)
-
-
-@numba.njit
-def rosen_fg(x):
-    a = x[0]
-    t = x[1] - a * a
-    g = np.empty(2)
-    g[0] = -400.0 * a * t - 2.0 * (1.0 - a)
-    g[1] = 200.0 * t
-    return 100.0 * t * t + (1.0 - a) * (1.0 - a), g
-
-
-@numba.njit
-def quad_fun(x, A, xs):
-    """0.5 (x - xs)' A (x - xs): f* = 0 at xs, to full relative precision."""
-    e = x - xs
-    return 0.5 * (e @ (A @ e))
-
-
-@numba.njit
-def quad_fg(x, A, xs):
-    e = x - xs
-    ae = A @ e
-    return 0.5 * (e @ ae), ae
 
 
 def uniform_spectrum_quadratic(n, cond, seed):

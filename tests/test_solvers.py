@@ -12,6 +12,20 @@ import math
 import numba
 import numpy as np
 import pytest
+
+# Test objectives, shared with test_lbfgs.py (tests/ is on the path, as for naive.py)
+from objectives import (
+    quad_fg,
+    quad_fun,
+    quad_grad,
+    quad_hessp,
+    rosen_fg,
+    rosen_fun,
+    rosen_gauss_newton,
+    rosen_grad,
+    rosen_hessp,
+    rosen_residuals,
+)
 from scipy.optimize import check_grad
 
 import fastopt
@@ -20,84 +34,7 @@ from fastopt._objective import Objective
 from fastopt.solvers import ALIASES, SOLVERS, _common, adahessian, hessian_free, scg
 
 # --------------------------------------------------------------------------
-# Test objectives
-
-
-@numba.njit
-def rosen_fun(x):
-    a = x[0]
-    t = x[1] - a * a
-    return 100.0 * t * t + (1.0 - a) * (1.0 - a)
-
-
-@numba.njit
-def rosen_fg(x):
-    a = x[0]
-    t = x[1] - a * a
-    g = np.empty(2)
-    g[0] = -400.0 * a * t - 2.0 * (1.0 - a)
-    g[1] = 200.0 * t
-    return 100.0 * t * t + (1.0 - a) * (1.0 - a), g
-
-
-@numba.njit
-def rosen_grad(x):
-    a = x[0]
-    t = x[1] - a * a
-    g = np.empty(2)
-    g[0] = -400.0 * a * t - 2.0 * (1.0 - a)
-    g[1] = 200.0 * t
-    return g
-
-
-@numba.njit
-def rosen_hessp(x, v):
-    a = x[0]
-    out = np.empty(2)
-    out[0] = (1200.0 * a * a - 400.0 * x[1] + 2.0) * v[0] - 400.0 * a * v[1]
-    out[1] = -400.0 * a * v[0] + 200.0 * v[1]
-    return out
-
-
-def rosen_residuals(x):
-    """Rosenbrock as least squares: f = r1^2 + r2^2."""
-    return np.array([10.0 * (x[1] - x[0] ** 2), 1.0 - x[0]])
-
-
-@numba.njit
-def rosen_gauss_newton(x, v):
-    """2 J^T J v, J the Jacobian of ``rosen_residuals``: [[-20 x1, 10], [-1, 0]]."""
-    jv0 = -20.0 * x[0] * v[0] + 10.0 * v[1]
-    jv1 = -v[0]
-    out = np.empty(2)
-    out[0] = 2.0 * (-20.0 * x[0] * jv0 - jv1)
-    out[1] = 2.0 * (10.0 * jv0)
-    return out
-
-
-@numba.njit
-def quad_fun(x, A, xs):
-    """0.5 (x - xs)' A (x - xs): f* = 0, and f is computed to full relative
-    precision near the minimum (the expanded form 0.5 x'Ax - b'x cancels)."""
-    e = x - xs
-    return 0.5 * (e @ (A @ e))
-
-
-@numba.njit
-def quad_fg(x, A, xs):
-    e = x - xs
-    ae = A @ e
-    return 0.5 * (e @ ae), ae
-
-
-@numba.njit
-def quad_grad(x, A, xs):
-    return A @ (x - xs)
-
-
-@numba.njit
-def quad_hessp(x, v, A, xs):
-    return A @ v
+# More test objectives
 
 
 @numba.njit
