@@ -384,6 +384,37 @@ def prepare_product(fn, compiled, x, args, name):
     return fn, 1
 
 
+class _DiagonalChecked:
+    """Python-mode ``diagonal`` that checks its output shape on the first call."""
+
+    def __init__(self, fn, n):
+        self.fn = fn
+        self.n = n
+        self.checked = False
+
+    def __call__(self, x, *args):
+        out = np.asarray(self.fn(x, *args), dtype=np.float64)
+        if not self.checked:
+            check_product_shape(out, self.n, "diagonal")
+            self.checked = True
+        return out
+
+
+def prepare_diagonal(fn, compiled, x, args):
+    """The ``diagonal`` option as the loop receives it, shape-checked.
+
+    As :func:`prepare_product`: Python mode checks the first call; compiled
+    mode evaluates it once here, at ``x``, to raise a readable error.
+    Returns ``(diagonal, extra_evaluations)``.  Used by AdaHessian (its
+    curvature) and Hessian-free (its preconditioner).
+    """
+    n = x.shape[0]
+    if not compiled:
+        return _DiagonalChecked(fn, n), 0
+    check_product_shape(fn(x, *args), n, "diagonal")
+    return fn, 1
+
+
 def reject_bounds(obj, method):
     """Raise ValueError when bounds were given to a method that has none."""
     if obj.lb is not None or obj.ub is not None:

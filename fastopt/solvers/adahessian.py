@@ -49,7 +49,6 @@ from ._common import (
     LazyLoop,
     all_finite,
     batch_setup,
-    check_product_shape,
     copy_into,
     curvature_product,
     drive,
@@ -59,6 +58,7 @@ from ._common import (
     initial_fg,
     next_batch,
     nonfinite_fg,
+    prepare_diagonal,
     prepare_product,
     result,
     start_fg,
@@ -244,36 +244,6 @@ def _update(x, x_prev, g, m, v, d, lr, b1, b2, bc1, bc2, eps, power, equilibrati
         elif xi > ub[i]:
             xi = ub[i]
         x[i] = xi
-
-
-class _DiagonalChecked:
-    """Python-mode ``diagonal`` that checks its output shape on the first call."""
-
-    def __init__(self, fn, n):
-        self.fn = fn
-        self.n = n
-        self.checked = False
-
-    def __call__(self, x, *args):
-        out = np.asarray(self.fn(x, *args), dtype=np.float64)
-        if not self.checked:
-            check_product_shape(out, self.n, "diagonal")
-            self.checked = True
-        return out
-
-
-def prepare_diagonal(fn, compiled, x, args):
-    """The ``diagonal`` option as the loop receives it, shape-checked.
-
-    As :func:`~fastopt.solvers._common.prepare_product`: Python mode checks
-    the first call; compiled mode evaluates it once here, at ``x``, to raise
-    a readable error.  Returns ``(diagonal, extra_evaluations)``.
-    """
-    n = x.shape[0]
-    if not compiled:
-        return _DiagonalChecked(fn, n), 0
-    check_product_shape(fn(x, *args), n, "diagonal")
-    return fn, 1
 
 
 def diagonal_estimate(hessp, x, n_samples, seed=0, estimator="hutchinson", args=()):
