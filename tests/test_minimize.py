@@ -1616,3 +1616,28 @@ def test_written_out_gives_the_same_results_as_the_calls():
 
     v = np.array([-1.0, 2.0, 0.5])
     assert fo.written_out(caller, {"clipped_sum": clipped_sum})(v, 0.0) == caller(v, 0.0)
+
+
+def test_compiled_driver_without_source_calls_step_and_accept(monkeypatch):
+    # frozen or zipped installs have no source to rewrite: the compiled loop
+    # then calls the inlined step and accept, with the same iterates
+    import inspect
+
+    from fastopt.drivers import first_order as fo
+
+    x0 = np.zeros(X_LS.shape[1])
+    opts = {"learning_rate": 1e-2, "maxiter": 50}
+    ref = fastopt.minimize(ls_fg, x0, args=LS_ARGS, jac=True, method="adamax", options=opts)
+
+    def no_source(obj):
+        raise OSError("no source")
+
+    monkeypatch.setattr(inspect, "getsource", no_source)
+    kid = fastopt.optimizer("adamax").kid
+    monkeypatch.setitem(fo._COMPILED, kid, None)
+    del fo._COMPILED[kid]  # monkeypatch restores the written-out loops afterwards
+    det, _ = fo.compiled_loops(kid)
+    assert "step" in det.py_func.__code__.co_names  # not written out
+    res = fastopt.minimize(ls_fg, x0, args=LS_ARGS, jac=True, method="adamax", options=opts)
+    np.testing.assert_array_equal(res.x, ref.x)
+    assert res.nit == ref.nit == 50
