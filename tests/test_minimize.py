@@ -1633,11 +1633,9 @@ def test_compiled_driver_without_source_calls_step_and_accept(monkeypatch):
         raise OSError("no source")
 
     monkeypatch.setattr(inspect, "getsource", no_source)
-    kid = fastopt.optimizer("adamax").kid
-    monkeypatch.setitem(fo._COMPILED, kid, None)
-    del fo._COMPILED[kid]  # monkeypatch restores the written-out loops afterwards
-    det, _ = fo.compiled_loops(kid)
-    assert "step" in det.py_func.__code__.co_names  # not written out
+    monkeypatch.setattr(fo, "_COMPILED", {})  # restored afterwards
+    (det, first), _ = fo.compiled_loops(fastopt.optimizer("adamax").kid, ls_fg)
+    assert "step" in det.py_func.__code__.co_names and first == (ls_fg,)  # not written out
     res = fastopt.minimize(ls_fg, x0, args=LS_ARGS, jac=True, method="adamax", options=opts)
     np.testing.assert_array_equal(res.x, ref.x)
     assert res.nit == ref.nit == 50

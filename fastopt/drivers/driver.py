@@ -38,9 +38,10 @@ def run_first_order(obj, opt):
     per_step = obj.callback is not None or obj.return_all
     allvecs = [x.copy()] if obj.return_all else None
     if obj.compiled:
-        det, mb = fo.compiled_loops(opt.kid)
+        (det, det_first), (mb, mb_first) = fo.compiled_loops(opt.kid, obj.fg)
     else:
-        det, mb = fo.deterministic_loop, fo.minibatch_loop
+        det, det_first = fo.deterministic_loop, (obj.fg,)
+        mb, mb_first = fo.minibatch_loop, (obj.fg,)
 
     def after_step(t, f, g):
         if allvecs is not None:
@@ -64,7 +65,7 @@ def run_first_order(obj, opt):
             nsteps = 1 if per_step else CHUNK
             lrs = fo.lr_table(opt, t, min(nsteps, obj.maxiter - t))
             status, t, gnorm, f, f_prev, nfev = det(
-                obj.fg, x, obj.args, opt.kid, S, opt.h, c, lrs, t, x_good, g_good, lb, ub,
+                *det_first, x, obj.args, opt.kid, S, opt.h, c, lrs, t, x_good, g_good, lb, ub,
                 bounded, t, nsteps, obj.maxiter, obj.gtol, gnorm, f, f_prev, nfev,
             )  # fmt: skip
             if status == fo.RUNNING and per_step:
@@ -83,7 +84,7 @@ def run_first_order(obj, opt):
             nsteps = 1 if per_step else CHUNK
             lrs = fo.lr_table(opt, t, nsteps)
             status, t, epoch, b, rng, nfev, f_prev = mb(
-                obj.fg, x, obj.args, opt.kid, S, opt.h, c, lrs, t, x_good, lb, ub, bounded,
+                *mb_first, x, obj.args, opt.kid, S, opt.h, c, lrs, t, x_good, lb, ub, bounded,
                 t, nsteps, maxiter, perm, rng, obj.shuffle, obj.batch_size, epoch, b,
                 obj.epochs, nfev, f_prev,
             )  # fmt: skip
@@ -95,5 +96,3 @@ def run_first_order(obj, opt):
         out["allvecs"] = allvecs
     out["state"] = state._replace(count=out["nit"])
     return out
-
-

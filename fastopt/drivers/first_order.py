@@ -135,7 +135,7 @@ def rule_step(kid, x, g, S, h, t, lr, aux, c):
         _step_elem(i, x, g, S, c)  # noqa: F821
 
 
-def written_out(fn, names):
+def written_out(fn, names, drop=()):
     """``fn`` with every call of a function in ``names`` written out in place.
 
     Any function boundary with array arguments, even one numba inlines,
@@ -147,7 +147,9 @@ def written_out(fn, names):
     function has one ``return``, its last statement, and is called as a
     statement (``f(...)`` or ``a, b = f(...)``) with plain names as arguments.
     ``names`` maps each name to the plain Python function; the result is
-    ``fn``'s code with the callees' globals added to its namespace.
+    ``fn``'s code with the callees' globals added to its namespace.  The
+    parameters named in ``drop`` are removed from ``fn``'s signature: the
+    caller binds them as globals (see :func:`compiled_loops`).
     """
     counter = iter(range(1 << 30))
 
@@ -201,6 +203,8 @@ def written_out(fn, names):
             return body_of(callee, args, node.targets[0])
 
     tree = ast.parse(textwrap.dedent(inspect.getsource(fn)))
+    fdef = tree.body[0]
+    fdef.args.args = [a for a in fdef.args.args if a.arg not in drop]
     tree = ast.fix_missing_locations(WriteOut().visit(tree))
     namespace = dict(fn.__globals__)
     for callee in names.values():
@@ -213,23 +217,30 @@ def written_out(fn, names):
 _COMPILED = {}
 
 
-def compiled_loops(kid):
-    """``(deterministic_loop, minibatch_loop)`` compiled for kernel ``kid``.
+def compiled_loops(kid, fg):
+    """``((deterministic_loop, first), (minibatch_loop, first))`` compiled for
+    kernel ``kid`` and the user's ``fg``; ``loop(*first, x, ...)`` runs one.
 
     The compiled driver cannot be cached anyway (it calls the user's
     function), so it is specialised per rule: the rule's element and
     coefficient functions and the per-step checks are written out in the loop
     (:func:`written_out`).  A call to a separate kernel costs ~70 ns of
     atomic reference counting on its array arguments, more than a 2-D Adam
-    step itself.
+    step itself.  ``fg`` is bound as a global, not passed: numba types a
+    dispatcher argument from Python on every call into compiled code
+    (~4 us: per step with a callback); numba compiles a loop per ``fg``
+    either way.  ``first`` is ``()``, or ``(fg,)`` where there is no source
+    to rewrite (frozen installs: then calls stay calls and ``fg`` an argument).
     """
-    if kid not in _COMPILED:
+    key = (kid, fg)
+    if key not in _COMPILED:
         _, kern = KERNEL_TABLE[kid]
         # as in kernels/cpu.py: an element function with scalar helpers is
         # left to LLVM to inline, else its loop does not vectorise
         elem = (_jit.scalar if kern.helpers else _jit.inline)(kern.bind(_jit.scalar))
         out = {"step": rule_step, "accept": accept.py_func}
         names = {
+            "fg": fg,
             "_step_coeffs": _jit.inline(kern.coeffs),
             "_step_elem": elem,
             "step": _jit.inline(
@@ -241,18 +252,15 @@ def compiled_loops(kid):
             "finite_x": _jit.inline(finite_x.py_func),
             "copy_into": _jit.inline(copy_into.py_func),
         }
-        _COMPILED[kid] = (
-            _jit.user_loop(_rebind(_written_out_or_not(deterministic_loop, out), **names)),
-            _jit.user_loop(_rebind(_written_out_or_not(minibatch_loop, out), **names)),
-        )
-    return _COMPILED[kid]
-
-
-def _written_out_or_not(fn, names):
-    try:
-        return written_out(fn, names)
-    except (OSError, TypeError):  # no source (frozen, zipped): calls stay calls
-        return fn
+        loops = []
+        for fn in (deterministic_loop, minibatch_loop):
+            try:
+                loop, first = written_out(fn, out, drop=("fg",)), ()
+            except (OSError, TypeError):  # no source (frozen, zipped)
+                loop, first = fn, (fg,)
+            loops.append((_jit.user_loop(_rebind(loop, **names)), first))
+        _COMPILED[key] = tuple(loops)
+    return _COMPILED[key]
 
 
 def lr_table(opt, t, nsteps):
