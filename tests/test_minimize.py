@@ -1639,3 +1639,19 @@ def test_compiled_driver_without_source_calls_step_and_accept(monkeypatch):
     res = fastopt.minimize(ls_fg, x0, args=LS_ARGS, jac=True, method="adamax", options=opts)
     np.testing.assert_array_equal(res.x, ref.x)
     assert res.nit == ref.nit == 50
+
+
+def test_written_out_keeps_the_file_line_numbers():
+    # a traceback (or numba's error message) from the rewritten loop points
+    # at the loop's own lines in first_order.py, the written-out body at its call
+    import inspect
+
+    from fastopt.drivers import first_order as fo
+    from fastopt.drivers._checks import accept
+
+    loop = fo.written_out(fo.deterministic_loop, {"step": fo.rule_step, "accept": accept.py_func})
+    assert loop.__code__.co_filename == inspect.getsourcefile(fo.deterministic_loop)
+    assert loop.__code__.co_firstlineno == fo.deterministic_loop.__code__.co_firstlineno
+    src, first = inspect.getsourcelines(fo.deterministic_loop)
+    span = range(first, first + len(src))
+    assert {ln for _, _, ln in loop.__code__.co_lines() if ln is not None} <= set(span)

@@ -153,7 +153,7 @@ def written_out(fn, names, drop=()):
     """
     counter = iter(range(1 << 30))
 
-    def body_of(callee, args, target):
+    def body_of(call, callee, args, target):
         tree = ast.parse(textwrap.dedent(inspect.getsource(callee))).body[0]
         params = [a.arg for a in tree.args.args]
         if len(params) != len(args) or not all(isinstance(a, ast.Name) for a in args):
@@ -179,13 +179,13 @@ def written_out(fn, names, drop=()):
             last = stmts.pop()
             if target is not None:
                 stmts.append(ast.Assign(targets=[target], value=last.value))
+        for st in stmts:  # tracebacks and numba's messages point at the call
+            for n in ast.walk(st):
+                if "lineno" in n._attributes:
+                    ast.copy_location(n, call)
         return stmts
 
     class WriteOut(ast.NodeTransformer):
-        def visit_FunctionDef(self, node):
-            self.generic_visit(node)
-            return node
-
         def _call(self, value):
             if (isinstance(value, ast.Call) and isinstance(value.func, ast.Name)
                     and value.func.id in names):  # fmt: skip
@@ -194,15 +194,16 @@ def written_out(fn, names, drop=()):
 
         def visit_Expr(self, node):
             callee, args = self._call(node.value)
-            return node if callee is None else body_of(callee, args, None)
+            return node if callee is None else body_of(node, callee, args, None)
 
         def visit_Assign(self, node):
             callee, args = self._call(node.value)
             if callee is None or len(node.targets) != 1:
                 return node
-            return body_of(callee, args, node.targets[0])
+            return body_of(node, callee, args, node.targets[0])
 
     tree = ast.parse(textwrap.dedent(inspect.getsource(fn)))
+    ast.increment_lineno(tree, fn.__code__.co_firstlineno - 1)  # the file's line numbers
     fdef = tree.body[0]
     fdef.args.args = [a for a in fdef.args.args if a.arg not in drop]
     tree = ast.fix_missing_locations(WriteOut().visit(tree))
