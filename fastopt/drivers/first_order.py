@@ -239,14 +239,14 @@ def compiled_loops(kid, fg):
         # as in kernels/cpu.py: an element function with scalar helpers is
         # left to LLVM to inline, else its loop does not vectorise
         elem = (_jit.scalar if kern.helpers else _jit.inline)(kern.bind(_jit.scalar))
+        coeffs = _jit.inline(kern.coeffs)
         out = {"step": rule_step, "accept": accept.py_func}
         names = {
             "fg": fg,
-            "_step_coeffs": _jit.inline(kern.coeffs),
+            "_step_coeffs": coeffs,
             "_step_elem": elem,
-            "step": _jit.inline(
-                _rebind(rule_step, _step_coeffs=_jit.inline(kern.coeffs), _step_elem=elem)
-            ),  # when there is no source
+            # when there is no source
+            "step": _jit.inline(_rebind(rule_step, _step_coeffs=coeffs, _step_elem=elem)),
             "accept": _jit.inline(accept.py_func),
             "project": _jit.inline(project.py_func),
             "finite_fg": _jit.inline(finite_fg.py_func),
