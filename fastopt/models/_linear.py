@@ -56,6 +56,28 @@ from ._base import LINEAR_LBFGS, check_common_params, fit_parameters, validate_d
 #: each are its two BLAS products).
 DEFAULT_SOLVER = "lbfgs"
 
+#: Full-batch methods that run the linear models in centred coordinates
+#: (:func:`fastopt.models._linear_kernels.from_centered`): an exact change of
+#: variables, ``b = c - U^T mu / s``, with ``mu`` the column means, that
+#: decouples the weights from the intercept.  On raw digits (pixel means up
+#: to 12), C=1e4, lbfgs reaches scikit-learn's tol=1e-4 loss in 26
+#: evaluations instead of 53 and its converged loss in about 1,600 instead of
+#: over 6,000 (``benchmarks/models_compare.py``).  The methods that take the
+#: model's Gauss-Newton diagonal (hessian-free, adahessian) and the
+#: first-order ones (whose steps the user tunes in the model's own
+#: coordinates) run uncentred.
+CENTERED_METHODS = frozenset({"lbfgs", "scg"})
+
+
+def column_means(X, rows=4096):
+    """Column means of ``X`` from at most about ``rows`` evenly spaced rows.
+
+    The centred coordinates are exact for any ``mu``; it only has to be near
+    the means to help, so a large ``X`` is not read in full for it.
+    """
+    step = max(1, X.shape[0] // rows)
+    return np.ascontiguousarray(X[::step].mean(axis=0))
+
 
 def _check_real(name, value, minimum=0.0, strict=False, allow_inf=False):
     ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
@@ -100,11 +122,26 @@ class _LinearModel(BaseEstimator):
         Y = np.require(Y, dtype=np.float64, requirements=["C", "W"])
         args = (X, Y, float(lam), bool(fit_intercept),
                 float(s), bool(penalize_b), int(loss))  # fmt: skip
+        defaults = dict(LINEAR_LBFGS) if method == "lbfgs" else {}
+        fg, gn, gn_diag = lk.linear_fg, lk.linear_gn, lk.linear_gn_diag
+        mu = None
+        if fit_intercept and method in CENTERED_METHODS:
+            mu = column_means(X)
+            args = (*args, mu)
+            fg, gn, gn_diag = lk.centered_fg, lk.centered_gn, None
+            # |g_W| <= |g_U| + |mu|/s |g_b| <= (1 + |mu|_inf / s) |g_u|_inf: this
+            # gtol in centred coordinates keeps ``tol`` scikit-learn's test
+            # on the gradient in the model's own parameters
+            defaults["gtol"] = float(self.tol) / (1.0 + float(np.max(np.abs(mu))) / float(s))
         # one output: the fused Gauss-Newton product costs one pass, like fg
         res, _, n_iter = fit_parameters(
-            self, method, lk.linear_fg, w0, args, lk.linear_gn, lk.linear_gn_diag, n,
-            scg_exact=K == 1, defaults=LINEAR_LBFGS if method == "lbfgs" else None,
+            self, method, fg, w0, args, gn, gn_diag, n,
+            scg_exact=K == 1, defaults=defaults or None,
         )  # fmt: skip
+        if mu is not None:
+            res.x = lk.from_centered(res.x, mu, float(s))
+            if "jac" in res:
+                res.jac = lk.grad_from_centered(res.jac, mu, float(s))
         W = res.x[: p * K].reshape(p, K)
         b = s * res.x[p * K :] if fit_intercept else np.zeros(K)
         self.n_iter_ = n_iter

@@ -568,3 +568,92 @@ def linear_gn_diag(w, X, Y, lam, fit_intercept, s, penalize_b, loss):
 def linear_loss(w, X, Y, lam, fit_intercept, s, penalize_b, loss):
     """The value of :func:`linear_fg` alone."""
     return linear_fg(w, X, Y, lam, fit_intercept, s, penalize_b, loss)[0]
+
+
+# --------------------------------------------------------------------------
+# centred coordinates: an exact change of variables for the quasi-Newton and
+# conjugate-gradient methods (see fastopt.models._linear.CENTERED_METHODS)
+# --------------------------------------------------------------------------
+
+
+@_kernel
+def from_centered(u, mu, s):
+    r"""The model's parameters ``w`` at centred coordinates ``u``.
+
+    In centred coordinates the scores are
+    :math:`z_i = U^T (x_i - \mu) + s\,c'`, the same scores as
+    :math:`W^T x_i + s\,b` with
+
+    .. math::
+
+        W = U, \qquad b = c' - U^T \mu / s,
+
+    so :math:`f(u) = f(w(u))` exactly, whatever :math:`\mu`.  With
+    :math:`\mu` near the column means the weights no longer move the mean
+    score, which decouples them from the intercept (the conditioning of raw,
+    uncentred features).  ``u`` has the layout of ``w`` (an intercept is
+    required: ``fit_intercept=True``).
+    """
+    p = mu.shape[0]
+    K = (u.shape[0]) // (p + 1)
+    pK = p * K
+    w = u.copy()
+    for k in range(K):
+        acc = 0.0
+        for j in range(p):
+            acc += mu[j] * u[j * K + k]
+        w[pK + k] = u[pK + k] - acc / s
+    return w
+
+
+@_kernel
+def _grad_to_centered(g, mu, s):
+    r"""In place: :math:`g_U = g_W - \mu\, g_b^T / s` (the transpose of :func:`from_centered`)."""
+    p = mu.shape[0]
+    K = g.shape[0] // (p + 1)
+    pK = p * K
+    for j in range(p):
+        m = mu[j] / s
+        for k in range(K):
+            g[j * K + k] -= m * g[pK + k]
+    return g
+
+
+@_kernel
+def grad_from_centered(g, mu, s):
+    r"""The gradient in ``w`` from the gradient in centred coordinates.
+
+    :math:`g_W = g_U + \mu\, g_b^T / s`, :math:`g_b = g_{c'}`.
+    """
+    p = mu.shape[0]
+    K = g.shape[0] // (p + 1)
+    pK = p * K
+    out = g.copy()
+    for j in range(p):
+        m = mu[j] / s
+        for k in range(K):
+            out[j * K + k] += m * g[pK + k]
+    return out
+
+
+@_kernel
+def centered_fg(u, X, Y, lam, fit_intercept, s, penalize_b, loss, mu):
+    """:func:`linear_fg` in the centred coordinates of :func:`from_centered`.
+
+    ``args`` are the linear kernels' plus ``mu`` (length p); the extra work
+    is O(p K) per call, nothing per sample.
+    """
+    f, g = linear_fg(from_centered(u, mu, s), X, Y, lam, fit_intercept, s, penalize_b, loss)
+    return f, _grad_to_centered(g, mu, s)
+
+
+@_kernel
+def centered_gn(u, v, X, Y, lam, fit_intercept, s, penalize_b, loss, mu):
+    r""":func:`linear_gn` in centred coordinates.
+
+    :math:`T^T G T v`, ``T`` the linear map of :func:`from_centered`.
+    """
+    w = from_centered(u, mu, s)
+    tv = from_centered(v, mu, s)
+    out = linear_gn(w, tv, X, Y, lam, fit_intercept, s, penalize_b, loss)
+    return _grad_to_centered(out, mu, s)
