@@ -79,7 +79,6 @@ TRACKED = {
 }
 
 
-
 def _preload():
     # Load the Python driver's cached kernels here, at import: asv's fork
     # server (asv.conf.json) imports this module once and every benchmark

@@ -203,8 +203,13 @@ def cpu_model():
 def source_state():
     """The commit checked out and whether fastopt/ differs from it (read-only git)."""
     try:
-        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
-                              capture_output=True, text=True, check=True).stdout.strip()
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
         dirty = subprocess.run(["git", "--no-optional-locks", "status", "--porcelain", "--",
                                 "fastopt"], cwd=ROOT, capture_output=True, text=True,
                                check=True).stdout.splitlines()  # fmt: skip
@@ -619,9 +624,11 @@ def parallel(cfg, targets):
         targets.skip("parallel crossover", "worker failed")
         return
     out = json.loads(proc.stdout.strip().splitlines()[-1])
-    print(f"threading layer: {out['layer']}, threads: {out['threads']}, "
-          f"PARALLEL_MIN_SIZE = {cpu.PARALLEL_MIN_SIZE} "
-          f"(2**{cpu.PARALLEL_MIN_SIZE.bit_length() - 1})")
+    print(
+        f"threading layer: {out['layer']}, threads: {out['threads']}, "
+        f"PARALLEL_MIN_SIZE = {cpu.PARALLEL_MIN_SIZE} "
+        f"(2**{cpu.PARALLEL_MIN_SIZE.bit_length() - 1})"
+    )
     print()
     rows = []
     crossover = {}
@@ -782,8 +789,9 @@ def main(argv=None):
     parser.add_argument("--min-time", type=float, default=None,
                         help="seconds per repeat (default 0.05; --quick 0.01)")  # fmt: skip
     parser.add_argument("--parallel-worker", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--threads", default="2",
-                        help="threads of the parallel kernel in its section (default 2)")
+    parser.add_argument(
+        "--threads", default="2", help="threads of the parallel kernel in its section (default 2)"
+    )
     args = parser.parse_args(argv)
     if args.parallel_worker:
         parallel_worker(args.quick)
@@ -818,8 +826,10 @@ def main(argv=None):
     parallel(cfg, targets)
     first_call(cfg, targets)
     summary(targets)
-    print(f"load average at the end: {', '.join(f'{x:.2f}' for x in os.getloadavg())}; "
-          f"total {time.perf_counter() - t0:.0f} s")
+    print(
+        f"load average at the end: {', '.join(f'{x:.2f}' for x in os.getloadavg())}; "
+        f"total {time.perf_counter() - t0:.0f} s"
+    )
     return 0
 
 

@@ -34,6 +34,7 @@ import fastopt.testing as ft
 from fastopt.testing import (
     MGH_PROBLEMS,
     Problem,
+    diagonal_quadratic,
     get_problem,
     ill_conditioned_quadratic,
     logistic_regression_data,
@@ -57,6 +58,7 @@ PROBLEMS = {
     "rosenbrock_chained_2": rosenbrock(2),
     "rosenbrock_chained_100": rosenbrock(100),
     "quadratic": ill_conditioned_quadratic(30, 1e6, seed=0),
+    "diagonal_quadratic": diagonal_quadratic(30, 1e6, seed=0),
     "logistic": logistic_regression_data(300, 5, seed=0)[2],
     "saddle": ft.saddle,
 }
@@ -565,7 +567,7 @@ def test_problem_checks_x0_shape():
 def test_public_surface():
     assert set(ft.__all__) >= {
         "Problem", "MGH_PROBLEMS", "get_problem", "rosenbrock", "ill_conditioned_quadratic",
-        "logistic_regression_data", "beale", "saddle",
+        "diagonal_quadratic", "logistic_regression_data", "beale", "saddle",
     }  # fmt: skip
     assert all(hasattr(ft, name) for name in ft.__all__)
     assert ft.beale is MGH_PROBLEMS["beale"]
@@ -618,6 +620,34 @@ def test_quadratic_spectrum_and_minimum():
 def test_quadratic_errors(args, match):
     with pytest.raises(ValueError, match=match):
         ill_conditioned_quadratic(*args)
+
+
+def test_diagonal_quadratic_structure():
+    n, cond = 40, 1e4
+    p = diagonal_quadratic(n, cond, seed=3)
+    A = np.column_stack([p.hessp(p.x0, e) for e in np.eye(n)])
+    np.testing.assert_array_equal(A, A.T)
+    # the diagonal carries the conditioning; the couplings are weak
+    np.testing.assert_allclose(np.diag(A), np.logspace(0, 4, n), rtol=1e-12)
+    D = 1.0 / np.sqrt(np.diag(A))
+    assert np.linalg.cond(D[:, None] * A * D[None, :]) < 2.0  # Jacobi undoes it
+    assert 0.5 * cond < np.linalg.cond(A) < 2.0 * cond
+    np.testing.assert_allclose(p.grad(p.x_star), 0.0, atol=1e-9 * cond)
+    assert p.fun(p.x0) == 0.0 and p.f_star == pytest.approx(p.fun(p.x_star), rel=1e-12)
+    # no coupling: exactly diagonal
+    q = diagonal_quadratic(5, 100.0, coupling=0.0)
+    np.testing.assert_array_equal(q.hessp(q.x0, np.ones(5)), np.logspace(0, 2, 5))
+
+
+@pytest.mark.parametrize(
+    ("args", "match"),
+    [((0, 10.0), "Invalid n value: 0"), ((5, 0.5), "Invalid cond value"),
+     ((5, 10.0, -0.1), "Invalid coupling value: -0.1"),
+     ((200, 10.0, 0.5), "C is not positive definite for n=200")],
+)  # fmt: skip
+def test_diagonal_quadratic_errors(args, match):
+    with pytest.raises(ValueError, match=match):
+        diagonal_quadratic(*args)
 
 
 def test_logistic_matches_sklearn():

@@ -24,36 +24,36 @@ from ._base import LINEAR_LBFGS, check_common_params, fit_parameters, validate_d
 #: ``benchmarks/models_compare.py`` (section 4): fit time to scikit-learn's
 #: optimum (loss within 1e-6 relative of the lower of lbfgs and
 #: newton-cholesky at tol=1e-10), full batch, best of 3, one thread, on the
-#: 2-core development machine (ms; iterations in the script's output):
+#: 2-core development machine (ms; iterations in the script's output; lbfgs
+#: and scg run in the centred coordinates of :data:`CENTERED_METHODS`):
 #:
 #: ==============================  ======  ==========  ========  ===========  =======
 #: method                          breast  digits/16   diabetes  make_class.  total
 #:                                 cancer  10 classes  ridge     2e4 x 100    (s)
 #: ==============================  ======  ==========  ========  ===========  =======
-#: lbfgs (maxcor 10, the default)     0.6        30.9       0.2          5.5    0.037
-#: lbfgs, maxcor=20                   0.5        28.9       0.2          5.5    0.035
-#: scg (the products used here)       0.8        57.3       0.2         10.9    0.069
-#: scg, exact products everywhere     0.8        83.2       0.2         11.2    0.095
-#: scg, finite differences            0.9        56.7       0.2         11.2    0.069
-#: rprop                              1.4       113.9       0.2         29.3    0.145
-#: hessian-free, lambda_=1e-3         1.8       102.2       0.2         45.1    0.149
-#: hessian-free                       2.9       180.4       0.6         82.8    0.267
-#: adahessian                         7.3      1194.6       0.5        142.1    1.35
-#: adam, lr=1e-2                     28.2       530.2         -        281.9      -
+#: lbfgs (maxcor 10, the default)     0.6         7.5       0.2          5.7    0.014
+#: lbfgs, maxcor=20                   0.6         7.0       0.2          5.9    0.014
+#: scg (the products used here)       0.9        15.3       0.2         11.0    0.027
+#: scg, exact products everywhere     0.9        22.5       0.2         11.0    0.035
+#: scg, finite differences            0.9        15.3       0.2         11.4    0.028
+#: rprop                              1.4       116.4       0.2         22.2    0.140
+#: hessian-free, lambda_=1e-3         1.8       110.7       0.2         47.0    0.160
+#: hessian-free                       3.2       197.9       0.5         86.6    0.288
+#: adahessian                         7.3      1224.2       0.5        136.1    1.37
+#: adam, lr=1e-2                     27.0       535.2         -        202.1      -
 #: ==============================  ======  ==========  ========  ===========  =======
 #:
 #: ("-": not within 20000 iterations.)  lbfgs needs about one gradient per
 #: iteration where scg needs two, and its loop has no Python in it.  It keeps
-#: scipy's (and scikit-learn's) memory of 10 pairs, so that its iterates follow
-#: scikit-learn's lbfgs (same iterations on both targets of issue 5); 20 pairs
-#: was 5% faster in total.  The linear models run it with
-#: :data:`fastopt.models._base.LINEAR_LBFGS` (no f test: ``tol`` is the stop).
-#: Issue 5's targets (``benchmarks/models_compare.py``, sections 2 and 3, best
-#: of 5): make_classification(1e5, 100), C=1e4: 0.032 s against scikit-learn's
-#: 0.066 s (x0.50; scg: 0.063 s); digits, C=1e4: 0.011 s against 0.021 s
-#: (x0.53, short of the x0.5 target; scg: 0.028 s).  Of the digits fit, 53
-#: loss-and-gradient evaluations of about 195 us each are 95% (150 us of
-#: each are its two BLAS products).
+#: scipy's (and scikit-learn's) memory of 10 pairs (20 pairs: the same total).
+#: The linear models run it with :data:`fastopt.models._base.LINEAR_LBFGS`
+#: (no f test: ``tol`` is the stop).  Issue 5's targets
+#: (``benchmarks/models_compare.py``, sections 2 and 3, best of 5):
+#: make_classification(1e5, 100), C=1e4: 0.035 s against scikit-learn's
+#: 0.069 s (x0.50; scg: 0.073 s); raw digits, C=1e4: 0.007 s (29 iterations,
+#: to a lower loss) against 0.021 s (50 iterations), x0.35; scg: 0.025 s.
+#: Centring took digits/16 from 30.9 to 7.5 ms and the raw digits fit from 53
+#: evaluations (x0.55) to 30.
 DEFAULT_SOLVER = "lbfgs"
 
 #: Full-batch methods that run the linear models in centred coordinates

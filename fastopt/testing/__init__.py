@@ -13,6 +13,8 @@ Nothing is compiled at import; each dispatcher compiles on its first call.
   ``scipy.optimize.rosen`` in any dimension.
 - :func:`ill_conditioned_quadratic`: a convex quadratic with a chosen
   condition number and a random eigenbasis.
+- :func:`diagonal_quadratic`: one whose conditioning lies on the diagonal
+  (the case of a diagonal preconditioner).
 - :func:`logistic_regression_data`: a synthetic L2-regularised logistic
   regression, the showcase objective.
 - :data:`beale`, :data:`saddle`: two-dimensional problems for pictures.
@@ -57,6 +59,7 @@ __all__ = [
     "Problem",
     "beale",
     "get_problem",
+    "diagonal_quadratic",
     "ill_conditioned_quadratic",
     "logistic_regression_data",
     "problem_names",
@@ -304,6 +307,87 @@ def ill_conditioned_quadratic(n, cond, seed=0):
         hessp=hessp, gauss_newton=hessp, residuals=None, jacobian=None,
         fun_jit=jit(fun), grad_jit=jit(grad), hessp_jit=jit(hessp),
         notes="0.5 x'Ax - b'x with eigenvalues log-spaced from 1 to cond.",
+    )  # fmt: skip
+
+
+def diagonal_quadratic(n, cond, coupling=0.02, seed=0):
+    """A convex quadratic whose conditioning lies on the diagonal.
+
+    .. math::
+
+        f(x) = \\tfrac12 x^T A x - b^T x, \\qquad A = S C S, \\quad
+        S = \\operatorname{diag}\\big(\\sqrt{s_k}\\big), \\quad
+        s_k = \\mathrm{cond}^{(k-1)/(n-1)},
+
+    with ``C`` the identity plus ``coupling`` times a symmetric Gaussian matrix
+    off the diagonal: the scales of the variables differ by ``cond``, and
+    weak couplings keep ``A`` from being exactly diagonal.  It is the case a
+    diagonal preconditioner (AdaHessian, Jacobi) is made for, beside
+    :func:`ill_conditioned_quadratic`, whose random eigenbasis leaves
+    ``diag(A)`` about the same in every coordinate.
+
+    Parameters
+    ----------
+    n : int
+        Number of variables, ``n >= 1``.
+    cond : float
+        Ratio of the largest to the smallest diagonal entry, ``>= 1``; the
+        condition number of ``A`` is close to it (``Problem.notes`` has it).
+    coupling : float, default 0.02
+        Standard deviation of the off-diagonal entries of ``C`` before
+        symmetrisation, ``>= 0``; ``C`` must stay positive definite
+        (about ``coupling < 0.7 / sqrt(n)``).
+    seed : int, default 0
+        Seed of ``numpy.random.default_rng`` for ``C`` and ``x*``.
+
+    Returns
+    -------
+    Problem
+        Start ``x0 = 0``; ``x*`` a standard normal vector, ``b = A x*``,
+        ``f* = -0.5 x*^T A x*``; ``hessp`` and ``gauss_newton`` return ``A v``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastopt.testing import diagonal_quadratic
+    >>> p = diagonal_quadratic(100, 1e4)
+    >>> bool(np.allclose(p.grad(p.x_star), 0.0, atol=1e-8))
+    True
+    """
+    n = _check_int("n", n, 1)
+    cond = float(cond)
+    if not (np.isfinite(cond) and cond >= 1.0):
+        raise ValueError(f"Invalid cond value: {cond} (must be finite and >= 1)")
+    coupling = float(coupling)
+    if not (np.isfinite(coupling) and coupling >= 0.0):
+        raise ValueError(f"Invalid coupling value: {coupling} (must be finite and >= 0)")
+    rng = np.random.default_rng(seed)
+    d = np.logspace(0.0, np.log10(cond), n)
+    s = np.sqrt(d)
+    C = coupling * rng.standard_normal((n, n))
+    C = 0.5 * (C + C.T)
+    np.fill_diagonal(C, 1.0)
+    low = float(np.linalg.eigvalsh(C)[0])
+    if low <= 0.0:
+        raise ValueError(
+            f"Invalid coupling value: {coupling} (C is not positive definite for n={n}: "
+            f"smallest eigenvalue {low:.3g})"
+        )
+    A = s[:, None] * C * s[None, :]
+    A = np.ascontiguousarray(0.5 * (A + A.T))  # symmetric to the last bit
+    np.fill_diagonal(A, d)  # and the diagonal exactly s_k
+    x_star = rng.standard_normal(n)
+    b = A @ x_star
+    fun, grad, hessp = _quadratic_functions(A, b)
+    jit = numba.njit(**_CLOSURE_JIT)
+    return Problem(
+        name=f"diagonal_quadratic_{n}_cond{cond:g}_seed{seed}", n=n, m=None,
+        x0=np.zeros(n), f_star=-0.5 * float(x_star @ b), x_star=x_star,
+        fun=fun, grad=grad, fun_and_grad=lambda x: (fun(x), grad(x)),
+        hessp=hessp, gauss_newton=hessp, residuals=None, jacobian=None,
+        fun_jit=jit(fun), grad_jit=jit(grad), hessp_jit=jit(hessp),
+        notes=(f"0.5 x'Ax - b'x, A = S C S, diagonal log-spaced from 1 to {cond:g}, "
+               f"coupling {coupling:g}; cond(A) = {np.linalg.cond(A):.4g}."),
     )  # fmt: skip
 
 
