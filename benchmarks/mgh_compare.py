@@ -578,9 +578,9 @@ def section_adahessian(args, summary):
           "preconditioner can undo the conditioning ==")  # fmt: skip
     out = _adam_vs_adahessian(p, args, target, maxiter)
     a, d, t = out["first"]
-    summary.append(("(reference) random-eigenbasis cond-1e4 quadratic, first reaches: AdaHessian "
-                    "(best of its grid) vs Adam (best lr)", f"{t[0]} ({t[1]}) vs {a[0]} ({a[1]})",
-                    _fewer(t[0], a[0])))  # fmt: skip
+    summary.append(("(reference, no target) random-eigenbasis cond-1e4 quadratic, first "
+                    "reaches: AdaHessian (best of its grid) vs Adam (best lr)",
+                    f"{t[0]} ({t[1]}) vs {a[0]} ({a[1]})", None))  # fmt: skip
 
 
 # ----------------------------------------------------------------------- main
@@ -624,7 +624,7 @@ def main():
     )
     print("\n== Targets ==")
     for what, value, ok in summary:
-        print(f"  {'PASS' if ok else 'FAIL'}  {what}: {value}")
+        print(f"  {'info' if ok is None else 'PASS' if ok else 'FAIL'}  {what}: {value}")
 
 
 if __name__ == "__main__":
