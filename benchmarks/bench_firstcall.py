@@ -5,9 +5,10 @@ times (interpreter start-up excluded, setup code excluded).  ``setup`` runs
 the same code once first, so numba's on-disk cache is warm: what is measured
 is what a user pays in every new process after the first, namely importing
 fastopt (numpy, scipy.optimize, numba) and loading the cached kernels.  With
-an ``@njit`` objective the loop that calls it is compiled in every process
-(numba cannot cache a function that takes another as an argument), so the
-``njit`` row is the compile time of the compiled driver.
+an ``@njit`` objective without ``cache=True`` the loop that calls it is
+compiled in every process, so the ``njit`` row is the compile time of the
+compiled driver (with ``cache=True`` the loop is cached too:
+``benchmarks/compare.py`` measures that case).
 
 Thread pools are pinned to one thread before numpy/numba are imported (see
 ``benchmarks/__init__.py``); the timed processes inherit the environment.

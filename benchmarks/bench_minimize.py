@@ -4,7 +4,7 @@
   (-1.2, 1) with Python callables (``scipy.optimize.rosen``/``rosen_der``:
   the Python driver) and with an ``@njit`` ``fun`` returning ``(f, g)`` with
   ``jac=True`` (the compiled driver).  The compiled driver's loop is compiled
-  in ``setup`` (it cannot be cached: it takes the user's function), so only
+  in ``setup`` (the objective has no ``cache=True``, so neither has the loop), so only
   the solve is timed; ``bench_firstcall`` measures the compile.
 * ``Counts.track_*``: iterations, evaluations and final loss of a few
   method/problem pairs (scipy's ``test_cg`` pins them: "Don't allow them to

@@ -7,8 +7,9 @@
   import (asv's fork server imports the suite once, see ``asv.conf.json``)
   and again, if need be, in ``setup``: compile time is never timed.
 * ``SolverFirstCall.timeraw_first_minimize``: that compile, measured apart: the
-  first compiled solve in a fresh interpreter (numba cannot cache a loop
-  that calls the user's function).
+  first compiled solve in a fresh interpreter (the loop that calls the
+  user's function is compiled per process unless that function is
+  ``@njit(cache=True)``; here it is not).
 * ``SolverCounts.track_*``: iterations, evaluations, final loss and status on
   a few Moré-Garbow-Hillstrom problems (Python callables, gtol 1e-5); they
   depend on the code only, never on the machine's load, so any change is a

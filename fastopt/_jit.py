@@ -9,12 +9,15 @@ optimizer step wants anyway (a NaN/inf check happens in the drivers).
 ``cache=True`` on every kernel that does not take a user function as an
 argument: the first call in a new process then loads machine code from
 ``__pycache__`` instead of compiling (see ``benchmarks/`` for first-call time).
-Kernels that take a user's ``@njit`` objective cannot be cached by numba.
+A loop with a user's ``@njit`` objective built in is cached when the
+objective is (:func:`bound_loop`); otherwise it compiles in every process.
 
 No ``fastmath``: it makes ``np.isnan`` return False on NaN, and the drivers
 rely on NaN checks.
 """
 
+import hashlib
+import inspect
 import os
 
 import numba
@@ -22,7 +25,7 @@ import numba
 KERNEL = {"cache": True, "error_model": "numpy", "nogil": True}
 PARALLEL = {**KERNEL, "parallel": True}
 INLINE = {"inline": "always", "error_model": "numpy"}
-#: loops that call a user's function: not cacheable
+#: loops that call a user's function (cached only by :func:`bound_loop`)
 USER = {"error_model": "numpy", "nogil": True}
 
 
@@ -47,8 +50,87 @@ def scalar(fn):
 
 
 def user_loop(fn):
-    """Compile ``fn``, a loop that calls user functions (not cacheable)."""
+    """Compile ``fn``, a loop that calls user functions, for this process only."""
     return numba.njit(**USER)(fn)
+
+
+#: extra source stamps of the cached bound loops, by the loop's qualname
+#: (see :func:`cached_loop`)
+_EXTRA_STAMPS = {}
+
+
+def cache_identity(fns):
+    """``(names, stamps)`` of ``fns`` if a loop built on them can be cached, else None.
+
+    A loop with the functions built in is cached only when every one of them
+    is None or a numba dispatcher compiled with ``cache=True`` from a source
+    file: the user opted into numba's caching for each, with its semantics
+    (globals frozen at compile time).  fastopt's own glue around them (the
+    ``fun(x)[0]`` of ``jac=True`` and the like, marked ``fastopt_glue =
+    (kind, *functions)``) counts as the functions it wraps.  ``names``
+    identifies the functions (module, qualified name, file, first line),
+    ``stamps`` their files' modification times and sizes.
+    """
+    from numba.core.caching import NullCache
+
+    names, stamps = [], []
+
+    def add(fn):
+        if fn is None:
+            names.append(None)
+            stamps.append(None)
+            return True
+        glue = getattr(fn, "fastopt_glue", None)
+        if glue is not None:
+            names.append(glue[0])
+            stamps.append(None)
+            return all(add(inner) for inner in glue[1:])
+        py = getattr(fn, "py_func", None)
+        cache = getattr(fn, "_cache", None)
+        if py is None or cache is None or isinstance(cache, NullCache):
+            return False
+        try:
+            path = inspect.getfile(py)
+            st = os.stat(path)
+        except (TypeError, OSError):
+            return False
+        names.append((py.__module__, py.__qualname__, path, py.__code__.co_firstlineno))
+        stamps.append((st.st_mtime_ns, st.st_size))
+        return True
+
+    if not all(add(fn) for fn in fns):
+        return None
+    return tuple(names), tuple(stamps)
+
+
+def bound_loop(fn, fns, label=""):
+    """Compile ``fn``, a loop with the functions ``fns`` built in as globals.
+
+    Cached (:func:`cached_loop`) when :func:`cache_identity` allows, under a
+    ``__qualname__`` that names ``fns`` and ``label`` (what else the loop
+    was specialised for), else compiled per process (:func:`user_loop`).
+    """
+    ident = cache_identity(fns)
+    if ident is None:
+        return user_loop(fn)
+    names, stamps = ident
+    digest = hashlib.sha1(repr((label, names)).encode()).hexdigest()[:16]
+    fn.__qualname__ = f"{fn.__name__}_{digest}"
+    return cached_loop(fn, stamps)
+
+
+def cached_loop(fn, stamps):
+    """Compile ``fn``, a loop with cached functions built in, with ``cache=True``.
+
+    ``fn`` is a solver loop whose user functions are globals (see
+    :class:`fastopt.solvers._common.LazyLoop`) and whose ``__qualname__``
+    names that set of functions, so that each set has its own cache index.
+    ``stamps`` (the source files' times and sizes of those functions) joins
+    the loop's stamp: numba checks only the cached function's own file, and
+    an edited objective must not load a loop compiled with its old code.
+    """
+    _EXTRA_STAMPS[fn.__qualname__] = stamps
+    return numba.njit(cache=True, **USER)(fn)
 
 
 # --- cache invalidation across files ------------------------------------------
@@ -93,14 +175,20 @@ def _install_package_stamp():
         return
 
     class _PackageStamp:
+        _extra = None
+
         def get_source_stamp(self):
-            return (super().get_source_stamp(), package_stamp())
+            stamp = (super().get_source_stamp(), package_stamp())
+            return stamp if self._extra is None else (*stamp, self._extra)
 
         @classmethod
         def from_function(cls, py_func, py_file):
             if not os.path.abspath(py_file).startswith(_PACKAGE_DIR + os.sep):
                 return None
-            return super().from_function(py_func, py_file)
+            locator = super().from_function(py_func, py_file)
+            if locator is not None:
+                locator._extra = _EXTRA_STAMPS.get(getattr(py_func, "__qualname__", None))
+            return locator
 
     ours = [type(f"FastOpt{b.__name__}", (_PackageStamp, b), {}) for b in bases]
     if not any(getattr(c, "__name__", "").startswith("FastOpt") for c in classes):

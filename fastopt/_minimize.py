@@ -165,6 +165,7 @@ def _jit_fg(fun, jac):
         def fg(x, *args):
             return fun(x, *args), jac(x, *args)
 
+        fg.fastopt_glue = ("fg", fun, jac)  # see solvers._common.cache_identity
         _FG_CACHE[key] = fg
     return _FG_CACHE[key]
 
@@ -178,6 +179,7 @@ def _jit_f_only(fun):
         def f_only(x, *args):
             return fun(x, *args)[0]
 
+        f_only.fastopt_glue = ("f_only", fun)
         _FG_CACHE[key] = f_only
     return _FG_CACHE[key]
 

@@ -16,8 +16,10 @@ the 2-D Rosenbrock contours.
 
 The objectives are numba ``@njit`` functions, so :func:`fastopt.minimize`
 runs its compiled driver: the whole loop in nopython mode. That loop calls
-the objective, so numba cannot cache it: it is compiled in every process,
-once per method (rule) and objective. A one-iteration warm-up call before
+the objective, which is not cached here (``@njit`` without ``cache=True``), so
+the loop is compiled in every process, once per method (rule) and objective
+(with ``cache=True`` it would be loaded from numba's cache). A one-iteration
+warm-up call before
 each timed run takes that cost, and the table reports it in its own column.
 ``--quick`` uses the plain NumPy objectives and the Python driver instead
 (only cached kernels, nothing compiled per process); ``--driver`` overrides.

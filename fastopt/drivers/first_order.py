@@ -222,8 +222,7 @@ def compiled_loops(kid, fg):
     """``((deterministic_loop, first), (minibatch_loop, first))`` compiled for
     kernel ``kid`` and the user's ``fg``; ``loop(*first, x, ...)`` runs one.
 
-    The compiled driver cannot be cached anyway (it calls the user's
-    function), so it is specialised per rule: the rule's element and
+    The compiled driver is specialised per rule: the rule's element and
     coefficient functions and the per-step checks are written out in the loop
     (:func:`written_out`).  A call to a separate kernel costs ~70 ns of
     atomic reference counting on its array arguments, more than a 2-D Adam
@@ -232,6 +231,8 @@ def compiled_loops(kid, fg):
     (~4 us: per step with a callback); numba compiles a loop per ``fg``
     either way.  ``first`` is ``()``, or ``(fg,)`` where there is no source
     to rewrite (frozen installs: then calls stay calls and ``fg`` an argument).
+    The loops are cached to disk when ``fg`` is (``@njit(cache=True)`` from a
+    file, or fastopt's own kernels: :func:`fastopt._jit.bound_loop`).
     """
     key = (kid, fg)
     if key not in _COMPILED:
@@ -259,7 +260,11 @@ def compiled_loops(kid, fg):
                 loop, first = written_out(fn, out, drop=("fg",)), ()
             except (OSError, TypeError):  # no source (frozen, zipped)
                 loop, first = fn, (fg,)
-            loops.append((_jit.user_loop(_rebind(loop, **names)), first))
+            loop = _rebind(loop, **names)
+            if first:
+                loops.append((_jit.user_loop(loop), first))
+            else:  # cached where fg is (see _jit.bound_loop)
+                loops.append((_jit.bound_loop(loop, (fg,), label=f"kernel{kid}"), first))
         _COMPILED[key] = tuple(loops)
     return _COMPILED[key]
 

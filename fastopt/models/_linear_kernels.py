@@ -1,8 +1,8 @@
 r"""Loss, gradient and curvature kernels of the linear models, as cached ``@njit``.
 
 One parameter layout and one argument tuple serve every linear model, so the
-solvers' compiled loops (which cannot be cached: they take these functions as
-arguments) compile once per process for all of them:
+solvers' compiled loops, built on these functions, compile once for all of
+them (and are cached to disk with them, see :func:`fastopt._jit.bound_loop`):
 
 ``w = [W.ravel(), b]`` with ``W`` of shape ``(p, K)`` (row-major) and the
 intercepts ``b`` of length ``K`` (absent without an intercept), and

@@ -221,6 +221,13 @@ class LazyLoop:
         pays reference counting on its array arguments; inlining costs
         compile time at every call site, so only the hot ones are listed.
         ``dot`` is always replaced by :func:`dot_compiled`.
+    cache : bool
+        Cache the bound loops to disk where the functions allow it
+        (:func:`fastopt._jit.bound_loop`).  Only for a loop that calls its
+        functions and passes none of them on: a function passed as an
+        argument to another compiled function is an address in the machine
+        code (numba: "dynamic globals"), which no cache can keep (the
+        Hessian-free and AdaHessian loops pass them to their iteration).
 
     Notes
     -----
@@ -237,14 +244,16 @@ class LazyLoop:
     but costs about 0.4 s more to compile (LLVM re-optimizes the inlined
     loop).  Without the source, or when the file no longer matches the
     loop's bytecode, :meth:`bind` falls back to the loop compiled with the
-    functions as arguments.  Nothing here is cacheable (the loop calls the
-    user's functions), so the first compiled run per function pays the
-    compile; the loops built are kept, keyed by the functions, as numba
-    keeps each specialisation of a loop that takes them as arguments.
+    functions as arguments.  The loops built are kept, keyed by the
+    functions, as numba keeps each specialisation of a loop that takes them
+    as arguments; with ``cache`` they are also cached to disk when every
+    function is itself cached (``@njit(cache=True)``, fastopt's kernels), so
+    a new process loads them instead of compiling.
     """
 
-    def __init__(self, fn, n_functions, inline=()):
+    def __init__(self, fn, n_functions, inline=(), cache=False):
         self.python = fn
+        self.cache = cache
         self.n_functions = n_functions
         self._inline = tuple(inline)
         self._names = None
@@ -325,7 +334,10 @@ class LazyLoop:
                 namespace.update(self._replacements())
                 namespace.update(zip(self._fparams, fns, strict=True))
                 loop = types.FunctionType(code, namespace, self.python.__name__)
-                bound = (_jit.user_loop(loop), ())
+                if self.cache:
+                    bound = (_jit.bound_loop(loop, fns), ())
+                else:
+                    bound = (_jit.user_loop(loop), ())
             self._bound[key] = bound
         return bound
 

@@ -583,7 +583,7 @@ def _lbfgs_loop(
     return status
 
 
-_LOOP = LazyLoop(_lbfgs_loop, 1)
+_LOOP = LazyLoop(_lbfgs_loop, 1, cache=True)
 
 
 def _float64_gradient(fg):

@@ -398,7 +398,7 @@ def _scg_loop(
 # Inlining _accept (called once per accepted step, five array arguments)
 # saves about 4 us per 2-D Rosenbrock solve for 0.2 s of compiling;
 # inlining every kernel the loop calls saved no more and cost 0.7 s.
-_LOOP = LazyLoop(_scg_loop, 4, inline=("_accept",))
+_LOOP = LazyLoop(_scg_loop, 4, inline=("_accept",), cache=True)
 
 
 def run(obj, opts):
