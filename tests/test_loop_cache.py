@@ -34,8 +34,18 @@ def fg(x):
     return 0.5 * (e @ e), e
 """
 
+OPTIONS = {
+    "sgd": {"maxiter": 3, "learning_rate": 0.1},
+    "lbfgs": {"maxiter": 3},
+    "scg": {"maxiter": 3},
+    "hessian-free": {"maxiter": 2},
+    "adahessian": {"maxiter": 3},
+}
+
 SCRIPT = """
-import json, sys
+import json, sys, warnings
+from numba.core.errors import NumbaWarning
+warnings.simplefilter("error", NumbaWarning)  # "Cannot cache ..."
 sys.path.insert(0, {dir!r})
 import numpy as np
 import fastopt
@@ -43,13 +53,16 @@ import usermod
 from fastopt.drivers import first_order
 from fastopt.solvers import lbfgs
 
+from fastopt.solvers import adahessian, hessian_free, scg
+
 method = {method!r}
-opts = {{"maxiter": 3, "learning_rate": 0.1}} if method == "sgd" else {{"maxiter": 3}}
-res = fastopt.minimize(usermod.fg, np.zeros(3), jac=True, method=method, options=opts)
+res = fastopt.minimize(usermod.fg, np.zeros(3), jac=True, method=method, options=OPTIONS[method])
 if method == "sgd":
     loops = [loop for pair in first_order._COMPILED.values() for loop, _ in pair]
 else:
-    loops = [loop for loop, _ in lbfgs._LOOP._bound.values()]
+    module = {{"lbfgs": lbfgs, "scg": scg, "hessian-free": hessian_free,
+              "adahessian": adahessian}}[method]
+    loops = [loop for loop, _ in module._LOOP._bound.values()]
 used = [loop for loop in loops if loop.signatures]
 print(json.dumps({{
     "x": res.x.tolist(),
@@ -69,13 +82,27 @@ def _write_module(path, scale, cache=True):
 
 def _run(tmp_path, method):
     env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "cache")}
-    script = textwrap.dedent(SCRIPT.format(dir=str(tmp_path), method=method))
+    script = f"OPTIONS = {OPTIONS!r}\n" + textwrap.dedent(
+        SCRIPT.format(dir=str(tmp_path), method=method)
+    )
     out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
                          text=True, check=True, timeout=300)  # fmt: skip
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-@pytest.mark.parametrize("method", ["sgd", "lbfgs"])
+def _python_run(method, scale):
+    """The same run with Python callables: what a loop with the new code gives."""
+    import fastopt
+
+    def fg(x):
+        e = x - scale
+        return 0.5 * (e @ e), e
+
+    res = fastopt.minimize(fg, np.zeros(3), jac=True, method=method, options=OPTIONS[method])
+    return res.x
+
+
+@pytest.mark.parametrize("method", list(OPTIONS))
 def test_loop_cached_and_invalidated_by_an_edit(tmp_path, method):
     module = tmp_path / "usermod.py"
     _write_module(module, 1.0)
@@ -90,9 +117,11 @@ def test_loop_cached_and_invalidated_by_an_edit(tmp_path, method):
     third = _run(tmp_path, method)
     assert third["misses"] == 1 and third["hits"] == 0
     for out, scale in ((first, 1.0), (third, 1.5)):
-        # from x_0 = 0, sgd: x_k = (1 - (1 - lr)^k) SCALE; lbfgs: the minimum, SCALE
-        expect = (1.0 - 0.9**3) * scale if method == "sgd" else scale
-        np.testing.assert_allclose(out["x"], [expect] * 3, rtol=1e-12)
+        # compiled and Python drivers give the same iterates
+        np.testing.assert_allclose(out["x"], _python_run(method, scale), rtol=1e-12)
+    if method == "sgd":  # from x_0 = 0: x_k = (1 - (1 - lr)^k) SCALE
+        np.testing.assert_allclose(third["x"], [(1.0 - 0.9**3) * 1.5] * 3, rtol=1e-12)
+    assert third["x"] != first["x"]
     assert _run(tmp_path, method)["hits"] == 1
 
 

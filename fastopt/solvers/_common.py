@@ -17,6 +17,7 @@ import functools
 import inspect
 import math
 import types
+from typing import NamedTuple
 
 import numpy as np
 from numba.core.registry import CPUDispatcher
@@ -203,6 +204,87 @@ def _rebind(fn, names):
     return types.FunctionType(fn.__code__, g, fn.__name__, fn.__defaults__, fn.__closure__)
 
 
+class _Stripped(NamedTuple):
+    """A module-level function's code without its leading function parameters."""
+
+    name: str
+    code: types.CodeType
+    globals: dict
+    fparams: tuple
+    #: ``(alias, callee, argument names)``: calls rewritten to ``alias(...)``
+    calls: tuple
+
+
+_STRIPPED = {}
+
+
+class _Specialise(ast.NodeTransformer):
+    """Rewrite ``callee(f1, .., fk, rest)`` to ``alias(rest)`` (see :class:`LazyLoop`)."""
+
+    def __init__(self, fnames, specialise):
+        self.fnames = set(fnames)
+        self.specialise = specialise
+        self.calls = {}
+
+    def visit_Call(self, node):
+        self.generic_visit(node)
+        name = node.func.id if isinstance(node.func, ast.Name) else None
+        k = self.specialise.get(name)
+        if k is None or len(node.args) < k:
+            return node
+        lead = node.args[:k]
+        if not all(isinstance(a, ast.Name) and a.id in self.fnames for a in lead):
+            return node
+        key = (name, tuple(a.id for a in lead))
+        alias = self.calls.setdefault(key, f"_{name}__bound{len(self.calls)}")
+        call = ast.Call(func=ast.Name(alias, ast.Load()), args=node.args[k:],
+                        keywords=node.keywords)  # fmt: skip
+        return ast.copy_location(call, node)
+
+
+def _stripped(fn, n_functions, specialise, memo=True):
+    """``fn``'s code rebuilt from its source without its first ``n_functions``
+    parameters (names that then resolve as globals), calls rewritten as
+    :class:`_Specialise` says; None without a source, or when the source no
+    longer compiles to ``fn``'s bytecode (a file edited since the import).
+    Kept per function (``memo``; :class:`LazyLoop` keeps its loop's itself).
+    """
+    key = (fn, n_functions, tuple(sorted(specialise.items())))
+    if memo and key in _STRIPPED:
+        return _STRIPPED[key]
+    _STRIPPED[key] = None
+    try:
+        filename = inspect.getsourcefile(fn)
+        tree = ast.parse(inspect.getsource(inspect.getmodule(fn)), filename)
+    except (OSError, TypeError):  # no source (frozen, zipped): fall back
+        return None
+    fdef = [n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == fn.__name__]
+    if len(fdef) != 1:
+        return None
+    fdef = fdef[0]
+    fdef.decorator_list = []
+    # The module's imports stay in the unit compiled (not run): CPython
+    # compiles ``module.attr(...)`` differently when ``module`` is imported.
+    imports = [n for n in tree.body if isinstance(n, ast.Import | ast.ImportFrom)]
+
+    def code_of(node):
+        unit = compile(ast.Module(body=[*imports, node], type_ignores=[]), filename, "exec")
+        return next(c for c in unit.co_consts if getattr(c, "co_name", None) == fn.__name__)
+
+    # The file may have changed since the module was imported (an edited
+    # editable install): use it only if it compiles to the function's bytecode.
+    if code_of(fdef).co_code != fn.__code__.co_code:
+        return None
+    params = fdef.args.args
+    fparams = tuple(a.arg for a in params[:n_functions])
+    fdef.args.args = params[n_functions:]
+    rewrite = _Specialise(fparams, specialise)
+    fdef = ast.fix_missing_locations(rewrite.visit(fdef))
+    calls = tuple((alias, name, args) for (name, args), alias in rewrite.calls.items())
+    _STRIPPED[key] = _Stripped(fn.__name__, code_of(fdef), fn.__globals__, fparams, calls)
+    return _STRIPPED[key]
+
+
 class LazyLoop:
     """A solver loop, run as Python or compiled, and compiled only on first use.
 
@@ -223,11 +305,18 @@ class LazyLoop:
         ``dot`` is always replaced by :func:`dot_compiled`.
     cache : bool
         Cache the bound loops to disk where the functions allow it
-        (:func:`fastopt._jit.bound_loop`).  Only for a loop that calls its
-        functions and passes none of them on: a function passed as an
-        argument to another compiled function is an address in the machine
-        code (numba: "dynamic globals"), which no cache can keep (the
-        Hessian-free and AdaHessian loops pass them to their iteration).
+        (:func:`fastopt._jit.bound_loop`).  Only for a loop that passes none
+        of its functions on as an argument (list the callees in
+        ``specialise``): a function passed to another compiled function is
+        an address in the machine code (numba: "dynamic globals"), which no
+        cache can keep.
+    specialise : dict, optional
+        ``{name: k}``: global functions (``@dual``, module level) whose first
+        ``k`` parameters are functions.  A call ``name(f1, ..., fk, ...)``
+        whose ``f1..fk`` are the loop's function parameters (or, in such a
+        callee, its own) calls a version of ``name`` with them built in,
+        as the loop has them (``hf_iteration`` and its
+        ``curvature_product``, say).
 
     Notes
     -----
@@ -251,14 +340,14 @@ class LazyLoop:
     a new process loads them instead of compiling.
     """
 
-    def __init__(self, fn, n_functions, inline=(), cache=False):
+    def __init__(self, fn, n_functions, inline=(), cache=False, specialise=None):
         self.python = fn
         self.cache = cache
         self.n_functions = n_functions
+        self.specialise = dict(specialise or {})
         self._inline = tuple(inline)
         self._names = None
         self._code = None
-        self._fparams = ()
         self._compiled = None
         self._bound = {}
 
@@ -280,39 +369,11 @@ class LazyLoop:
         return self._compiled
 
     def _source_without_functions(self):
-        """The loop's code object without its function parameters, or None."""
+        """The loop's code without its function parameters (a :class:`_Stripped`), or None."""
         if self._code is None:
-            self._code = self._rebuild() or False
+            self._code = _stripped(self.python, self.n_functions, self.specialise,
+                                   memo=False) or False  # fmt: skip
         return self._code or None
-
-    def _rebuild(self):
-        fn = self.python
-        try:
-            filename = inspect.getsourcefile(fn)
-            tree = ast.parse(inspect.getsource(inspect.getmodule(fn)), filename)
-        except (OSError, TypeError):  # no source (frozen, zipped): fall back
-            return None
-        fdef = [n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == fn.__name__]
-        if len(fdef) != 1:
-            return None
-        fdef = fdef[0]
-        fdef.decorator_list = []
-        # The module's imports stay in the unit compiled (not run): CPython
-        # compiles ``module.attr(...)`` differently when ``module`` is imported.
-        imports = [n for n in tree.body if isinstance(n, ast.Import | ast.ImportFrom)]
-
-        def code_of(node):
-            unit = compile(ast.Module(body=[*imports, node], type_ignores=[]), filename, "exec")
-            return next(c for c in unit.co_consts if getattr(c, "co_name", None) == fn.__name__)
-
-        # The file may have changed since the module was imported (an edited
-        # editable install): use it only if it compiles to the loop's bytecode.
-        if code_of(fdef).co_code != fn.__code__.co_code:
-            return None
-        params = fdef.args.args
-        self._fparams = [a.arg for a in params[: self.n_functions]]
-        fdef.args.args = params[self.n_functions :]
-        return code_of(fdef)
 
     def bind(self, *fns):
         """``(loop, first_args)``: the compiled loop for the functions ``fns``.
@@ -326,20 +387,39 @@ class LazyLoop:
         key = tuple(fns)
         bound = self._bound.get(key)
         if bound is None:
-            code = self._source_without_functions()
-            if code is None:
+            loop = self._instantiate(self._source_without_functions(), fns,
+                                     self._replacements())  # fmt: skip
+            if loop is None:
                 bound = (self.compiled, key)
+            elif self.cache:
+                bound = (_jit.bound_loop(loop, fns), ())
             else:
-                namespace = dict(self.python.__globals__)
-                namespace.update(self._replacements())
-                namespace.update(zip(self._fparams, fns, strict=True))
-                loop = types.FunctionType(code, namespace, self.python.__name__)
-                if self.cache:
-                    bound = (_jit.bound_loop(loop, fns), ())
-                else:
-                    bound = (_jit.user_loop(loop), ())
+                bound = (_jit.user_loop(loop), ())
             self._bound[key] = bound
         return bound
+
+    def _instantiate(self, stripped, fns, replacements):
+        """The function of ``stripped`` with ``fns`` bound, or None without a source.
+
+        Each call it makes to a function of :attr:`specialise` with functions
+        as its leading arguments calls a version of that function with those
+        built in, compiled here (its code is linked into the loop's).
+        """
+        if stripped is None:
+            return None
+        namespace = dict(stripped.globals)
+        namespace.update(replacements)
+        namespace.update(zip(stripped.fparams, fns, strict=True))
+        for alias, callee_name, arg_names in stripped.calls:
+            callee = namespace[callee_name]
+            inner = _stripped(callee, self.specialise[callee_name], self.specialise)
+            glb = callee.__globals__
+            inner_fn = self._instantiate(inner, [namespace[a] for a in arg_names],
+                                         {"dot": dot_compiled} if "dot" in glb else {})  # fmt: skip
+            if inner_fn is None:
+                return None
+            namespace[alias] = _jit.user_loop(inner_fn)
+        return types.FunctionType(stripped.code, namespace, stripped.name)
 
     def select(self, compiled, *fns):
         """``(loop, first_args)``: ``loop(*first_args, *rest)`` runs the loop.

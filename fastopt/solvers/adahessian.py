@@ -453,7 +453,7 @@ def _ada_loop(
     return status, g
 
 
-_LOOP = LazyLoop(_ada_loop, 4)
+_LOOP = LazyLoop(_ada_loop, 4, cache=True, specialise={"ada_step": 4, "curvature_product": 2})
 
 
 def run(obj, opts):

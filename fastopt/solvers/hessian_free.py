@@ -614,7 +614,7 @@ def _hf_loop(
     return status, x, g, p_prev
 
 
-_LOOP = LazyLoop(_hf_loop, 5)
+_LOOP = LazyLoop(_hf_loop, 5, cache=True, specialise={"hf_iteration": 4, "curvature_product": 2})
 
 
 def run(obj, opts):
