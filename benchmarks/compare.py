@@ -677,62 +677,13 @@ def parallel_worker(quick):
                       "rows": rows}))  # fmt: skip
 
 
-# (user code, first call): the user code runs between ``import fastopt`` and
-# the first ``minimize`` (imports, and the compile of the @njit objective on
-# its first call), so that the minimize column is fastopt's own first call.
-FIRST_CALL = {
-    "import": ("", ""),
-    "python": (
-        "from scipy.optimize import rosen, rosen_der\n",
-        """
-fastopt.minimize(rosen, np.array([-1.2, 1.0]), jac=rosen_der, method="adam",
-                 options={"learning_rate": 0.05, "maxiter": 100})
-""",
-    ),
-    "njit": (
-        """
-import numba
-
-@numba.njit
-def rosen_fg(x):
-    f = 0.0
-    g = np.zeros_like(x)
-    for i in range(x.shape[0] - 1):
-        a = x[i + 1] - x[i] * x[i]
-        b = 1.0 - x[i]
-        f += 100.0 * a * a + b * b
-        g[i] += -400.0 * x[i] * a - 2.0 * b
-        g[i + 1] += 200.0 * a
-    return f, g
-
-rosen_fg(np.array([-1.2, 1.0]))
-""",
-        """
-fastopt.minimize(rosen_fg, np.array([-1.2, 1.0]), jac=True, method="adam",
-                 options={"learning_rate": 0.05, "maxiter": 100})
-""",
-    ),
-    # the same objective with cache=True, imported from a file (written by
-    # first_call into a temporary folder): the loop built on it is cached too
-    "njit_cached": (
-        """
-import sys
-sys.path.insert(0, {moddir!r})
-from rosen_cached import rosen_fg
-rosen_fg(np.array([-1.2, 1.0]))
-""",
-        """
-fastopt.minimize(rosen_fg, np.array([-1.2, 1.0]), jac=True, method="adam",
-                 options={"learning_rate": 0.05, "maxiter": 100})
-""",
-    ),
-}
-ROSEN_CACHED = """
+# The @njit objective of the first-call cases; ``{options}``: numba.njit's.
+ROSEN_FG_SOURCE = """
 import numba
 import numpy as np
 
 
-@numba.njit(cache=True)
+@numba.njit{options}
 def rosen_fg(x):
     f = 0.0
     g = np.zeros_like(x)
@@ -744,6 +695,35 @@ def rosen_fg(x):
         g[i + 1] += 200.0 * a
     return f, g
 """
+ADAM_100 = """
+fastopt.minimize(rosen_fg, np.array([-1.2, 1.0]), jac=True, method="adam",
+                 options={"learning_rate": 0.05, "maxiter": 100})
+"""
+# (user code, first call): the user code runs between ``import fastopt`` and
+# the first ``minimize`` (imports, and the compile of the @njit objective on
+# its first call), so that the minimize column is fastopt's own first call.
+FIRST_CALL = {
+    "import": ("", ""),
+    "python": (
+        "from scipy.optimize import rosen, rosen_der\n",
+        ADAM_100.replace("rosen_fg,", "rosen,").replace("jac=True", "jac=rosen_der"),
+    ),
+    "njit": (
+        ROSEN_FG_SOURCE.format(options="") + "\nrosen_fg(np.array([-1.2, 1.0]))\n",
+        ADAM_100,
+    ),  # fmt: skip
+    # the same objective with cache=True, imported from a file (written by
+    # first_call into a temporary folder): the loop built on it is cached too
+    "njit_cached": (
+        """
+import sys
+sys.path.insert(0, {moddir!r})
+from rosen_cached import rosen_fg
+rosen_fg(np.array([-1.2, 1.0]))
+""",
+        ADAM_100,
+    ),
+}
 _CHILD = """
 import time
 t0 = time.perf_counter()
@@ -765,7 +745,7 @@ def first_call(cfg, targets):
     rows = []
     moddir = tempfile.mkdtemp(prefix="fastopt-firstcall-")
     with open(os.path.join(moddir, "rosen_cached.py"), "w") as fh:
-        fh.write(ROSEN_CACHED)
+        fh.write(ROSEN_FG_SOURCE.format(options="(cache=True)"))
     for case, (user, call) in FIRST_CALL.items():
         code = _CHILD.format(user=user.format(moddir=moddir) if case == "njit_cached" else user,
                              call=call)  # fmt: skip

@@ -285,10 +285,7 @@ def ill_conditioned_quadratic(n, cond, seed=0):
     >>> bool(np.allclose(p.grad(p.x_star), 0.0, atol=1e-9))
     True
     """
-    n = _check_int("n", n, 1)
-    cond = float(cond)
-    if not (np.isfinite(cond) and cond >= 1.0):
-        raise ValueError(f"Invalid cond value: {cond} (must be finite and >= 1)")
+    n, cond = _check_quadratic(n, cond)
     rng = np.random.default_rng(seed)
     G = rng.standard_normal((n, n))
     Q, R = np.linalg.qr(G)
@@ -296,17 +293,32 @@ def ill_conditioned_quadratic(n, cond, seed=0):
     lam = np.logspace(0.0, np.log10(cond), n)
     A = (Q * lam) @ Q.T
     A = np.ascontiguousarray(0.5 * (A + A.T))
-    x_star = rng.standard_normal(n)
+    return _quadratic_problem(
+        f"quadratic_{n}_cond{cond:g}_seed{seed}", A, rng.standard_normal(n),
+        "0.5 x'Ax - b'x with eigenvalues log-spaced from 1 to cond.",
+    )  # fmt: skip
+
+
+def _check_quadratic(n, cond):
+    n = _check_int("n", n, 1)
+    cond = float(cond)
+    if not (np.isfinite(cond) and cond >= 1.0):
+        raise ValueError(f"Invalid cond value: {cond} (must be finite and >= 1)")
+    return n, cond
+
+
+def _quadratic_problem(name, A, x_star, notes):
+    """The :class:`Problem` of ``0.5 x'Ax - b'x`` with ``b = A x*``, from ``x0 = 0``."""
+    n = A.shape[0]
     b = A @ x_star
     fun, grad, hessp = _quadratic_functions(A, b)
     jit = numba.njit(**_CLOSURE_JIT)
     return Problem(
-        name=f"quadratic_{n}_cond{cond:g}_seed{seed}", n=n, m=None,
+        name=name, n=n, m=None,
         x0=np.zeros(n), f_star=-0.5 * float(x_star @ b), x_star=x_star,
         fun=fun, grad=grad, fun_and_grad=lambda x: (fun(x), grad(x)),
         hessp=hessp, gauss_newton=hessp, residuals=None, jacobian=None,
-        fun_jit=jit(fun), grad_jit=jit(grad), hessp_jit=jit(hessp),
-        notes="0.5 x'Ax - b'x with eigenvalues log-spaced from 1 to cond.",
+        fun_jit=jit(fun), grad_jit=jit(grad), hessp_jit=jit(hessp), notes=notes,
     )  # fmt: skip
 
 
@@ -354,10 +366,7 @@ def diagonal_quadratic(n, cond, coupling=0.02, seed=0):
     >>> bool(np.allclose(p.grad(p.x_star), 0.0, atol=1e-8))
     True
     """
-    n = _check_int("n", n, 1)
-    cond = float(cond)
-    if not (np.isfinite(cond) and cond >= 1.0):
-        raise ValueError(f"Invalid cond value: {cond} (must be finite and >= 1)")
+    n, cond = _check_quadratic(n, cond)
     coupling = float(coupling)
     if not (np.isfinite(coupling) and coupling >= 0.0):
         raise ValueError(f"Invalid coupling value: {coupling} (must be finite and >= 0)")
@@ -376,18 +385,10 @@ def diagonal_quadratic(n, cond, coupling=0.02, seed=0):
     A = s[:, None] * C * s[None, :]
     A = np.ascontiguousarray(0.5 * (A + A.T))  # symmetric to the last bit
     np.fill_diagonal(A, d)  # and the diagonal exactly s_k
-    x_star = rng.standard_normal(n)
-    b = A @ x_star
-    fun, grad, hessp = _quadratic_functions(A, b)
-    jit = numba.njit(**_CLOSURE_JIT)
-    return Problem(
-        name=f"diagonal_quadratic_{n}_cond{cond:g}_seed{seed}", n=n, m=None,
-        x0=np.zeros(n), f_star=-0.5 * float(x_star @ b), x_star=x_star,
-        fun=fun, grad=grad, fun_and_grad=lambda x: (fun(x), grad(x)),
-        hessp=hessp, gauss_newton=hessp, residuals=None, jacobian=None,
-        fun_jit=jit(fun), grad_jit=jit(grad), hessp_jit=jit(hessp),
-        notes=(f"0.5 x'Ax - b'x, A = S C S, diagonal log-spaced from 1 to {cond:g}, "
-               f"coupling {coupling:g}; cond(A) = {np.linalg.cond(A):.4g}."),
+    return _quadratic_problem(
+        f"diagonal_quadratic_{n}_cond{cond:g}_seed{seed}", A, rng.standard_normal(n),
+        f"0.5 x'Ax - b'x, A = S C S, diagonal log-spaced from 1 to {cond:g}, "
+        f"coupling {coupling:g}; cond(A) = {np.linalg.cond(A):.4g}.",
     )  # fmt: skip
 
 
