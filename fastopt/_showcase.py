@@ -15,12 +15,13 @@ and success. Where matplotlib is installed, a PNG shows each method's path on
 the 2-D Rosenbrock contours.
 
 The objectives are numba ``@njit`` functions, so :func:`fastopt.minimize`
-runs its compiled driver: the whole loop in nopython mode. That loop calls
-the objective, which is not cached here (``@njit`` without ``cache=True``), so
-the loop is compiled in every process, once per method (rule) and objective
-(with ``cache=True`` it would be loaded from numba's cache). A one-iteration
-warm-up call before
-each timed run takes that cost, and the table reports it in its own column.
+runs its compiled driver: the whole loop in nopython mode, with the objective
+built in. The Rosenbrock and logistic objectives are cached kernels
+(``cache=True``), so their loops are cached too and a later run loads them;
+the quadratic's functions are closures over its random matrix, which numba
+cannot cache, so its loops compile in every process, once per method (rule).
+A one-iteration warm-up call before each timed run takes that cost, and the
+table reports it in its own column.
 ``--quick`` uses the plain NumPy objectives and the Python driver instead
 (only cached kernels, nothing compiled per process); ``--driver`` overrides.
 
