@@ -22,6 +22,7 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
 
 import subprocess  # noqa: E402
 import sys  # noqa: E402
+import tempfile  # noqa: E402
 
 IMPORT = "import fastopt"
 
@@ -53,6 +54,19 @@ def rosen_fg(x):
         g[i] += -400.0 * x[i] * a - 2.0 * b
         g[i + 1] += 200.0 * a
     return f, g
+"""
+# The same objective with cache=True in a module file (written by the
+# benchmark's setup): the loop built on it is cached too.
+CACHED_MODULE = NJIT_SETUP.replace("import fastopt\n", "").replace(
+    "@numba.njit\n", "@numba.njit(cache=True)\n"
+)
+CACHED_SETUP = """
+import sys
+sys.path.insert(0, {moddir!r})
+import numpy as np
+import fastopt
+from rosen_cached import rosen_fg
+rosen_fg(np.array([-1.2, 1.0]))
 """
 NJIT_MINIMIZE = """
 fastopt.minimize(rosen_fg, np.array([-1.2, 1.0]), jac=True, method="adam",
@@ -102,3 +116,17 @@ class FirstMinimizeNjit(_Raw):
 
     def timeraw_first_minimize(self):
         return NJIT_MINIMIZE, NJIT_SETUP
+
+
+class FirstMinimizeNjitCached(_Raw):
+    """Seconds to the first solve with an ``@njit(cache=True)`` objective from a
+    file: loads the loop built on it from numba's cache."""
+
+    def setup(self):
+        self.moddir = tempfile.mkdtemp(prefix="fastopt-asv-")
+        with open(f"{self.moddir}/rosen_cached.py", "w") as fh:
+            fh.write(CACHED_MODULE)
+        _warm_cache(CACHED_SETUP.format(moddir=self.moddir), NJIT_MINIMIZE)
+
+    def timeraw_first_minimize(self):
+        return NJIT_MINIMIZE, CACHED_SETUP.format(moddir=self.moddir)
