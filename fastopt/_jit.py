@@ -64,8 +64,8 @@ def cache_identity(fns):
 
     A loop with the functions built in is cached only when every one of them
     is None or a numba dispatcher compiled with ``cache=True`` from a source
-    file: the user opted into numba's caching for each, with its semantics
-    (globals frozen at compile time).  fastopt's own glue around them (the
+    file, not a closure: the user opted into numba's caching for each, with
+    its semantics (globals frozen at compile time).  fastopt's own glue around them (the
     ``fun(x)[0]`` of ``jac=True`` and the like, marked ``fastopt_glue =
     (kind, *functions)``) counts as the functions it wraps.  ``names``
     identifies the functions (module, qualified name, file, first line),
@@ -88,6 +88,8 @@ def cache_identity(fns):
         py = getattr(fn, "py_func", None)
         cache = getattr(fn, "_cache", None)
         if py is None or cache is None or isinstance(cache, NullCache):
+            return False
+        if py.__closure__:  # its cells are per-instance: numba keys its cache by name
             return False
         try:
             path = inspect.getfile(py)

@@ -154,3 +154,13 @@ def test_cache_identity():
     assert _jit.cache_identity((_cached_fg, _plain_fg)) is None
     assert _jit.cache_identity((lambda x: x,)) is None
     assert _jit.cache_identity((_jit_f_only(_plain_fg),)) is None
+    # a closure: two instances share a name, not their cells
+    assert _jit.cache_identity((_make_closure(2.0),)) is None
+
+
+def _make_closure(scale):
+    @numba.njit(cache=True)
+    def fg(x):
+        return scale * (x @ x), 2.0 * scale * x
+
+    return fg
