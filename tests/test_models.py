@@ -462,7 +462,8 @@ def test_lbfgs_centred_beats_sklearn_lbfgs():
 
 @pytest.mark.parametrize("K", [1, 3])
 @pytest.mark.parametrize("s", [1.0, 2.5])
-def test_centred_kernels(K, s):
+@pytest.mark.parametrize("penalize_b", [False, True])
+def test_centred_kernels(K, s, penalize_b):
     # from_centered is linear and invertible; centered_fg is linear_fg at
     # w(u) with the chain-rule gradient (checked by finite differences), and
     # centered_gn is the Gauss-Newton product T^T G T.
@@ -475,7 +476,7 @@ def test_centred_kernels(K, s):
         Y = rng.integers(0, 2, (n, 1)).astype(float)
     loss = lk.SOFTMAX if K > 1 else lk.LOGISTIC
     mu = X.mean(axis=0)
-    args = (X, Y, 0.01, True, s, False, loss)
+    args = (X, Y, 0.01, True, s, penalize_b, loss)
     u = rng.standard_normal(p * K + K)
     v = rng.standard_normal(p * K + K)
     w = lk.from_centered(u, mu, s)
@@ -493,9 +494,15 @@ def test_centred_kernels(K, s):
     fd = lk.centered_fg(u + h * v, *args, mu)[1] - lk.centered_fg(u - h * v, *args, mu)[1]
     fd /= 2 * h
     np.testing.assert_allclose(lk.centered_gn(u, v, *args, mu), fd, rtol=1e-5, atol=1e-7)
+    # the diagonal of T'GT, column by column from the product
+    full = np.column_stack([lk.centered_gn(u, e, *args, mu) for e in np.eye(u.shape[0])])
+    np.testing.assert_allclose(lk.centered_gn_diag(u, *args, mu), np.diag(full), rtol=1e-10)
+    # and with mu = 0 it is the model's own diagonal
+    zero = np.zeros(p)
+    np.testing.assert_array_equal(lk.centered_gn_diag(w, *args, zero), lk.linear_gn_diag(w, *args))
 
 
-@pytest.mark.parametrize("solver", ["lbfgs", "scg"])
+@pytest.mark.parametrize("solver", ["lbfgs", "scg", "hessian-free"])
 def test_centred_fit_same_optimum(solver):
     # the centred coordinates move no optimum: on the raw (uncentred, badly
     # scaled) breast-cancer features a tight fit agrees with scikit-learn's

@@ -18,14 +18,21 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted
 
 from . import _linear_kernels as lk
-from ._base import LINEAR_LBFGS, check_common_params, fit_parameters, validate_data
+from ._base import (
+    LINEAR_LBFGS,
+    check_common_params,
+    fit_parameters,
+    resolve_batch_size,
+    validate_data,
+)
 
 #: Default ``solver`` of the linear models, chosen by
 #: ``benchmarks/models_compare.py`` (section 4): fit time to scikit-learn's
 #: optimum (loss within 1e-6 relative of the lower of lbfgs and
 #: newton-cholesky at tol=1e-10), full batch, best of 3, one thread, on the
-#: 2-core development machine (ms; iterations in the script's output; lbfgs
-#: and scg run in the centred coordinates of :data:`CENTERED_METHODS`):
+#: 2-core development machine (ms; iterations in the script's output; lbfgs,
+#: scg, hessian-free and adahessian run in the centred coordinates of
+#: :data:`CENTERED_METHODS`):
 #:
 #: ==============================  ======  ==========  ========  ===========  =======
 #: method                          breast  digits/16   diabetes  make_class.  total
@@ -36,10 +43,10 @@ from ._base import LINEAR_LBFGS, check_common_params, fit_parameters, validate_d
 #: scg (the products used here)       0.9        15.3       0.2         11.0    0.027
 #: scg, exact products everywhere     0.9        22.5       0.2         11.0    0.035
 #: scg, finite differences            0.9        15.3       0.2         11.4    0.028
-#: rprop                              1.4       116.4       0.2         22.2    0.140
-#: hessian-free, lambda_=1e-3         1.8       110.7       0.2         47.0    0.160
-#: hessian-free                       3.2       197.9       0.5         86.6    0.288
-#: adahessian                         7.3      1224.2       0.5        136.1    1.37
+#: rprop                              1.4       113.4       0.2         21.7    0.137
+#: hessian-free, lambda_=1e-3         1.8        55.8       0.3         51.5    0.109
+#: hessian-free                       3.3       128.6       0.6         84.3    0.217
+#: adahessian                         7.6        99.6       0.6        153.7    0.261
 #: adam, lr=1e-2                     27.0       535.2         -        202.1      -
 #: ==============================  ======  ==========  ========  ===========  =======
 #:
@@ -56,17 +63,22 @@ from ._base import LINEAR_LBFGS, check_common_params, fit_parameters, validate_d
 #: evaluations (x0.55) to 30.
 DEFAULT_SOLVER = "lbfgs"
 
-#: Full-batch methods that run the linear models in centred coordinates
+#: Methods that run the linear models in centred coordinates
 #: (:func:`fastopt.models._linear_kernels.from_centered`): an exact change of
 #: variables, ``b = c - U^T mu / s``, with ``mu`` the column means, that
 #: decouples the weights from the intercept.  On raw digits (pixel means up
 #: to 12), C=1e4, lbfgs reaches scikit-learn's tol=1e-4 loss in 26
 #: evaluations instead of 53 and its converged loss in about 1,600 instead of
-#: over 6,000 (``benchmarks/models_compare.py``).  The methods that take the
-#: model's Gauss-Newton diagonal (hessian-free, adahessian) and the
-#: first-order ones (whose steps the user tunes in the model's own
-#: coordinates) run uncentred.
-CENTERED_METHODS = frozenset({"lbfgs", "scg"})
+#: over 6,000 (``benchmarks/models_compare.py``).  Hessian-free and AdaHessian
+#: get the Gauss-Newton product and diagonal in those coordinates
+#: (``centered_gn``, ``centered_gn_diag``): full batch, tol=1e-6, digits/16
+#: C=1: hessian-free 511 -> 322 products (162 -> 109 ms), adahessian 3,000
+#: iterations without converging -> 347 (1,077 -> 127 ms); raw breast
+#: cancer: hessian-free 767 -> 449 products.  Full batch only (the minibatch
+#: drivers slice every array of ``args``, ``mu`` included); the first-order
+#: methods run in the model's own coordinates (their learning rates are the
+#: user's, there).
+CENTERED_METHODS = frozenset({"lbfgs", "scg", "hessian-free", "adahessian"})
 
 
 def column_means(X, rows=4096):
@@ -125,10 +137,12 @@ class _LinearModel(BaseEstimator):
         defaults = dict(LINEAR_LBFGS) if method == "lbfgs" else {}
         fg, gn, gn_diag = lk.linear_fg, lk.linear_gn, lk.linear_gn_diag
         mu = None
-        if fit_intercept and method in CENTERED_METHODS:
+        # full batch only: the minibatch drivers slice every array in args
+        full_batch = resolve_batch_size(self.batch_size, method, n) is None
+        if fit_intercept and method in CENTERED_METHODS and full_batch:
             mu = column_means(X)
             args = (*args, mu)
-            fg, gn, gn_diag = lk.centered_fg, lk.centered_gn, None
+            fg, gn, gn_diag = lk.centered_fg, lk.centered_gn, lk.centered_gn_diag
             # |g_W| <= |g_U| + |mu|/s |g_b| <= (1 + |mu|_inf / s) |g_u|_inf: this
             # gtol in centred coordinates keeps ``tol`` scikit-learn's test
             # on the gradient in the model's own parameters

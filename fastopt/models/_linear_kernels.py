@@ -228,7 +228,7 @@ def _gn_one(w, v, X, Y, lam, fit_intercept, s, penalize_b, loss):
 
 
 @_inline
-def _diag_one(w, X, Y, lam, fit_intercept, s, penalize_b, loss):
+def _diag_one(w, X, Y, lam, fit_intercept, s, penalize_b, loss, mu):
     n, p = X.shape
     out = np.zeros(w.shape[0])
     b = s * w[p] if fit_intercept else 0.0
@@ -240,13 +240,16 @@ def _diag_one(w, X, Y, lam, fit_intercept, s, penalize_b, loss):
         hi = _scalar_curv(loss, z, Y[i, 0])
         if hi != 0.0:
             for j in range(p):
-                out[j] += hi * X[i, j] * X[i, j]
+                xc = X[i, j] - mu[j]
+                out[j] += hi * xc * xc
             ob += hi
     inv = 1.0 / max(n, 1)
+    pb = lam if (fit_intercept and penalize_b) else 0.0
     for j in range(p):
-        out[j] = out[j] * inv + lam
+        m = mu[j] / s
+        out[j] = out[j] * inv + lam + m * m * pb
     if fit_intercept:
-        out[p] = s * s * ob * inv + (lam if penalize_b else 0.0)
+        out[p] = s * s * ob * inv + pb
     return out
 
 
@@ -487,7 +490,7 @@ def _gn_multi(w, v, X, Y, lam, fit_intercept, s, penalize_b, loss):
 
 
 @_inline
-def _diag_multi(w, X, Y, lam, fit_intercept, s, penalize_b, loss):
+def _diag_multi(w, X, Y, lam, fit_intercept, s, penalize_b, loss, mu):
     n, p = X.shape
     K = Y.shape[1]
     pK = p * K
@@ -502,19 +505,23 @@ def _diag_multi(w, X, Y, lam, fit_intercept, s, penalize_b, loss):
                     D[i, k] = Z[i, k] * (1.0 - Z[i, k])
             else:
                 _row_hess(loss, Z, Y, D, i, K)
-    X2 = X * X
+    X2 = X - mu  # mu: zeros, or the centring of centered_gn_diag
+    X2 *= X2
     DW = np.dot(X2.T, D)
     out = np.empty(w.shape[0])
     inv = 1.0 / max(n, 1)
     flat = DW.ravel()
-    for j in range(pK):
-        out[j] = flat[j] * inv + lam
+    pb = lam if (fit_intercept and penalize_b) else 0.0
+    for j in range(p):
+        m = mu[j] / s
+        for k in range(K):
+            out[j * K + k] = flat[j * K + k] * inv + lam + m * m * pb
     if fit_intercept:
         for k in range(K):
             acc = 0.0
             for i in range(n):
                 acc += D[i, k]
-            out[pK + k] = s * s * acc * inv + (lam if penalize_b else 0.0)
+            out[pK + k] = s * s * acc * inv + pb
     return out
 
 
@@ -559,9 +566,10 @@ def linear_gn_diag(w, X, Y, lam, fit_intercept, s, penalize_b, loss):
 
     :math:`G_{(j,k),(j,k)} = \frac1n \sum_i x_{ij}^2 (H_i)_{kk} + \lambda`.
     """
+    mu = np.zeros(X.shape[1])
     if Y.shape[1] == 1:
-        return _diag_one(w, X, Y, lam, fit_intercept, s, penalize_b, loss)
-    return _diag_multi(w, X, Y, lam, fit_intercept, s, penalize_b, loss)
+        return _diag_one(w, X, Y, lam, fit_intercept, s, penalize_b, loss, mu)
+    return _diag_multi(w, X, Y, lam, fit_intercept, s, penalize_b, loss, mu)
 
 
 @_kernel
@@ -657,3 +665,18 @@ def centered_gn(u, v, X, Y, lam, fit_intercept, s, penalize_b, loss, mu):
     tv = from_centered(v, mu, s)
     out = linear_gn(w, tv, X, Y, lam, fit_intercept, s, penalize_b, loss)
     return _grad_to_centered(out, mu, s)
+
+
+@_kernel
+def centered_gn_diag(u, X, Y, lam, fit_intercept, s, penalize_b, loss, mu):
+    r"""The diagonal of :func:`centered_gn`'s matrix :math:`T^T G T`.
+
+    :math:`\frac1n \sum_i (x_{ij} - \mu_j)^2 (H_i)_{kk} + \lambda
+    (1 + [\text{penalize\_b}]\,\mu_j^2 / s^2)` for the weights (the column
+    of ``T`` for weight ``(j, k)`` is that weight minus ``mu_j / s`` times
+    intercept ``k``), the intercepts' entries unchanged.
+    """
+    w = from_centered(u, mu, s)
+    if Y.shape[1] == 1:
+        return _diag_one(w, X, Y, lam, fit_intercept, s, penalize_b, loss, mu)
+    return _diag_multi(w, X, Y, lam, fit_intercept, s, penalize_b, loss, mu)
