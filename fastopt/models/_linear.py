@@ -215,7 +215,9 @@ class LinearRegression(RegressorMixin, _LinearModel):
     loss_ : float
         The scaled objective at the solution.
     result_ : scipy.optimize.OptimizeResult
-        The solver's result.
+        The solver's result; ``x`` and ``jac`` in the model's parameters
+        ``[W.ravel(), b]`` (mapped back from the centred coordinates that
+        lbfgs, scg, hessian-free and adahessian run in, full batch).
     n_features_in_ : int
     feature_names_in_ : ndarray of str
         Only when ``X`` has string feature names.
