@@ -113,7 +113,9 @@ def bound_loop(fn, fns, label=""):
     was specialised for), else compiled per process (:func:`user_loop`).
     """
     ident = cache_identity(fns)
-    if ident is None:
+    if ident is None or not _STAMPS_INSTALLED:
+        # (without fastopt's locators the functions' stamps would not be
+        # checked, and an edited objective could load a stale loop)
         return user_loop(fn)
     names, stamps = ident
     digest = hashlib.sha1(repr((label, names)).encode()).hexdigest()[:16]
@@ -145,6 +147,8 @@ def cached_loop(fn, stamps):
 
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 _STAMP = None
+#: whether fastopt's locators (package and bound-function stamps) are in place
+_STAMPS_INSTALLED = False
 
 
 def package_stamp():
@@ -192,9 +196,11 @@ def _install_package_stamp():
                 locator._extra = _EXTRA_STAMPS.get(getattr(py_func, "__qualname__", None))
             return locator
 
+    global _STAMPS_INSTALLED
     ours = [type(f"FastOpt{b.__name__}", (_PackageStamp, b), {}) for b in bases]
     if not any(getattr(c, "__name__", "").startswith("FastOpt") for c in classes):
         classes[:0] = ours
+    _STAMPS_INSTALLED = True
 
 
 _install_package_stamp()

@@ -142,6 +142,19 @@ def _plain_fg(x):
     return x @ x, 2.0 * x
 
 
+def test_no_cache_without_fastopt_locators(monkeypatch):
+    # if numba's internals moved and the stamp locators are not installed,
+    # the loop is compiled per process rather than cached without its stamps
+    monkeypatch.setattr(_jit, "_STAMPS_INSTALLED", False)
+
+    def loop(x):
+        return _cached_fg(x)[0]
+
+    assert type(_jit.bound_loop(loop, (_cached_fg,))._cache).__name__ == "NullCache"
+    monkeypatch.undo()
+    assert _jit._STAMPS_INSTALLED
+
+
 def test_cache_identity():
     names, stamps = _jit.cache_identity((_cached_fg, None))
     assert names[0][:2] == (__name__, "_cached_fg") and names[1] is None
