@@ -631,17 +631,10 @@ def _grad_to_centered(g, mu, s):
 def grad_from_centered(g, mu, s):
     r"""The gradient in ``w`` from the gradient in centred coordinates.
 
-    :math:`g_W = g_U + \mu\, g_b^T / s`, :math:`g_b = g_{c'}`.
+    :math:`g_W = g_U + \mu\, g_b^T / s`, :math:`g_b = g_{c'}`: the map of
+    :func:`_grad_to_centered` with ``-mu`` (the same bits as adding).
     """
-    p = mu.shape[0]
-    K = g.shape[0] // (p + 1)
-    pK = p * K
-    out = g.copy()
-    for j in range(p):
-        m = mu[j] / s
-        for k in range(K):
-            out[j * K + k] += m * g[pK + k]
-    return out
+    return _grad_to_centered(g.copy(), -mu, s)
 
 
 @_kernel
