@@ -79,7 +79,7 @@ from scipy.optimize import rosen, rosen_der  # noqa: E402
 import fastopt  # noqa: E402
 from fastopt._objective import Objective, grad_from_fg  # noqa: E402
 from fastopt.solvers import scg  # noqa: E402
-from fastopt.solvers._common import ALL_STEPS, RUNNING  # noqa: E402
+from fastopt.solvers._run import ALL_STEPS, RUNNING  # noqa: E402
 from fastopt.testing import (  # noqa: E402
     MGH_PROBLEMS,
     diagonal_quadratic,

@@ -6,7 +6,8 @@ True
 """
 
 from . import schedules
-from ._minimize import METHODS, as_scipy_method, minimize
+from ._methods import METHODS
+from ._minimize import as_scipy_method, minimize
 from .optim import Optimizer, OptState, optimizer
 
 __version__ = "0.1.0"

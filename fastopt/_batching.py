@@ -53,9 +53,7 @@ def seed_state(seed):
 
 def sliced_positions(args):
     """Indices of the entries of ``args`` that are sliced along axis 0."""
-    return tuple(
-        k for k, a in enumerate(args) if isinstance(a, np.ndarray) and a.ndim >= 1
-    )
+    return tuple(k for k, a in enumerate(args) if isinstance(a, np.ndarray) and a.ndim >= 1)
 
 
 def check_batch_args(args):
@@ -85,9 +83,7 @@ def take_args(args, idx):
 
     Works from Python and, through the overload below, inside nopython code.
     """
-    return tuple(
-        a[idx] if isinstance(a, np.ndarray) and a.ndim >= 1 else a for a in args
-    )
+    return tuple(a[idx] if isinstance(a, np.ndarray) and a.ndim >= 1 else a for a in args)
 
 
 @overload(take_args)
@@ -107,5 +103,3 @@ def _take_args_nb(args, idx):
     ns = {}
     exec(src, ns)  # noqa: S102 - generated from type information only
     return ns["impl"]
-
-

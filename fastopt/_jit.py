@@ -127,7 +127,7 @@ def cached_loop(fn, stamps):
     """Compile ``fn``, a loop with cached functions built in, with ``cache=True``.
 
     ``fn`` is a solver loop whose user functions are globals (see
-    :class:`fastopt.solvers._common.LazyLoop`) and whose ``__qualname__``
+    :class:`fastopt.solvers._lazy_loop.LazyLoop`) and whose ``__qualname__``
     names that set of functions, so that each set has its own cache index.
     ``stamps`` (the source files' times and sizes of those functions) joins
     the loop's stamp: numba checks only the cached function's own file, and

@@ -9,148 +9,13 @@ build the ``OptimizeResult`` from the status table in :mod:`fastopt._status`.
 
 import inspect
 import warnings
-from collections.abc import Callable
-from dataclasses import dataclass
 
 import numpy as np
-from numba.core.registry import CPUDispatcher
 
 from . import _device, _status
+from ._methods import COMMON, FIRST_ORDER_ONLY, get_method
 from ._objective import Objective, grad_from_fg
-from .drivers.driver import run_first_order
-from .optim import Optimizer, make_hyper
-from .rules import RULES
-
-#: options every method understands, with their defaults
-COMMON = {
-    "maxiter": None,
-    "gtol": 1e-5,
-    "disp": False,
-    "return_all": False,
-    "batch_size": None,
-    "epochs": None,
-    "shuffle": True,
-    "seed": None,
-    "device": None,  # "cuda": see drivers/cuda_loop.py (routed before validation)
-    "host_result": False,
-}
-FIRST_ORDER_ONLY = {"schedule": None, "parallel": False}
-
-
-@dataclass(frozen=True)
-class Method:
-    """A registry entry: how to build a method's options and run it."""
-
-    name: str
-    kind: str  # "first-order" or "second-order"
-    options: Callable  # options dict -> (opts, unknown names)
-    run: Callable  # (Objective, opts) -> dict
-    default_maxiter: int
-    uses_hessp: bool = False
-
-
-def _first_order_entry(name):
-    def options(opts):
-        rule_opts = {k: v for k, v in opts.items() if k not in FIRST_ORDER_ONLY}
-        rule, hyper, unknown = make_hyper(name, rule_opts, on_unknown="return")
-        opt = Optimizer(
-            name, rule, hyper, schedule=opts.get("schedule"), parallel=opts.get("parallel", False)
-        )
-        return opt, unknown
-
-    return Method(name, "first-order", options, run_first_order, default_maxiter=1000)
-
-
-def _solver_entry(name, module):
-    def options(opts):
-        fields = module.Options._fields
-        known = {k: v for k, v in opts.items() if k in fields}
-        unknown = [k for k in opts if k not in fields]
-        o = module.Options(**known)
-        module.validate(o)
-        return o, unknown
-
-    return Method(name, "second-order", options, module.run, default_maxiter=1000,
-                  uses_hessp=getattr(module, "USES_HESSP", True))  # fmt: skip
-
-
-def _build_registry():
-    reg = {name: _first_order_entry(name) for name in RULES}
-    aliases = {}
-    try:
-        from .solvers import SOLVERS
-    except ImportError:  # pragma: no cover - solvers land with issue 3
-        SOLVERS = {}
-    for name, module in SOLVERS.items():
-        reg[name] = _solver_entry(name, module)
-        for alias in getattr(module, "ALIASES", ()):
-            aliases[alias] = name
-    return reg, aliases
-
-
-_REGISTRY, _ALIASES = _build_registry()
-#: every method name :func:`minimize` accepts (aliases not included)
-METHODS = tuple(_REGISTRY)
-
-
-def get_method(method):
-    """The registry entry of ``method`` (case-insensitive; aliases allowed)."""
-    if not isinstance(method, str):
-        raise ValueError(f"method must be a string, got {method!r}")
-    key = method.lower()
-    key = _ALIASES.get(key, key)
-    if key not in _REGISTRY:
-        raise ValueError(
-            f"Unknown method {method!r}; fastopt methods are: {', '.join(METHODS)}"
-            + (f" (aliases: {', '.join(_ALIASES)})" if _ALIASES else "")
-        )
-    return _REGISTRY[key]
-
-
-def _as_x0(x0):
-    x = np.asarray(x0)
-    if x.ndim != 1:
-        raise ValueError(f"x0 must be 1-D, got an array of shape {x.shape}")
-    if x.size == 0:
-        raise ValueError("x0 must have at least one element")
-    if x.dtype not in (np.float32, np.float64):
-        if not (np.issubdtype(x.dtype, np.number) and not np.iscomplexobj(x)):
-            raise ValueError(f"x0 must be real numbers, got dtype {x.dtype}")
-        x = x.astype(np.float64)
-    if not np.all(np.isfinite(x)):
-        bad = np.flatnonzero(~np.isfinite(x))
-        raise ValueError(f"x0 must be finite; x0[{bad[0]}] = {x[bad[0]]}")
-    # a private, contiguous copy: the caller's x0 is never modified
-    return np.array(x, dtype=x.dtype, order="C", copy=True)
-
-
-def _as_bounds(bounds, x):
-    if bounds is None:
-        return None, None
-    n = x.shape[0]
-    from scipy.optimize import Bounds
-
-    if isinstance(bounds, Bounds):
-        lb = np.broadcast_to(np.asarray(bounds.lb, dtype=float), (n,))
-        ub = np.broadcast_to(np.asarray(bounds.ub, dtype=float), (n,))
-    else:
-        b = list(bounds)
-        if len(b) != n:
-            raise ValueError(f"bounds has {len(b)} pairs but x0 has {n} elements")
-        lb = np.array([-np.inf if p[0] is None else p[0] for p in b], dtype=float)
-        ub = np.array([np.inf if p[1] is None else p[1] for p in b], dtype=float)
-    if np.any(lb > ub):
-        k = int(np.flatnonzero(lb > ub)[0])
-        raise ValueError(f"bounds: lower bound {lb[k]} > upper bound {ub[k]} at index {k}")
-    lb = np.ascontiguousarray(lb, dtype=x.dtype)
-    ub = np.ascontiguousarray(ub, dtype=x.dtype)
-    np.clip(x, lb, ub, out=x)
-    return lb, ub
-
-
-def _is_jitted(f):
-    return isinstance(f, CPUDispatcher)
-
+from ._validation import as_bounds, as_x0, check_grad, check_value, is_jitted
 
 _FG_CACHE = {}
 
@@ -165,7 +30,7 @@ def _jit_fg(fun, jac):
         def fg(x, *args):
             return fun(x, *args), jac(x, *args)
 
-        fg.fastopt_glue = ("fg", fun, jac)  # see solvers._common.cache_identity
+        fg.fastopt_glue = ("fg", fun, jac)  # see _jit.cache_identity
         _FG_CACHE[key] = fg
     return _FG_CACHE[key]
 
@@ -182,22 +47,6 @@ def _jit_f_only(fun):
         f_only.fastopt_glue = ("f_only", fun)
         _FG_CACHE[key] = f_only
     return _FG_CACHE[key]
-
-
-def _check_value(f, where):
-    f = np.asarray(f)
-    if f.size != 1:
-        raise ValueError(f"fun must return a scalar; {where} returned an array of shape {f.shape}")
-    return f.reshape(()).item()
-
-
-def _check_grad(g, x, where):
-    g = np.asarray(g)
-    if g.shape != x.shape:
-        raise ValueError(
-            f"jac must return an array of shape {x.shape}; {where} returned shape {g.shape}"
-        )
-    return g
 
 
 def _python_fg(fun, jac, x, args, counter):
@@ -250,7 +99,7 @@ def _python_fg(fun, jac, x, args, counter):
             return g.astype(dtype)
 
         def fg(x, *a):
-            f0 = _check_value(fun(x, *a), "fun(x)")
+            f0 = check_value(fun(x, *a), "fun(x)")
             return f0, fd_grad(x, a, f0 if scheme == "2-point" else None)
 
         def grad(x, *a):
@@ -264,8 +113,8 @@ def _python_fg(fun, jac, x, args, counter):
     # the right type, use the raw callables (no wrapper per call).  The call
     # counts as an evaluation: drivers may reuse it (Objective.first).
     f0, g0 = fg(x.copy(), *args)
-    _check_value(f0, "fun(x0)")
-    _check_grad(g0, x, "jac(x0)")
+    check_value(f0, "fun(x0)")
+    check_grad(g0, x, "jac(x0)")
     counter["first"] = (f0, g0)
     raw_ok = (
         isinstance(f0, float | np.floating)
@@ -280,14 +129,14 @@ def _python_fg(fun, jac, x, args, counter):
 
     def fg_checked(x, *a):
         f, g = fg(x, *a)
-        return _check_value(f, "fun(x)"), np.ascontiguousarray(_check_grad(g, x, "jac(x)"), dtype)
+        return check_value(f, "fun(x)"), np.ascontiguousarray(check_grad(g, x, "jac(x)"), dtype)
 
     if grad is None:
         return fun_only, fg_checked, grad_from_fg(fg_checked, False), grad_calls_fun
     grad_raw = grad
 
     def grad_checked(x, *a):
-        return np.ascontiguousarray(_check_grad(grad_raw(x, *a), x, "jac(x)"), dtype)
+        return np.ascontiguousarray(check_grad(grad_raw(x, *a), x, "jac(x)"), dtype)
 
     return fun_only, fg_checked, grad_checked, grad_calls_fun
 
@@ -396,7 +245,7 @@ def minimize(fun, x0, args=(), method="adam", jac=None, hess=None, hessp=None,
     from scipy.optimize import OptimizeResult, OptimizeWarning
 
     entry = get_method(method)
-    x = _as_x0(x0)
+    x = as_x0(x0)
     if entry.kind == "second-order" and x.dtype != np.float64:
         # the second-order solvers compute (and return) float64: evaluate the
         # user's functions there too, so finite-difference steps and the
@@ -462,12 +311,10 @@ def minimize(fun, x0, args=(), method="adam", jac=None, hess=None, hessp=None,
     elif epochs is not None:
         raise ValueError("epochs needs batch_size (minibatch mode)")
 
-    lb, ub = _as_bounds(bounds, x)
+    lb, ub = as_bounds(bounds, x)
     counter = {"nfev": 0}
     compiled = (
-        _is_jitted(fun)
-        and (jac is True or _is_jitted(jac))
-        and (hessp is None or _is_jitted(hessp))
+        is_jitted(fun) and (jac is True or is_jitted(jac)) and (hessp is None or is_jitted(hessp))
     )
     if compiled:
         if jac is True:
@@ -477,8 +324,8 @@ def minimize(fun, x0, args=(), method="adam", jac=None, hess=None, hessp=None,
         else:
             fg, fun_only, grad, grad_calls_fun = _jit_fg(fun, jac), fun, jac, False
         f0, g0 = fg(x.copy(), *args)
-        _check_value(f0, "fun(x0)")
-        _check_grad(g0, x, "jac(x0)")
+        check_value(f0, "fun(x0)")
+        check_grad(g0, x, "jac(x0)")
         counter["first"] = (f0, g0)
     else:
         fun_only, fg, grad, grad_calls_fun = _python_fg(fun, jac, x, args, counter)

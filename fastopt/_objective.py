@@ -127,6 +127,6 @@ def grad_from_fg(fg, compiled):
         def grad(x, *args):
             return fg(x, *args)[1]
 
-        grad.fastopt_glue = ("grad", fg)  # see solvers._common.cache_identity
+        grad.fastopt_glue = ("grad", fg)  # see _jit.cache_identity
         _GRAD_CACHE[fg] = grad
     return _GRAD_CACHE[fg]

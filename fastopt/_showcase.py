@@ -78,7 +78,7 @@ import fastopt
 
 from . import _status
 from ._jit import KERNEL
-from ._minimize import COMMON, get_method
+from ._methods import COMMON, get_method
 from .testing import ill_conditioned_quadratic, logistic_regression_data, rosenbrock
 
 #: ridge strength of the logistic-regression problem

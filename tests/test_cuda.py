@@ -704,7 +704,7 @@ def test_minimize_device_errors():
     with pytest.raises(ValueError, match="must return a scalar"):
         fastopt.minimize(lambda x: np.zeros(3), x0, jac=q.jac)
     second = [m for m in fastopt.METHODS
-              if fastopt._minimize.get_method(m).kind != "first-order"]  # fmt: skip
+              if fastopt._methods.get_method(m).kind != "first-order"]  # fmt: skip
     if second:
         with pytest.raises(ValueError, match="does not run on the device"):
             fastopt.minimize(q.fun, x0, jac=q.jac, method=second[0])

@@ -22,7 +22,7 @@ from scipy.optimize import minimize as scipy_minimize
 
 import fastopt
 from fastopt import _status
-from fastopt._minimize import get_method
+from fastopt._methods import get_method
 from fastopt._objective import Objective
 from fastopt.solvers import ALIASES, SOLVERS, lbfgs
 from fastopt.testing import MGH_PROBLEMS

@@ -28,7 +28,7 @@ from scipy.optimize import Bounds, OptimizeResult, OptimizeWarning, check_grad, 
 
 import fastopt
 from fastopt import schedules
-from fastopt._minimize import get_method
+from fastopt._methods import get_method
 from fastopt.rules import KERNEL_TABLE
 
 FIRST_ORDER = [m for m in fastopt.METHODS if get_method(m).kind == "first-order"]

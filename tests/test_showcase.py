@@ -17,7 +17,7 @@ from scipy.optimize import check_grad
 import fastopt
 from fastopt import _showcase
 from fastopt.__main__ import main
-from fastopt._minimize import get_method
+from fastopt._methods import get_method
 from fastopt.testing import logistic_regression_data
 
 PROBLEMS = ("Rosenbrock 2-D", "Rosenbrock 10-D", "ill-conditioned quadratic",

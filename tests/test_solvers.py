@@ -31,7 +31,7 @@ from scipy.optimize import check_grad
 import fastopt
 from fastopt import _status
 from fastopt._objective import Objective
-from fastopt.solvers import ALIASES, SOLVERS, _common, adahessian, hessian_free, scg
+from fastopt.solvers import ALIASES, SOLVERS, _lazy_loop, _vectors, adahessian, hessian_free, scg
 
 # --------------------------------------------------------------------------
 # More test objectives
@@ -430,7 +430,7 @@ COUNTS = [
     (hessian_free, {}, "rosen", None, (23, 38, 130, 0)),
     (hessian_free, {}, "rosen_fg", None, (23, 167, 130, 0)),
     (hessian_free, {}, "quad", "hessp", (8, 17, 9, 104)),
-    (hessian_free, {}, "quad", None, (8, 21, 152, 0)),
+    (hessian_free, {}, "quad", None, (8, 20, 153, 0)),  # one fixed-order dot (was 8, 21, 152)
     (adahessian, {"learning_rate": 1.0}, "rosen", "hessp", (12713, 12714, 12714, 12713)),
     (adahessian, {}, "quad", "hessp", (350, 351, 351, 350)),
     (adahessian, {}, "quad", None, (350, 351, 701, 0)),
@@ -598,7 +598,10 @@ def test_hessian_free_rosenbrock_100_local_minimum(monkeypatch):
 
     out = run()
     assert out["status"] == _status.SUCCESS
-    assert out["nit"] <= 500
+    # the problem's own products are BLAS calls, which round differently per
+    # CPU kernel: 4xx iterations under OpenBLAS's Haswell kernels, 534 under
+    # SkylakeX (the solver's reductions are fixed-order; the problem's are not)
+    assert out["nit"] <= 600
     assert abs(out["fun"] - 3.98662385) < 1e-7 and np.abs(out["jac"]).max() <= 1e-5
     # Without the floor (the old behaviour) the same 1000 iterations crawl.
     monkeypatch.setattr(hessian_free, "_LAMBDA_MIN_RATIO", 0.0)
@@ -846,18 +849,33 @@ def test_compiled_matches_python_minibatch(mod):
 
 @numba.njit
 def _dot_in_compiled_loop(a, b):
-    return _common.dot_compiled(a, b)
+    return _vectors.dot_compiled(a, b)
 
 
-def test_dot_matches_blas():
-    # The compiled loops add short dot products in a plain loop (a BLAS call
-    # costs more than the whole product); the Python loops call NumPy's BLAS.
-    # Same bits at every length, or the two paths would drift apart.
+def _dot_reference(a, b):
+    """:func:`_vectors.dot`'s order written out in Python floats."""
+    n = a.shape[0]
+    m = n - n % 8
+    s = [0.0] * 8
+    for i in range(0, m, 8):
+        for j in range(8):
+            s[j] += float(a[i + j]) * float(b[i + j])
+    out = ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]))
+    for i in range(m, n):
+        out += float(a[i]) * float(b[i])
+    return out
+
+
+def test_dot_is_one_reduction():
+    # The Python loops call the cached kernel, the compiled loops inline the
+    # same source: one summation order, whatever BLAS kernel numpy picked
+    # (OpenBLAS's SkylakeX ddot rounds differently from its Haswell one).
     rng = np.random.default_rng(0)
-    for n in range(1, 65):
-        for _ in range(20):
+    for n in [*range(0, 70), 257, 1000]:
+        for _ in range(5):
             a, b = rng.standard_normal(n), rng.standard_normal(n)
-            assert _dot_in_compiled_loop(a, b) == _common.dot(a, b) == a.dot(b), n
+            ref = _dot_reference(a, b)
+            assert _dot_in_compiled_loop(a, b) == _vectors.dot(a, b) == ref, n
 
 
 def test_bound_loop_is_built_once_per_function():
@@ -874,7 +892,7 @@ def test_loop_without_source_falls_back(monkeypatch, source):
     # Without the loop's source (a zipped install), or with a source file
     # edited since the import, the generic compiled loop runs, with the
     # functions as arguments: same iterates.
-    getsource = _common.inspect.getsource
+    getsource = _lazy_loop.inspect.getsource
 
     def broken(obj):
         if source == "missing":
@@ -883,8 +901,8 @@ def test_loop_without_source_falls_back(monkeypatch, source):
         assert "    stop_at = nit + nsteps\n" in text
         return text.replace("    stop_at = nit + nsteps\n", "    stop_at = nsteps + nit\n")
 
-    lazy = _common.LazyLoop(scg._scg_loop, 4, inline=scg._LOOP._inline)
-    monkeypatch.setattr(_common.inspect, "getsource", broken)
+    lazy = _lazy_loop.LazyLoop(scg._scg_loop, 4, inline=scg._LOOP._inline)
+    monkeypatch.setattr(_lazy_loop.inspect, "getsource", broken)
     loop, first = lazy.bind(rosen_fun, rosen_fg, rosen_grad, None)
     assert loop is lazy.compiled and first == (rosen_fun, rosen_fg, rosen_grad, None)
     monkeypatch.setattr(scg, "_LOOP", lazy)

@@ -56,8 +56,14 @@ for ax, name in zip(axes.flat, names, strict=False):
                          options={"maxiter": 3000, "gtol": 1e-8, **opts})  # fmt: skip
         ax.semilogy(trace, label=label)
     trace = [gap(p.fun(p.x0))]
-    scipy.optimize.minimize(p.fun, p.x0, jac=p.grad, method="CG", options={"gtol": 1e-8},
-                            callback=lambda xk, trace=trace, p=p: trace.append(gap(p.fun(xk))))
+    scipy.optimize.minimize(
+        p.fun,
+        p.x0,
+        jac=p.grad,
+        method="CG",
+        options={"gtol": 1e-8},
+        callback=lambda xk, trace=trace, p=p: trace.append(gap(p.fun(xk))),
+    )
     ax.semilogy(trace, "k--", lw=1, label="scipy CG")
     ax.set_xscale("symlog", linthresh=10)
     ax.set_ylim(1e-17, 10 * gap(p.fun(p.x0)))

@@ -20,8 +20,9 @@ ax.plot(*xstar, "r*", ms=12)
 ax.set_xlabel("$x_1$")
 ax.set_ylabel("$x_2$")
 colors = plt.cm.tab10(np.linspace(0, 1, 10))
-lines = {m: ax.plot([], [], "-", color=c, lw=1.5, label=m)[0]
-         for m, c in zip(P, colors, strict=False)}
+lines = {
+    m: ax.plot([], [], "-", color=c, lw=1.5, label=m)[0] for m, c in zip(P, colors, strict=False)
+}
 ax.legend(fontsize=7, loc="lower right")
 frames = np.unique(np.geomspace(1, 1501, 60).astype(int))
 

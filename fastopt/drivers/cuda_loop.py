@@ -36,7 +36,10 @@ import numpy as np
 from scipy.optimize import OptimizeResult, OptimizeWarning
 
 from .. import _device, _status
+from .._methods import COMMON, get_method
 from .._status import CALLBACK, MAXITER, NONFINITE_F, NONFINITE_G, NONFINITE_X, SUCCESS
+from .._validation import as_bounds, as_x0, is_jitted
+from ..rules import RULES
 from .first_order import RUNNING
 
 
@@ -106,8 +109,6 @@ def minimize_device(
     constraints=(), tol=None, callback=None, options=None,
 ):  # fmt: skip
     """:func:`fastopt.minimize` with ``x`` and the optimizer state on a CUDA device."""
-    from .. import _minimize as m
-
     opts = dict(options or {})
     device = opts.pop("device", None)
     if device not in (None, "cpu", "cuda"):
@@ -118,15 +119,15 @@ def minimize_device(
             "cupy.asnumpy(x0), x0.cpu().numpy())"
         )
     host_result = bool(opts.pop("host_result", False))
-    entry = m.get_method(method)
+    entry = get_method(method)
     if entry.kind != "first-order":
         raise ValueError(f"method {entry.name!r} does not run on the device; device='cuda' "
-                         f"supports the first-order methods: {', '.join(m.RULES)}")  # fmt: skip
+                         f"supports the first-order methods: {', '.join(RULES)}")  # fmt: skip
     if not isinstance(args, tuple):
         args = (args,)
     if constraints not in ((), None, []):
         raise ValueError(f"method {entry.name!r} does not handle constraints; use bounds")
-    if m._is_jitted(fun) or m._is_jitted(jac):
+    if is_jitted(fun) or is_jitted(jac):
         raise ValueError("device='cuda': numba @njit objectives run on the CPU; give fun/jac "
                          "that take device arrays (CuPy, torch, @cuda.jit kernels)")  # fmt: skip
     cuda = _device.require_cuda()
@@ -134,7 +135,7 @@ def minimize_device(
 
     if tol is not None:
         opts.setdefault("gtol", tol)
-    common = {k: opts.pop(k, v) for k, v in m.COMMON.items() if k not in ("device", "host_result")}
+    common = {k: opts.pop(k, v) for k, v in COMMON.items() if k not in ("device", "host_result")}
     if common["batch_size"] is not None or common["epochs"] is not None:
         raise ValueError("minibatch mode (batch_size, epochs) is not supported with "
                          "device='cuda' yet; slice your data on the device in fun/jac")  # fmt: skip
@@ -161,7 +162,7 @@ def minimize_device(
     if _device.is_device_array(x0):
         x = kc.copy(kc.check_params(x0))
     else:
-        x = cuda.to_device(m._as_x0(x0))
+        x = cuda.to_device(as_x0(x0))
     to_user, to_result = _exporter(x0, host_result)
     n, dtype = x.shape[0], x.dtype
     checks = kc.Checks(n, dtype)
@@ -169,7 +170,7 @@ def minimize_device(
         raise ValueError("x0 must be finite")
     bounded = bounds is not None
     if bounded:
-        lb, ub = m._as_bounds(bounds, np.zeros(n, dtype))
+        lb, ub = as_bounds(bounds, np.zeros(n, dtype))
         lb, ub = cuda.to_device(lb), cuda.to_device(ub)
         kc.project(x, lb, ub)
     xu = to_user(x)  # the caller's view of x, updated in place by the steps

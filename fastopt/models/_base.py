@@ -18,7 +18,8 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 
 from .. import _status
-from .._minimize import get_method, minimize
+from .._methods import get_method
+from .._minimize import minimize
 
 try:  # scikit-learn >= 1.6
     from sklearn.utils.validation import validate_data

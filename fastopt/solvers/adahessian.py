@@ -44,27 +44,21 @@ from .._status import (
     NONFINITE_H,
     SUCCESS,
 )
-from ._common import (
+from ._lazy_loop import LazyLoop, dual, use_compiled
+from ._products import curvature_product, prepare_diagonal, prepare_product
+from ._run import (
     RUNNING,
-    LazyLoop,
-    all_finite,
     batch_setup,
-    copy_into,
-    curvature_product,
     drive,
-    dual,
     grad_fev,
-    inf_norm,
     initial_fg,
     next_batch,
     nonfinite_fg,
-    prepare_diagonal,
-    prepare_product,
     result,
     start_fg,
     start_point,
-    use_compiled,
 )
+from ._vectors import all_finite, copy_into, inf_norm
 
 ALIASES = ()
 

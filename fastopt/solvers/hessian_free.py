@@ -30,30 +30,22 @@ from .._status import (
     NONFINITE_H,
     SUCCESS,
 )
-from ._common import (
+from ._lazy_loop import LazyLoop, dual, use_compiled
+from ._products import curvature_product, prepare_diagonal, prepare_product
+from ._run import (
     RUNNING,
-    LazyLoop,
-    all_finite,
     batch_setup,
-    copy_into,
-    curvature_product,
     drive,
-    dual,
     grad_fev,
-    inf_norm,
     initial_fg,
-    lincomb,
     next_batch,
     nonfinite_fg,
-    prepare_diagonal,
-    prepare_product,
     reject_bounds,
     result,
-    scale,
     start_fg,
     start_point,
-    use_compiled,
 )
+from ._vectors import all_finite, copy_into, dot, inf_norm, lincomb, scale
 
 ALIASES = ("hf",)
 
@@ -457,7 +449,7 @@ def hf_iteration(
         c -= 1
     p = saved[best].copy()
     # rho against the undamped model: q(p) - q(0) = phi(p) - lam |p|^2 / 2.
-    pred = saved_phi[best] - 0.5 * lam * float(p.dot(p))
+    pred = saved_phi[best] - 0.5 * lam * dot(p, p)
     good = False
     if pred < 0.0:
         rho = (f_best - f) / pred
@@ -467,7 +459,7 @@ def hf_iteration(
     if not good:
         lam = min(lam * _BOOST, lam_max)
     # Armijo backtracking along p: f(x + t p) <= f + c t g'p, t = 0.8^j.
-    gp = float(g.dot(p))
+    gp = dot(g, p)
     if not gp < 0.0:
         # Not a descent direction (negative curvature or noisy finite
         # differences): reject, and forget the warm start.

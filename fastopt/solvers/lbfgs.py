@@ -43,23 +43,9 @@ from .._status import (
     NONFINITE_G,
     SUCCESS,
 )
-from ._common import (
-    RUNNING,
-    LazyLoop,
-    all_finite,
-    dot,
-    dot_compiled,
-    drive,
-    inf_norm,
-    lincomb_into,
-    nonfinite_fg,
-    reject_bounds,
-    result,
-    scale_into,
-    start_fg,
-    start_point,
-    use_compiled,
-)
+from ._lazy_loop import LazyLoop, use_compiled
+from ._run import RUNNING, drive, nonfinite_fg, reject_bounds, result, start_fg, start_point
+from ._vectors import all_finite, dot, dot_compiled, inf_norm, lincomb_into, scale_into
 
 ALIASES = ("l-bfgs",)
 #: L-BFGS builds its curvature from gradient differences: a ``hessp`` is not

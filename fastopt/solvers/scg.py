@@ -38,26 +38,27 @@ from .._status import (
     SUCCESS,
     XTOL,
 )
-from ._common import (
+from ._lazy_loop import LazyLoop, use_compiled
+from ._products import prepare_product
+from ._run import (
     RUNNING,
-    LazyLoop,
+    drive,
+    grad_fev,
+    nonfinite_fg,
+    reject_bounds,
+    result,
+    start_fg,
+    start_point,
+)
+from ._vectors import (
     copy_into,
     dot,
     dot_compiled,
     dot_diff,
-    drive,
-    grad_fev,
     inf_norm,
     lincomb_into,
     max_abs_diff,
-    nonfinite_fg,
-    prepare_product,
-    reject_bounds,
-    result,
     scale_into,
-    start_fg,
-    start_point,
-    use_compiled,
 )
 
 ALIASES = ()

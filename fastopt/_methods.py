@@ -1,0 +1,98 @@
+"""The method registry: every name :func:`fastopt.minimize` accepts, and how to run it.
+
+A registry rather than branches: the front ends (:func:`fastopt.minimize`, the
+device driver, the estimators, the showcase) and the tests iterate the same
+table.  It sits below both front ends, so neither imports the other.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from .drivers.driver import run_first_order
+from .optim import Optimizer, make_hyper
+from .rules import RULES
+
+#: options every method understands, with their defaults
+COMMON = {
+    "maxiter": None,
+    "gtol": 1e-5,
+    "disp": False,
+    "return_all": False,
+    "batch_size": None,
+    "epochs": None,
+    "shuffle": True,
+    "seed": None,
+    "device": None,  # "cuda": see drivers/cuda_loop.py (routed before validation)
+    "host_result": False,
+}
+FIRST_ORDER_ONLY = {"schedule": None, "parallel": False}
+
+
+@dataclass(frozen=True)
+class Method:
+    """A registry entry: how to build a method's options and run it."""
+
+    name: str
+    kind: str  # "first-order" or "second-order"
+    options: Callable  # options dict -> (opts, unknown names)
+    run: Callable  # (Objective, opts) -> dict
+    default_maxiter: int
+    uses_hessp: bool = False
+
+
+def _first_order_entry(name):
+    def options(opts):
+        rule_opts = {k: v for k, v in opts.items() if k not in FIRST_ORDER_ONLY}
+        rule, hyper, unknown = make_hyper(name, rule_opts, on_unknown="return")
+        opt = Optimizer(
+            name, rule, hyper, schedule=opts.get("schedule"), parallel=opts.get("parallel", False)
+        )
+        return opt, unknown
+
+    return Method(name, "first-order", options, run_first_order, default_maxiter=1000)
+
+
+def _solver_entry(name, module):
+    def options(opts):
+        fields = module.Options._fields
+        known = {k: v for k, v in opts.items() if k in fields}
+        unknown = [k for k in opts if k not in fields]
+        o = module.Options(**known)
+        module.validate(o)
+        return o, unknown
+
+    return Method(name, "second-order", options, module.run, default_maxiter=1000,
+                  uses_hessp=getattr(module, "USES_HESSP", True))  # fmt: skip
+
+
+def _build_registry():
+    reg = {name: _first_order_entry(name) for name in RULES}
+    aliases = {}
+    try:
+        from .solvers import SOLVERS
+    except ImportError:  # pragma: no cover - solvers land with issue 3
+        SOLVERS = {}
+    for name, module in SOLVERS.items():
+        reg[name] = _solver_entry(name, module)
+        for alias in getattr(module, "ALIASES", ()):
+            aliases[alias] = name
+    return reg, aliases
+
+
+_REGISTRY, _ALIASES = _build_registry()
+#: every method name :func:`minimize` accepts (aliases not included)
+METHODS = tuple(_REGISTRY)
+
+
+def get_method(method):
+    """The registry entry of ``method`` (case-insensitive; aliases allowed)."""
+    if not isinstance(method, str):
+        raise ValueError(f"method must be a string, got {method!r}")
+    key = method.lower()
+    key = _ALIASES.get(key, key)
+    if key not in _REGISTRY:
+        raise ValueError(
+            f"Unknown method {method!r}; fastopt methods are: {', '.join(METHODS)}"
+            + (f" (aliases: {', '.join(_ALIASES)})" if _ALIASES else "")
+        )
+    return _REGISTRY[key]
