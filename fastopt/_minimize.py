@@ -14,131 +14,20 @@ import numpy as np
 
 from . import _device, _status
 from ._methods import COMMON, FIRST_ORDER_ONLY, get_method
-from ._objective import Objective, grad_from_fg
-from ._validation import as_bounds, as_x0, check_grad, check_value, is_jitted
-
-_FG_CACHE = {}
-
-
-def _jit_fg(fun, jac):
-    """An ``@njit`` ``fg`` from an ``@njit`` ``fun`` and ``jac`` (cached per pair)."""
-    key = (fun, jac)
-    if key not in _FG_CACHE:
-        import numba
-
-        @numba.njit
-        def fg(x, *args):
-            return fun(x, *args), jac(x, *args)
-
-        fg.fastopt_glue = ("fg", fun, jac)  # see _jit.cache_identity
-        _FG_CACHE[key] = fg
-    return _FG_CACHE[key]
-
-
-def _jit_f_only(fun):
-    key = (fun, True)
-    if key not in _FG_CACHE:
-        import numba
-
-        @numba.njit
-        def f_only(x, *args):
-            return fun(x, *args)[0]
-
-        f_only.fastopt_glue = ("f_only", fun)
-        _FG_CACHE[key] = f_only
-    return _FG_CACHE[key]
-
-
-def _python_fg(fun, jac, x, args, counter):
-    """Python ``fun``/``fg``/``grad`` for the scipy ``jac`` conventions, plus a first-call check.
-
-    Returns ``(fun_only, fg, grad, grad_calls_fun)``: ``grad`` is the
-    gradient alone (the user's ``jac``, ``fun(x)[1]`` with ``jac=True``, or
-    the finite-difference gradient), and ``grad_calls_fun`` says whether a
-    ``grad`` call also evaluates ``fun`` uncounted (``jac=True``).
-    """
-    dtype = x.dtype
-    grad_calls_fun = False
-    if callable(jac):
-
-        def fg(x, *a):
-            return fun(x, *a), jac(x, *a)
-
-        def fun_only(x, *a):
-            return fun(x, *a)
-
-        grad = jac
-    elif jac is True:
-        fg = fun
-
-        def fun_only(x, *a):
-            return fun(x, *a)[0]
-
-        grad = None
-        grad_calls_fun = True
-    elif jac in (None, False, "2-point", "3-point", "cs"):
-        from scipy.optimize._numdiff import approx_derivative
-
-        scheme = "2-point" if jac in (None, False) else jac
-
-        def fun_only(x, *a):
-            return fun(x, *a)
-
-        def fd_grad(x, a, f0):
-            calls = [0]
-
-            def f1(z):
-                calls[0] += 1
-                return fun(z, *a)
-
-            # difference in x's own dtype: scipy sizes the step for it (a
-            # float64-sized step vanishes when rounded to float32)
-            g = approx_derivative(f1, x, method=scheme, f0=f0)
-            # every call of fun made here counts (f0 too, when scipy made it)
-            counter["nfev"] += calls[0]
-            return g.astype(dtype)
-
-        def fg(x, *a):
-            f0 = check_value(fun(x, *a), "fun(x)")
-            return f0, fd_grad(x, a, f0 if scheme == "2-point" else None)
-
-        def grad(x, *a):
-            return fd_grad(x, a, None)
-    else:
-        raise ValueError(
-            f"Invalid jac: {jac!r}; expected a callable, True, '2-point', '3-point' or None"
-        )
-
-    # Call once to check the return types; if the user's values already have
-    # the right type, use the raw callables (no wrapper per call).  The call
-    # counts as an evaluation: drivers may reuse it (Objective.first).
-    f0, g0 = fg(x.copy(), *args)
-    check_value(f0, "fun(x0)")
-    check_grad(g0, x, "jac(x0)")
-    counter["first"] = (f0, g0)
-    raw_ok = (
-        isinstance(f0, float | np.floating)
-        and isinstance(g0, np.ndarray)
-        and g0.dtype == dtype
-        and g0.flags.c_contiguous
-    )
-    if raw_ok:
-        if grad is None:
-            grad = grad_from_fg(fg, False)
-        return fun_only, fg, grad, grad_calls_fun
-
-    def fg_checked(x, *a):
-        f, g = fg(x, *a)
-        return check_value(f, "fun(x)"), np.ascontiguousarray(check_grad(g, x, "jac(x)"), dtype)
-
-    if grad is None:
-        return fun_only, fg_checked, grad_from_fg(fg_checked, False), grad_calls_fun
-    grad_raw = grad
-
-    def grad_checked(x, *a):
-        return np.ascontiguousarray(check_grad(grad_raw(x, *a), x, "jac(x)"), dtype)
-
-    return fun_only, fg_checked, grad_checked, grad_calls_fun
+from ._objective import Objective
+from ._user import compiled_functions, python_functions
+from ._validation import (
+    NO_LIMIT,
+    as_bounds,
+    as_callable,
+    as_count,
+    as_jac,
+    as_options,
+    as_real,
+    as_seed,
+    as_x0,
+    is_jitted,
+)
 
 
 def _adapt_callback(callback, method_name):
@@ -166,7 +55,7 @@ def _adapt_callback(callback, method_name):
     return cb
 
 
-def minimize(fun, x0, args=(), method="adam", jac=None, hess=None, hessp=None,
+def minimize(fun, x0, args=(), method=None, jac=None, hess=None, hessp=None,
              bounds=None, constraints=(), tol=None, callback=None, options=None):  # fmt: skip
     """Minimize a scalar function of one or more variables.
 
@@ -179,12 +68,17 @@ def minimize(fun, x0, args=(), method="adam", jac=None, hess=None, hessp=None,
         ``jac=True``).  In minibatch mode it must return the *mean* loss over
         the batch it is given.  A numba ``@njit`` function (with an ``@njit``
         ``jac``, or ``jac=True``) runs the whole loop compiled.
-    x0 : ndarray, shape (n,)
-        Start; float32 stays float32 and float64 stays float64.  Never modified.
+    x0 : array_like, shape (n,)
+        Start; float32 stays float32 and float64 stays float64 (integers
+        become float64, a scalar a 1-element vector).  Never modified.
     args : tuple, optional
         Extra arguments passed to ``fun``, ``jac`` and ``hessp``.
     method : str, optional
-        One of :data:`fastopt.METHODS` (default ``"adam"``).
+        One of :data:`fastopt.METHODS`.  Default: ``"lbfgs"`` (what
+        :func:`scipy.optimize.minimize` picks for an unconstrained problem:
+        it solves 2-D Rosenbrock from (-1.2, 1) with its defaults), or
+        ``"adam"`` when the minibatch options ``batch_size``/``epochs`` are
+        given (the full-batch quasi-Newton method cannot use minibatches).
     jac : {callable, True, '2-point', '3-point', None}, optional
         Gradient: a callable ``jac(x, *args)``; True if ``fun`` returns
         ``(f, g)``; or a finite-difference scheme (None: '2-point').
@@ -197,14 +91,17 @@ def minimize(fun, x0, args=(), method="adam", jac=None, hess=None, hessp=None,
     constraints : ()
         Not supported: anything else raises ValueError.
     tol : float, optional
-        Sets ``gtol`` unless ``options`` gives it.
+        The method's tolerances, as scipy sets them: ``gtol`` unless
+        ``options`` gives it (``lbfgs``: ``ftol`` and ``gtol``).
     callback : callable, optional
         ``callback(xk)`` or ``callback(intermediate_result: OptimizeResult)``,
         after every update; raising ``StopIteration`` ends the run (status 99).
     options : dict, optional
         The method's hyperparameters (e.g. ``learning_rate``, ``b1``), plus:
-        ``maxiter`` (update steps; default 1000), ``gtol`` (inf-norm of the
-        gradient; default 1e-5; deterministic mode), ``disp``, ``return_all``,
+        ``maxiter`` (update steps, a whole number or ``np.inf`` for no
+        limit; default 1000, ``lbfgs`` 15000), ``gtol`` (inf-norm of the
+        gradient, of the projected gradient with bounds; default 1e-5;
+        ignored with a warning in minibatch mode), ``disp``, ``return_all``,
         ``schedule`` (first-order: a :mod:`fastopt.schedules` object or a
         callable ``t -> lr``), ``parallel``, and the minibatch options
         ``batch_size``, ``epochs`` (default 1), ``shuffle`` (default True),
@@ -235,15 +132,23 @@ def minimize(fun, x0, args=(), method="adam", jac=None, hess=None, hessp=None,
     (True, array([1., 1.]))
     """
     if (type(x0) is not np.ndarray and _device.is_device_array(x0)) or (
-        (options or {}).get("device") not in (None, "cpu")
+        isinstance(options, dict) and options.get("device") not in (None, "cpu")
     ):
         from .drivers.cuda_loop import minimize_device
 
-        return minimize_device(fun, x0, args, method, jac, hess, hessp, bounds, constraints,
-                               tol, callback, options)  # fmt: skip
+        return minimize_device(fun, x0, args, method or "adam", jac, hess, hessp, bounds,
+                               constraints, tol, callback, options)  # fmt: skip
     # scipy.optimize costs ~0.3 s to import: not at `import fastopt`
     from scipy.optimize import OptimizeResult, OptimizeWarning
 
+    fun = as_callable(fun, "fun", optional=False)
+    jac = as_jac(jac)
+    hessp = as_callable(hessp, "hessp")
+    callback = as_callable(callback, "callback")
+    opts = as_options(options)
+    if method is None:
+        minibatch = opts.get("batch_size") is not None or opts.get("epochs") is not None
+        method = "adam" if minibatch else "lbfgs"
     entry = get_method(method)
     x = as_x0(x0)
     if entry.kind == "second-order" and x.dtype != np.float64:
@@ -259,9 +164,11 @@ def minimize(fun, x0, args=(), method="adam", jac=None, hess=None, hessp=None,
     ):
         raise ValueError(f"method {entry.name!r} does not handle constraints; "
                          "use bounds, or scipy.optimize.minimize(method='SLSQP')")  # fmt: skip
-    opts = dict(options or {})
     if tol is not None:
-        opts.setdefault("gtol", tol)
+        tol = as_real(tol, "tol")
+        for name in entry.tol_options:
+            opts.setdefault(name, tol)
+    gtol_given = "gtol" in opts
     common = {k: opts.pop(k, v) for k, v in COMMON.items()}
     if entry.kind != "first-order":
         for k in FIRST_ORDER_ONLY:
@@ -282,25 +189,29 @@ def minimize(fun, x0, args=(), method="adam", jac=None, hess=None, hessp=None,
     if hessp_unused:
         hessp = None  # a Python hessp must not keep an @njit objective out of the compiled loop
     maxiter = common["maxiter"]
-    maxiter = entry.default_maxiter if maxiter is None else int(maxiter)
-    if maxiter < 0:
-        raise ValueError(f"Invalid maxiter value: {maxiter}")
-    gtol = float(common["gtol"])
-    if not gtol >= 0:
-        raise ValueError(f"Invalid gtol value: {gtol}")
+    if maxiter is None:
+        maxiter = entry.default_maxiter
+    else:
+        maxiter = as_count(maxiter, "maxiter", allow_inf=True)
+    gtol = as_real(common["gtol"], "gtol")
+    seed = as_seed(common["seed"])
     batch_size = common["batch_size"]
     epochs = common["epochs"]
     if batch_size is not None:
-        if not (isinstance(batch_size, int | np.integer) and batch_size >= 1):
-            raise ValueError(f"Invalid batch_size value: {batch_size!r} (need an integer >= 1)")
-        epochs = 1 if epochs is None else epochs
-        if not (isinstance(epochs, int | np.integer) and epochs >= 1):
-            raise ValueError(f"Invalid epochs value: {epochs!r} (need an integer >= 1)")
+        batch_size = as_count(batch_size, "batch_size", minimum=1)
+        epochs = 1 if epochs is None else as_count(epochs, "epochs", minimum=1)
         if common["maxiter"] is None:
-            maxiter = np.iinfo(np.int64).max
+            maxiter = NO_LIMIT
         from ._batching import check_batch_args
 
         check_batch_args(args)
+        if gtol_given:
+            warnings.warn(
+                "gtol is ignored in minibatch mode (a minibatch gradient is not the full "
+                "gradient): the run stops after `epochs` or `maxiter`",
+                OptimizeWarning,
+                stacklevel=2,
+            )
         if entry.name == "rprop":
             warnings.warn(
                 "rprop with minibatches: sign flips from minibatch noise break its step "
@@ -317,27 +228,18 @@ def minimize(fun, x0, args=(), method="adam", jac=None, hess=None, hessp=None,
         is_jitted(fun) and (jac is True or is_jitted(jac)) and (hessp is None or is_jitted(hessp))
     )
     if compiled:
-        if jac is True:
-            # the gradient alone still evaluates fun: counted as both
-            fg, fun_only, grad = fun, _jit_f_only(fun), grad_from_fg(fun, True)
-            grad_calls_fun = True
-        else:
-            fg, fun_only, grad, grad_calls_fun = _jit_fg(fun, jac), fun, jac, False
-        f0, g0 = fg(x.copy(), *args)
-        check_value(f0, "fun(x0)")
-        check_grad(g0, x, "jac(x0)")
-        counter["first"] = (f0, g0)
+        fun_only, fg, grad, grad_calls_fun, first = compiled_functions(fun, jac, x, args)
     else:
-        fun_only, fg, grad, grad_calls_fun = _python_fg(fun, jac, x, args, counter)
+        fun_only, fg, grad, grad_calls_fun, first = python_functions(fun, jac, x, args, counter)
 
     obj = Objective(
         x0=x, fun=fun_only, fg=fg, grad=grad, grad_calls_fun=grad_calls_fun,
         hessp=hessp, args=args, compiled=compiled, lb=lb, ub=ub,
         maxiter=maxiter, gtol=gtol, batch_size=batch_size, epochs=epochs,
-        shuffle=bool(common["shuffle"]), seed=common["seed"],
+        shuffle=bool(common["shuffle"]), seed=seed,
         callback=_adapt_callback(callback, entry.name),
         return_all=bool(common["return_all"]), disp=bool(common["disp"]),
-        first=counter["first"],
+        first=first,
     )  # fmt: skip
     out = entry.run(obj, method_opts)
     if not out.get("used_first", False):
@@ -362,6 +264,8 @@ def minimize(fun, x0, args=(), method="adam", jac=None, hess=None, hessp=None,
         res["nhev"] = int(out["nhev"])
     if "allvecs" in out:
         res["allvecs"] = out["allvecs"]
+    if "hess_inv" in out:
+        res["hess_inv"] = out["hess_inv"]
     if obj.disp:
         print(res.message)
         print(f"         Current function value: {res.fun:.6g}")

@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 from fastopt import _jit
-from fastopt._minimize import _jit_f_only
+from fastopt._user import _glue
 
 USER_MODULE = """
 import numba
@@ -160,13 +160,13 @@ def test_cache_identity():
     assert names[0][:2] == (__name__, "_cached_fg") and names[1] is None
     assert stamps[0] == (os.stat(__file__).st_mtime_ns, os.stat(__file__).st_size)
     # fastopt's glue around a cached function counts as that function
-    glue_names, _ = _jit.cache_identity((_jit_f_only(_cached_fg),))
+    glue_names, _ = _jit.cache_identity((_glue("f_only", _cached_fg),))
     assert glue_names == ("f_only", names[0])
     # not cached: a dispatcher without cache=True, a Python function, glue around either
     assert _jit.cache_identity((_plain_fg,)) is None
     assert _jit.cache_identity((_cached_fg, _plain_fg)) is None
     assert _jit.cache_identity((lambda x: x,)) is None
-    assert _jit.cache_identity((_jit_f_only(_plain_fg),)) is None
+    assert _jit.cache_identity((_glue("f_only", _plain_fg),)) is None
     # a closure: two instances share a name, not their cells
     assert _jit.cache_identity((_make_closure(2.0),)) is None
 

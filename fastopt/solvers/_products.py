@@ -4,39 +4,21 @@ Numba does no bounds checking: a ``hessp`` or ``diagonal`` that returns an
 array of the wrong length would be read past (or written past) by the
 compiled loops.  Every product the loops receive is therefore checked for
 shape on every call, in Python mode by a wrapper and in compiled mode by a
-check compiled into the loop that stops the run with a clear error.
+glue function compiled into the loop that raises ValueError out of it
+(:mod:`fastopt._user`).
 """
 
 import math
 
 import numpy as np
 
+from .._user import checked_product, python_product
+from .._validation import check_grad
 from ._lazy_loop import dual
 from ._vectors import dot, fd_quotient, lincomb
 
 #: sqrt(machine epsilon): the relative step of the finite-difference products
 SQRT_EPS = math.sqrt(np.finfo(np.float64).eps)
-
-
-class ShapeChecked:
-    """Python-mode wrapper that checks a product's shape on its first call.
-
-    Later calls only convert the result to a float64 array; the check costs
-    one attribute test per call.
-    """
-
-    def __init__(self, fn, n, name):
-        self.fn = fn
-        self.n = n
-        self.name = name
-        self.checked = False
-
-    def __call__(self, x, v, *args):
-        out = np.asarray(self.fn(x, v, *args), dtype=np.float64)
-        if not self.checked:
-            check_product_shape(out, self.n, self.name)
-            self.checked = True
-        return out
 
 
 def check_product_shape(out, n, name):
@@ -47,50 +29,36 @@ def check_product_shape(out, n, name):
 
 
 def prepare_product(fn, compiled, x, args, name):
-    """The product callable the loop receives, checked for its output shape.
+    """The product callable the loop receives, its output checked on every call.
 
-    Python mode wraps ``fn`` in :class:`ShapeChecked` (the first product in
-    the loop is checked).  Compiled mode cannot raise a readable error from
-    inside the loop, so the product is evaluated once here, from Python, at
-    ``x`` along a unit vector; returns ``(product, extra_evaluations)``.
+    Python mode wraps ``fn`` (:func:`fastopt._user.python_product`: copies
+    of ``x`` and ``v`` in, shape checked out).  Compiled mode evaluates it
+    once here, from Python, at ``x`` along a unit vector, so a wrong return
+    type is a readable error rather than a numba TypingError, and hands the
+    loop a compiled glue that compares the length on every call
+    (:func:`fastopt._user.checked_product`); returns ``(product,
+    extra_evaluations)``.
     """
     n = x.shape[0]
     if not compiled:
-        return ShapeChecked(fn, n, name), 0
+        return python_product(fn, n, name), 0
     v = np.full(n, 1.0 / math.sqrt(max(n, 1)))
-    check_product_shape(fn(x, v, *args), n, name)
-    return fn, 1
-
-
-class _DiagonalChecked:
-    """Python-mode ``diagonal`` that checks its output shape on the first call."""
-
-    def __init__(self, fn, n):
-        self.fn = fn
-        self.n = n
-        self.checked = False
-
-    def __call__(self, x, *args):
-        out = np.asarray(self.fn(x, *args), dtype=np.float64)
-        if not self.checked:
-            check_product_shape(out, self.n, "diagonal")
-            self.checked = True
-        return out
+    check_grad(fn(x.copy(), v, *args), x, f"{name}(x0, v)", name)
+    return checked_product(fn), 1
 
 
 def prepare_diagonal(fn, compiled, x, args):
-    """The ``diagonal`` option as the loop receives it, shape-checked.
+    """The ``diagonal`` option as the loop receives it, checked on every call.
 
-    As :func:`prepare_product`: Python mode checks the first call; compiled
-    mode evaluates it once here, at ``x``, to raise a readable error.
-    Returns ``(diagonal, extra_evaluations)``.  Used by AdaHessian (its
-    curvature) and Hessian-free (its preconditioner).
+    As :func:`prepare_product`.  Used by AdaHessian (its curvature) and
+    Hessian-free (its preconditioner).  Returns ``(diagonal,
+    extra_evaluations)``.
     """
     n = x.shape[0]
     if not compiled:
-        return _DiagonalChecked(fn, n), 0
-    check_product_shape(fn(x, *args), n, "diagonal")
-    return fn, 1
+        return python_product(fn, n, "diagonal"), 0
+    check_grad(fn(x.copy(), *args), x, "diagonal(x0)", "diagonal")
+    return checked_product(fn, "diagonal"), 1
 
 
 @dual

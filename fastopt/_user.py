@@ -1,0 +1,321 @@
+"""The user's functions behind one boundary: copies in, checked values out.
+
+:func:`fastopt.minimize` hands every driver and solver ``fun``/``fg``/``grad``
+built here, never the user's callables themselves, so that the scipy calling
+conventions (``jac=True``, finite differences) are handled once and two
+promises hold on *every* call, not only the first:
+
+- a user function receives a copy of ``x``, never the optimizer's live
+  iterate (scipy gh-13740: a function that overwrites or keeps the array it
+  is given must not change the run);
+- what it returns is checked before compiled code reads it: the value is a
+  real scalar (a 0-d or 1-element array is accepted, as scipy does), the
+  gradient has ``x``'s shape.  Numba does no bounds checking, so a gradient
+  that changed length mid-run would otherwise be read past its end.
+
+With ``@njit`` functions the loops run compiled, and the same checks are
+compiled into small glue functions around them (:func:`compiled_functions`):
+the gradient's length is compared on every call and a mismatch raises
+ValueError out of the compiled loop.  (Compiled code passes the loop's own
+arrays: an ``@njit`` function cannot keep a reference to them, and copying
+would allocate on every evaluation.)
+"""
+
+from collections import OrderedDict
+
+import numpy as np
+
+from ._validation import FD_SCHEMES, check_fg_pair, check_grad, check_value
+
+#: how many compiled glue functions (and so compiled loops) are kept per
+#: process: each holds numba's compiled code (megabytes); a long-lived
+#: process that creates objectives in a loop must not grow without bound
+GLUE_CACHE_SIZE = 32
+
+
+class BoundedCache(OrderedDict):
+    """A least-recently-used dict of at most ``maxsize`` entries."""
+
+    def __init__(self, maxsize):
+        super().__init__()
+        self.maxsize = maxsize
+
+    def get_or_make(self, key, make):
+        if key in self:
+            self.move_to_end(key)
+            return self[key]
+        value = make()
+        self[key] = value
+        while len(self) > self.maxsize:
+            self.popitem(last=False)
+        return value
+
+
+_GLUE = BoundedCache(GLUE_CACHE_SIZE)
+
+
+# --------------------------------------------------------------------------
+# Compiled (@njit) functions: glue with the checks compiled in
+# --------------------------------------------------------------------------
+def _scalar_overload():
+    """``as_scalar(f)`` for nopython code: a float, or the one element of an array."""
+    from numba.core import types
+    from numba.extending import overload
+
+    def as_scalar(f):  # pragma: no cover - only called from compiled code
+        return float(np.asarray(f).reshape(()))
+
+    @overload(as_scalar, jit_options={"error_model": "numpy"})
+    def _as_scalar(f):
+        if isinstance(f, types.Array):
+
+            def impl(f):
+                if f.size != 1:
+                    raise ValueError("fun must return a scalar (a 1-element array at most)")
+                return float(np.ravel(f)[0])
+
+            return impl
+        if isinstance(f, types.Float | types.Integer | types.Boolean):
+            return lambda f: float(f)
+        return None
+
+    return as_scalar
+
+
+as_scalar = _scalar_overload()
+
+
+def _glue(kind, *fns):
+    """A compiled glue function of ``kind`` around the dispatchers ``fns``."""
+
+    def make():
+        import numba
+
+        opts = {"error_model": "numpy"}
+        if kind == "fg":
+            fun, jac = fns
+
+            @numba.njit(**opts)
+            def glue(x, *args):
+                f = as_scalar(fun(x, *args))
+                g = jac(x, *args)
+                if g.shape[0] != x.shape[0]:
+                    raise ValueError("jac returned an array of another length than x")
+                return f, g
+
+        elif kind == "fg_true":
+            (fun,) = fns
+
+            @numba.njit(**opts)
+            def glue(x, *args):
+                f, g = fun(x, *args)
+                if g.shape[0] != x.shape[0]:
+                    raise ValueError("fun (jac=True) returned a gradient of another length than x")
+                return as_scalar(f), g
+
+        elif kind == "f_only":
+            (fun,) = fns
+
+            @numba.njit(**opts)
+            def glue(x, *args):
+                return as_scalar(fun(x, *args)[0])
+
+        elif kind == "f":
+            (fun,) = fns
+
+            @numba.njit(**opts)
+            def glue(x, *args):
+                return as_scalar(fun(x, *args))
+
+        elif kind == "grad":
+            (jac,) = fns
+
+            @numba.njit(**opts)
+            def glue(x, *args):
+                g = jac(x, *args)
+                if g.shape[0] != x.shape[0]:
+                    raise ValueError("jac returned an array of another length than x")
+                return g
+
+        elif kind == "product":
+            (prod,) = fns
+
+            @numba.njit(**opts)
+            def glue(x, v, *args):
+                out = prod(x, v, *args)
+                if out.shape[0] != x.shape[0]:
+                    raise ValueError("a curvature product returned an array of another length "
+                                     "than x")  # fmt: skip
+                return out
+
+        elif kind == "diagonal":
+            (diag,) = fns
+
+            @numba.njit(**opts)
+            def glue(x, *args):
+                out = diag(x, *args)
+                if out.shape[0] != x.shape[0]:
+                    raise ValueError("diagonal returned an array of another length than x")
+                return out
+
+        else:  # pragma: no cover
+            raise KeyError(kind)
+        glue.fastopt_glue = (kind, *fns)  # see _jit.cache_identity
+        return glue
+
+    return _GLUE.get_or_make((kind, *fns), make)
+
+
+def checked_product(fn, kind="product"):
+    """``fn`` (an ``@njit`` product or diagonal) with its length checked on every call."""
+    return _glue(kind, fn)
+
+
+def compiled_functions(fun, jac, x, args):
+    """``(fun_only, fg, grad, grad_calls_fun, first)`` for ``@njit`` ``fun``/``jac``.
+
+    The user's dispatchers are first called once from Python at ``x`` (a copy)
+    so that a wrong return type is a readable TypeError/ValueError here, not a
+    numba TypingError when the loop compiles; ``first`` is that ``(f, g)``.
+    """
+    if jac is True:
+        out = check_fg_pair(fun(x.copy(), *args), "fun(x0)")
+        first = (check_value(out[0], "fun(x0)"), check_grad(out[1], x, "fun(x0)[1] (jac=True)"))
+        fg = _glue("fg_true", fun)
+        return _glue("f_only", fun), fg, _grad_of(fg), True, first
+    f0 = check_value(fun(x.copy(), *args), "fun(x0)")
+    g0 = check_grad(jac(x.copy(), *args), x, "jac(x0)")
+    return _glue("f", fun), _glue("fg", fun, jac), _glue("grad", jac), False, (f0, g0)
+
+
+def _grad_of(fg):
+    """An ``@njit`` ``fg(x)[1]`` (for ``jac=True``: the gradient alone)."""
+    from ._objective import grad_from_fg
+
+    return grad_from_fg(fg, True)
+
+
+# --------------------------------------------------------------------------
+# Python functions: wrappers that copy x and check every return value
+# --------------------------------------------------------------------------
+def python_functions(fun, jac, x, args, counter):
+    """``(fun_only, fg, grad, grad_calls_fun, first)`` for Python callables.
+
+    ``grad`` is the gradient alone (the user's ``jac``, ``fun(x)[1]`` with
+    ``jac=True``, or the finite-difference gradient); ``grad_calls_fun`` says
+    whether a ``grad`` call also evaluates ``fun`` (``jac=True``).  Finite
+    differences count the calls of ``fun`` they make in ``counter["nfev"]``,
+    and reuse the value at ``x`` when the loop has just evaluated ``fun``
+    there (no point is evaluated twice in a row).  ``first`` is ``(f, g)`` at
+    ``x``: evaluated here once to check the return types; drivers may reuse
+    it (:attr:`fastopt._objective.Objective.first`).
+    """
+    shape, dtype = x.shape, x.dtype
+
+    def value(f):
+        return f if isinstance(f, float) else check_value(f, "fun(x)")
+
+    def gradient(g, where="jac(x)", name="jac"):
+        if type(g) is np.ndarray and g.shape == shape and g.dtype == dtype:
+            if g.flags.c_contiguous:
+                return g
+        return check_grad(g, np.empty(shape, dtype), where, name)
+
+    grad_calls_fun = False
+    if callable(jac):
+
+        def fun_only(x, *a):
+            return value(fun(x.copy(), *a))
+
+        def grad(x, *a):
+            return gradient(jac(x.copy(), *a))
+
+        def fg(x, *a):
+            return value(fun(x.copy(), *a)), gradient(jac(x.copy(), *a))
+
+    elif jac is True:
+
+        def fg(x, *a):
+            out = fun(x.copy(), *a)
+            if type(out) is not tuple or len(out) != 2:
+                out = check_fg_pair(out, "fun(x)")
+            return value(out[0]), gradient(out[1], "fun(x)[1] (jac=True)")
+
+        def fun_only(x, *a):
+            return fg(x, *a)[0]
+
+        def grad(x, *a):
+            return fg(x, *a)[1]
+
+        grad_calls_fun = True
+    else:
+        fun_only, fg, grad = _finite_differences(fun, jac, x, counter, value)
+
+    first = fg(x, *args)
+    return fun_only, fg, grad, grad_calls_fun, first
+
+
+def _finite_differences(fun, jac, x, counter, value):
+    """``fun_only, fg, grad`` with scipy's finite-difference gradient (``jac`` a scheme or None)."""
+    from scipy.optimize._numdiff import approx_derivative
+
+    scheme = "2-point" if jac in (None, False) else jac
+    assert scheme in FD_SCHEMES
+    dtype = x.dtype
+    # the last point fun was evaluated at, and its value: a 2-point gradient
+    # there needs f(x), which the loop has usually just asked for
+    last = {"x": None, "f": None}
+
+    def fun_only(x, *a):
+        f = value(fun(x.copy(), *a))
+        last["x"], last["f"] = x.tobytes(), f
+        return f
+
+    def fd_grad(x, a, f0):
+        calls = [0]
+
+        def f1(z):
+            calls[0] += 1
+            return value(fun(z.copy(), *a))
+
+        if f0 is None and scheme == "2-point" and last["x"] == x.tobytes():
+            f0 = last["f"]
+        # difference in x's own dtype: scipy sizes the step for it (a
+        # float64-sized step vanishes when rounded to float32)
+        g = approx_derivative(f1, x, method=scheme, f0=f0)
+        # every call of fun made here counts (f0 too, when scipy made it)
+        counter["nfev"] += calls[0]
+        return g.astype(dtype)
+
+    def fg(x, *a):
+        f0 = fun_only(x, *a)
+        return f0, fd_grad(x, a, f0 if scheme == "2-point" else None)
+
+    def grad(x, *a):
+        return fd_grad(x, a, None)
+
+    return fun_only, fg, grad
+
+
+def python_product(fn, n, name):
+    """A Python ``hessp``/``diagonal`` wrapper: copies in, shape checked on every call."""
+    shape = (n,)
+    probe = np.empty(shape)
+
+    if name == "diagonal":
+
+        def diagonal(x, *args):
+            out = fn(x.copy(), *args)
+            if type(out) is np.ndarray and out.shape == shape and out.dtype == np.float64:
+                return out
+            return check_grad(out, probe, "diagonal(x)", name)
+
+        return diagonal
+
+    def product(x, v, *args):
+        out = fn(x.copy(), v.copy(), *args)
+        if type(out) is np.ndarray and out.shape == shape and out.dtype == np.float64:
+            return out
+        return check_grad(out, probe, f"{name}(x, v)", name)
+
+    return product
