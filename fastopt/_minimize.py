@@ -275,6 +275,34 @@ def minimize(fun, x0, args=(), method=None, jac=None, hess=None, hessp=None,
     return res
 
 
+class ScipyMethod:
+    """A fastopt method as a callable for ``scipy.optimize.minimize(method=...)``.
+
+    A class rather than a closure so that it pickles and deep-copies (a
+    scipy call inside a multiprocessing pool or a saved pipeline).
+    """
+
+    def __init__(self, method):
+        self.method = get_method(method).name
+        self.__name__ = f"fastopt_{self.method}"
+
+    def __call__(self, fun, x0, args=(), jac=None, hess=None, hessp=None, bounds=None,
+                 constraints=(), callback=None, **options):  # fmt: skip
+        # scipy hands over the caller's own x0 (minimize copies it) and the
+        # callback unwrapped (minimize adapts both forms); it passes its
+        # `tol` argument to a custom method as options["tol"]
+        tol = options.pop("tol", None)
+        return minimize(fun, x0, args=args, method=self.method, jac=jac, hess=hess, hessp=hessp,
+                        bounds=bounds, constraints=constraints, tol=tol, callback=callback,
+                        options=options)  # fmt: skip
+
+    def __reduce__(self):
+        return (ScipyMethod, (self.method,))
+
+    def __repr__(self):
+        return f"fastopt.as_scipy_method({self.method!r})"
+
+
 def as_scipy_method(method):
     """A callable for ``scipy.optimize.minimize(fun, x0, method=...)``.
 
@@ -285,17 +313,4 @@ def as_scipy_method(method):
     >>> bool(res.fun < 1e-8)
     True
     """
-    entry = get_method(method)
-
-    def _method(fun, x0, args=(), jac=None, hess=None, hessp=None, bounds=None,
-                constraints=(), callback=None, **options):  # fmt: skip
-        # scipy hands over the caller's own x0 (minimize copies it) and the
-        # callback unwrapped (minimize adapts both forms).
-        # scipy passes its `tol` argument to a custom method as options["tol"]
-        tol = options.pop("tol", None)
-        return minimize(fun, x0, args=args, method=entry.name, jac=jac, hess=hess, hessp=hessp,
-                        bounds=bounds, constraints=constraints, tol=tol, callback=callback,
-                        options=options)  # fmt: skip
-
-    _method.__name__ = f"fastopt_{entry.name}"
-    return _method
+    return ScipyMethod(method)

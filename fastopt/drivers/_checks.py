@@ -90,3 +90,24 @@ def finite_fg(f, g):
         if not math.isfinite(g[i]):
             return NONFINITE_G
     return 0
+
+
+@_jit.kernel
+def projected_inf_norm(x, g, lb, ub):
+    """Inf-norm of the projected gradient ``P(x - g) - x`` (L-BFGS-B's ``projgr``).
+
+    With bounds, a minimum on a bound has a gradient that points out of the
+    box; the projected gradient is zero there, so the ``gtol`` test stops at
+    it (scipy's test) instead of running to ``maxiter``.
+    """
+    out = 0.0
+    for i in range(x.shape[0]):
+        y = x[i] - g[i]
+        if y < lb[i]:
+            y = lb[i]
+        elif y > ub[i]:
+            y = ub[i]
+        a = abs(y - x[i])
+        if not a <= out:
+            out = a
+    return out

@@ -17,7 +17,7 @@ from .._batching import check_batch_args, seed_state
 from .._status import CALLBACK
 from ..kernels import cpu
 from . import first_order as fo
-from ._checks import accept
+from ._checks import accept, projected_inf_norm
 
 #: updates per chunk when nothing needs Python between steps (bounds the
 #: size of a precomputed learning-rate table)
@@ -58,6 +58,8 @@ def run_first_order(obj, opt):
         nfev = 1
         g_good = np.zeros_like(x)
         bad, gnorm = accept(x, f, g, x_good, g_good)
+        if bounded and bad == 0:
+            gnorm = projected_inf_norm(x, g_good, lb, ub)
         status = bad if bad != 0 else fo.RUNNING
         t = 0
         f_prev = np.nan

@@ -26,7 +26,7 @@ from .._batching import shuffle, take_args
 from .._status import EPOCHS, MAXITER, SUCCESS
 from ..kernels import cpu
 from ..rules import KERNEL_TABLE
-from ._checks import accept, copy_into, finite_fg, finite_x, project
+from ._checks import accept, copy_into, finite_fg, finite_x, project, projected_inf_norm
 
 # The loops call `step`: the cached switch kernel when they run as Python;
 # a per-rule inlined step when compiled (see `compiled_loops`).
@@ -66,6 +66,8 @@ def deterministic_loop(
             t -= 1  # the rejected step does not count: x is back at x_good
             break
         gnorm = gn
+        if bounded:
+            gnorm = projected_inf_norm(x, g, lb, ub)
         f_prev = f
         f = f_new
     return status, t, gnorm, f, f_prev, nfev
@@ -250,6 +252,7 @@ def compiled_loops(kid, fg):
             "step": _jit.inline(_rebind(rule_step, _step_coeffs=coeffs, _step_elem=elem)),
             "accept": _jit.inline(accept.py_func),
             "project": _jit.inline(project.py_func),
+            "projected_inf_norm": _jit.inline(projected_inf_norm.py_func),
             "finite_fg": _jit.inline(finite_fg.py_func),
             "finite_x": _jit.inline(finite_x.py_func),
             "copy_into": _jit.inline(copy_into.py_func),
