@@ -19,10 +19,41 @@ rely on NaN checks.
 import hashlib
 import inspect
 import os
+import warnings
 
 import numba
 
-KERNEL = {"cache": True, "error_model": "numpy", "nogil": True}
+
+def _probe_cache():
+    """Whether numba can cache here: a writable ``__pycache__``, ``NUMBA_CACHE_DIR``
+    or user-wide cache directory (numba raises "no locator available" at
+    decoration time otherwise, which made ``import fastopt`` fail on a
+    read-only install)."""
+    try:
+        numba.njit(cache=True)(_cache_probe)
+    except RuntimeError as e:
+        if "no locator available" not in str(e):
+            raise
+        warnings.warn(
+            "fastopt: numba has no writable cache location (read-only package tree, "
+            "NUMBA_CACHE_DIR and home directory); kernels compile in memory in every "
+            "process. Set NUMBA_CACHE_DIR to a writable directory to cache them.",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+        return False
+    return True
+
+
+def _cache_probe():  # pragma: no cover - only decorated, never called
+    return 0
+
+
+#: False when numba has no writable cache location: everything compiles in
+#: memory (one warning at import) instead of failing
+CACHE = _probe_cache()
+
+KERNEL = {"cache": CACHE, "error_model": "numpy", "nogil": True}
 PARALLEL = {**KERNEL, "parallel": True}
 INLINE = {"inline": "always", "error_model": "numpy"}
 #: loops that call a user's function (cached only by :func:`bound_loop`)
@@ -113,7 +144,7 @@ def bound_loop(fn, fns, label=""):
     was specialised for), else compiled per process (:func:`user_loop`).
     """
     ident = cache_identity(fns)
-    if ident is None or not _STAMPS_INSTALLED:
+    if ident is None or not _STAMPS_INSTALLED or not CACHE:
         # (without fastopt's locators the functions' stamps would not be
         # checked, and an edited objective could load a stale loop)
         return user_loop(fn)

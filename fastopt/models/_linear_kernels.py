@@ -51,6 +51,8 @@ import math
 import numba
 import numpy as np
 
+from .. import _jit
+
 #: loss identifiers (the ``loss`` argument)
 SQUARED, LOGISTIC, SOFTMAX, SQUARED_HINGE = 0, 1, 2, 3
 
@@ -58,7 +60,7 @@ SQUARED, LOGISTIC, SOFTMAX, SQUARED_HINGE = 0, 1, 2, 3
 # loss values): "reassoc" lets LLVM vectorise the row dot products, and none
 # of them touches NaN/inf semantics.
 _FASTMATH = {"nsz", "arcp", "contract", "reassoc"}
-_KERNEL = {"cache": True, "error_model": "numpy", "nogil": True, "fastmath": _FASTMATH}
+_KERNEL = {"cache": _jit.CACHE, "error_model": "numpy", "nogil": True, "fastmath": _FASTMATH}
 _INLINE = {"inline": "always", "error_model": "numpy", "fastmath": _FASTMATH}
 
 
@@ -269,7 +271,7 @@ _EXP_COEF = tuple(1.0 / math.factorial(j) for j in range(14))
 # Not inlined into the callers, and only "contract" (fused multiply-add):
 # numba's inlining would compile this with the callers' "reassoc", which may
 # rewrite (x - k*hi) - k*lo as x - k*(hi + lo) and lose the split of ln 2.
-@numba.njit(cache=True, error_model="numpy", nogil=True, fastmath={"contract"})
+@numba.njit(cache=_jit.CACHE, error_model="numpy", nogil=True, fastmath={"contract"})
 def _exp_nonpositive(a):
     r"""``a[:] = exp(a)`` for ``a <= 0``, within one ulp, in a loop LLVM vectorises.
 

@@ -42,6 +42,7 @@ import math
 import numba
 import numpy as np
 
+from .. import _jit
 from ._linear_kernels import LOGISTIC, SOFTMAX, SQUARED, _row_loss, _sigmoid
 
 #: activation identifiers (the ``activation`` argument), scikit-learn's names
@@ -50,7 +51,7 @@ ACTIVATIONS = {"identity": IDENTITY, "logistic": LOGISTIC_ACT, "tanh": TANH, "re
 #: batch normalisation's epsilon (Ioffe & Szegedy 2015; torch's default)
 BN_EPS = 1e-5
 
-_KERNEL = {"cache": True, "error_model": "numpy", "nogil": True}
+_KERNEL = {"cache": _jit.CACHE, "error_model": "numpy", "nogil": True}
 _INLINE = {"inline": "always", "error_model": "numpy"}
 
 
