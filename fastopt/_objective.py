@@ -102,7 +102,7 @@ class Objective:
             self.grad_calls_fun = True
 
 
-_GRAD_CACHE = {}
+_GRAD_CACHE = None  # a BoundedCache, made on first use (fastopt._user imports this module)
 
 
 def grad_from_fg(fg, compiled):
@@ -120,6 +120,11 @@ def grad_from_fg(fg, compiled):
             return fg(x, *args)[1]
 
         return grad
+    global _GRAD_CACHE
+    if _GRAD_CACHE is None:
+        from ._user import GLUE_CACHE_SIZE, BoundedCache
+
+        _GRAD_CACHE = BoundedCache(GLUE_CACHE_SIZE)
     if fg not in _GRAD_CACHE:
         import numba
 

@@ -34,11 +34,19 @@ GLUE_CACHE_SIZE = 32
 
 
 class BoundedCache(OrderedDict):
-    """A least-recently-used dict of at most ``maxsize`` entries."""
+    """A dict of at most ``maxsize`` entries: adding one past that drops the oldest.
+
+    :meth:`get_or_make` also marks an entry as recently used.
+    """
 
     def __init__(self, maxsize):
         super().__init__()
         self.maxsize = maxsize
+
+    def __setitem__(self, key, value):
+        super().__setitem__(key, value)
+        while len(self) > self.maxsize:
+            self.popitem(last=False)
 
     def get_or_make(self, key, make):
         if key in self:
@@ -46,8 +54,6 @@ class BoundedCache(OrderedDict):
             return self[key]
         value = make()
         self[key] = value
-        while len(self) > self.maxsize:
-            self.popitem(last=False)
         return value
 
 

@@ -24,6 +24,7 @@ import numpy as np
 from .. import _jit
 from .._batching import shuffle, take_args
 from .._status import EPOCHS, MAXITER, SUCCESS
+from .._user import GLUE_CACHE_SIZE, BoundedCache
 from ..kernels import cpu
 from ..rules import KERNEL_TABLE
 from ._checks import accept, copy_into, finite_fg, finite_x, project, projected_inf_norm
@@ -217,7 +218,8 @@ def written_out(fn, names, drop=()):
     return namespace[fn.__name__]
 
 
-_COMPILED = {}
+#: compiled loops per (rule, fg): bounded, each holds megabytes of machine code
+_COMPILED = BoundedCache(GLUE_CACHE_SIZE)
 
 
 def compiled_loops(kid, fg):

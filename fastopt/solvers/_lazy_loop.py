@@ -19,6 +19,7 @@ from numba.core.registry import CPUDispatcher
 from numba.extending import overload
 
 from .. import _jit
+from .._user import GLUE_CACHE_SIZE, BoundedCache
 from ._vectors import dot_compiled
 
 
@@ -197,7 +198,9 @@ class LazyLoop:
         self._names = None
         self._code = None
         self._compiled = None
-        self._bound = {}
+        # one compiled loop per set of functions, the least recently used
+        # dropped past GLUE_CACHE_SIZE (each holds megabytes of machine code)
+        self._bound = BoundedCache(GLUE_CACHE_SIZE)
 
     def _replacements(self):
         """Global name -> the compiled loop's version (``dot``, inlined kernels)."""
