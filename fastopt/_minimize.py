@@ -223,7 +223,7 @@ def minimize(fun, x0, args=(), method=None, jac=None, hess=None, hessp=None,
         raise ValueError("epochs needs batch_size (minibatch mode)")
 
     lb, ub = as_bounds(bounds, x)
-    counter = {"nfev": 0}
+    counter = {}
     compiled = (
         is_jitted(fun) and (jac is True or is_jitted(jac)) and (hessp is None or is_jitted(hessp))
     )
@@ -242,21 +242,25 @@ def minimize(fun, x0, args=(), method=None, jac=None, hess=None, hessp=None,
         first=first,
     )  # fmt: skip
     out = entry.run(obj, method_opts)
-    if not out.get("used_first", False):
-        # the validation call was an extra evaluation of fun and jac
-        counter["nfev"] += 1
-        out["njev"] = out.get("njev", 0) + 1
-
-    status = out["status"]
     if "fun" not in out or "jac" not in out:
         # minibatch mode: report the full-data loss and gradient at the final x
         f, g = fg(out["x"], *args)
         out["fun"], out["jac"] = f, g
         out["nfev"] = out.get("nfev", 0) + 1
         out["njev"] = out.get("njev", 0) + 1
+    if compiled:
+        # the loops count their evaluations; the validation call is one more
+        # unless the run reused it
+        nfev, njev = int(out["nfev"]), int(out["njev"])
+        if not out.get("used_first", False):
+            nfev, njev = nfev + 1, njev + 1
+    else:
+        # the wrappers counted the calls the user's functions received
+        nfev, njev = counter["fun"], counter["jac"]
+    status = out["status"]
     res = OptimizeResult(
         x=out["x"], fun=float(out["fun"]), jac=np.asarray(out["jac"]), nit=int(out["nit"]),
-        nfev=int(out["nfev"]) + counter["nfev"] + obj.extra_nfev, njev=int(out["njev"]),
+        nfev=nfev, njev=njev,
         status=int(status), success=status in _status.SUCCESSFUL,
         message=_status.MESSAGES[status],
     )  # fmt: skip

@@ -25,6 +25,7 @@ from collections import OrderedDict
 
 import numpy as np
 
+from . import _jit
 from ._validation import FD_SCHEMES, check_fg_pair, check_grad, check_value
 
 #: how many compiled glue functions (and so compiled loops) are kept per
@@ -204,48 +205,107 @@ def _grad_of(fg):
 # --------------------------------------------------------------------------
 # Python functions: wrappers that copy x and check every return value
 # --------------------------------------------------------------------------
+@_jit.kernel
+def _same(a, b):
+    """True when ``a`` and ``b`` hold the same values (bitwise equal floats)."""
+    for i in range(a.shape[0]):
+        if a[i] != b[i]:
+            return False
+    return True
+
+
+class _Memo:
+    """The last point a user function was called at, and what it returned.
+
+    A loop that asks for ``f`` and then ``g`` (or ``f`` again after a zero
+    step, as Rprop makes) at the same point gets the stored values: no
+    point is evaluated twice in a row (scipy's ``test_duplicate_evaluations``).
+    """
+
+    __slots__ = ("x", "args", "value", "valid")
+
+    def __init__(self, x):
+        self.x = np.empty_like(x)
+        self.args = ()
+        self.value = None
+        self.valid = False
+
+    def get(self, x, args):
+        # the same arguments too: a minibatch is a new array each step
+        if self.valid and len(args) == len(self.args) and _same(x, self.x):
+            if all(a is b for a, b in zip(args, self.args, strict=True)):
+                return self.value
+        return None
+
+    def put(self, x, args, value):
+        self.x[:] = x
+        self.args = args
+        self.value = value
+        self.valid = True
+        return value
+
+
 def python_functions(fun, jac, x, args, counter):
     """``(fun_only, fg, grad, grad_calls_fun, first)`` for Python callables.
 
     ``grad`` is the gradient alone (the user's ``jac``, ``fun(x)[1]`` with
     ``jac=True``, or the finite-difference gradient); ``grad_calls_fun`` says
-    whether a ``grad`` call also evaluates ``fun`` (``jac=True``).  Finite
-    differences count the calls of ``fun`` they make in ``counter["nfev"]``,
-    and reuse the value at ``x`` when the loop has just evaluated ``fun``
-    there (no point is evaluated twice in a row).  ``first`` is ``(f, g)`` at
-    ``x``: evaluated here once to check the return types; drivers may reuse
-    it (:attr:`fastopt._objective.Objective.first`).
+    whether a ``grad`` call also evaluates ``fun`` (``jac=True``).  The calls
+    the user's functions actually receive are counted in ``counter["fun"]``
+    and ``counter["jac"]`` (finite differences: ``fun`` calls, and gradients
+    computed): :func:`fastopt.minimize` reports those as ``nfev``/``njev``.
+    A repeated request at the point just evaluated returns the stored values
+    (:class:`_Memo`).  ``first`` is ``(f, g)`` at ``x``: evaluated here once
+    to check the return types; drivers may reuse it
+    (:attr:`fastopt._objective.Objective.first`).
     """
     shape, dtype = x.shape, x.dtype
+    probe = np.empty(shape, dtype)
+    counter["fun"] = counter["jac"] = 0
 
     def value(f):
         return f if isinstance(f, float) else check_value(f, "fun(x)")
 
-    def gradient(g, where="jac(x)", name="jac"):
+    def gradient(g, where="jac(x)"):
         if type(g) is np.ndarray and g.shape == shape and g.dtype == dtype:
             if g.flags.c_contiguous:
                 return g
-        return check_grad(g, np.empty(shape, dtype), where, name)
+        return check_grad(g, probe, where)
 
     grad_calls_fun = False
     if callable(jac):
+        mf, mg = _Memo(x), _Memo(x)
 
         def fun_only(x, *a):
-            return value(fun(x.copy(), *a))
+            f = mf.get(x, a)
+            if f is None:
+                counter["fun"] += 1
+                f = mf.put(x, a, value(fun(x.copy(), *a)))
+            return f
 
         def grad(x, *a):
-            return gradient(jac(x.copy(), *a))
+            g = mg.get(x, a)
+            if g is None:
+                counter["jac"] += 1
+                g = mg.put(x, a, gradient(jac(x.copy(), *a)))
+            return g
 
         def fg(x, *a):
-            return value(fun(x.copy(), *a)), gradient(jac(x.copy(), *a))
+            return fun_only(x, *a), grad(x, *a)
 
     elif jac is True:
+        m = _Memo(x)
 
         def fg(x, *a):
-            out = fun(x.copy(), *a)
-            if type(out) is not tuple or len(out) != 2:
-                out = check_fg_pair(out, "fun(x)")
-            return value(out[0]), gradient(out[1], "fun(x)[1] (jac=True)")
+            out = m.get(x, a)
+            if out is None:
+                counter["fun"] += 1
+                counter["jac"] += 1
+                out = fun(x.copy(), *a)
+                if type(out) is not tuple or len(out) != 2:
+                    out = check_fg_pair(out, "fun(x)")
+                out = m.put(x, a, (value(out[0]), gradient(out[1], "fun(x)[1] (jac=True)")))
+            return out
 
         def fun_only(x, *a):
             return fg(x, *a)[0]
@@ -268,37 +328,33 @@ def _finite_differences(fun, jac, x, counter, value):
     scheme = "2-point" if jac in (None, False) else jac
     assert scheme in FD_SCHEMES
     dtype = x.dtype
-    # the last point fun was evaluated at, and its value: a 2-point gradient
-    # there needs f(x), which the loop has usually just asked for
-    last = {"x": None, "f": None}
+    mf, mg = _Memo(x), _Memo(x)
 
     def fun_only(x, *a):
-        f = value(fun(x.copy(), *a))
-        last["x"], last["f"] = x.tobytes(), f
+        f = mf.get(x, a)
+        if f is None:
+            counter["fun"] += 1
+            f = mf.put(x, a, value(fun(x.copy(), *a)))
         return f
 
-    def fd_grad(x, a, f0):
-        calls = [0]
+    def grad(x, *a):
+        g = mg.get(x, a)
+        if g is not None:
+            return g
 
         def f1(z):
-            calls[0] += 1
+            counter["fun"] += 1
             return value(fun(z.copy(), *a))
 
-        if f0 is None and scheme == "2-point" and last["x"] == x.tobytes():
-            f0 = last["f"]
+        # a 2-point difference needs f(x): the loop has usually just asked
+        f0 = fun_only(x, *a) if scheme == "2-point" else None
+        counter["jac"] += 1
         # difference in x's own dtype: scipy sizes the step for it (a
         # float64-sized step vanishes when rounded to float32)
-        g = approx_derivative(f1, x, method=scheme, f0=f0)
-        # every call of fun made here counts (f0 too, when scipy made it)
-        counter["nfev"] += calls[0]
-        return g.astype(dtype)
+        return mg.put(x, a, approx_derivative(f1, x, method=scheme, f0=f0).astype(dtype))
 
     def fg(x, *a):
-        f0 = fun_only(x, *a)
-        return f0, fd_grad(x, a, f0 if scheme == "2-point" else None)
-
-    def grad(x, *a):
-        return fd_grad(x, a, None)
+        return fun_only(x, *a), grad(x, *a)
 
     return fun_only, fg, grad
 
