@@ -360,7 +360,7 @@ def test_initial_step_scaling(method):
             options["learning_rate"] = 0.1
         res = fastopt.minimize(f, x0, jac=g, method=method, options=options)
         assert res.success, (scale, res.message)
-        np.testing.assert_allclose(res.x, [1.0], atol=1e-6, err_msg=str(scale))
+        np.testing.assert_allclose(res.x, [1.0], atol=1e-5, err_msg=str(scale))  # gtol 1e-5
         assert first_step[0] < 10.0, (scale, first_step)  # the Newton step is 2
 
 
