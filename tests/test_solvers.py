@@ -468,7 +468,9 @@ COUNTS = [
     (hessian_free, {}, "rosen", "hessp", (23, 38, 24, 68)),
     (hessian_free, {}, "rosen", "gauss_newton", (16, 21, 17, 47)),
     (hessian_free, {}, "rosen", None, (23, 38, 130, 0)),
-    (hessian_free, {}, "rosen_fg", None, (23, 167, 130, 0)),
+    # jac=True: the line search's fg calls give the accepted point's gradient
+    # (issue 11: was 23, 167, 130 with fg called twice at each accepted point)
+    (hessian_free, {}, "rosen_fg", None, (23, 144, 144, 0)),
     (hessian_free, {}, "quad", "hessp", (8, 17, 9, 104)),
     (hessian_free, {}, "quad", None, (8, 20, 153, 0)),  # one fixed-order dot (was 8, 21, 152)
     (adahessian, {"learning_rate": 1.0}, "rosen", "hessp", (12713, 12714, 12714, 12713)),
@@ -1007,6 +1009,39 @@ def test_minimize_counts_fun_calls_without_separate_jac(method, jac):
         direct = SOLVERS[method].run(rosen_fg_problem(maxiter=30), SOLVERS[method].Options())
         assert (res.nfev, res.njev) == (direct["nfev"], direct["njev"])
         np.testing.assert_array_equal(res.x, direct["x"])
+
+
+@numba.njit
+def logged_rosen_fg(x, log):
+    """rosen_fg that counts its calls (log[0]) and calls at the previous call's x (log[1])."""
+    if log[0] > 0 and x[0] == log[2] and x[1] == log[3]:
+        log[1] += 1
+    log[0] += 1
+    log[2] = x[0]
+    log[3] = x[1]
+    return rosen_fg(x)
+
+
+@numba.njit
+def logged_rosen_fun(x, log):
+    return logged_rosen_fg(x, log)[0]
+
+
+@pytest.mark.parametrize("mod", [scg, hessian_free, adahessian])
+@pytest.mark.parametrize("compiled", [False, True])
+def test_jac_true_evaluates_no_point_twice_in_a_row(mod, compiled):
+    # Issue 11: with jac=True (fun and grad both call fg) hessian-free's line
+    # search evaluated fg at the accepted point, then again for its gradient.
+    log = np.zeros(4)
+    fg = logged_rosen_fg if compiled else logged_rosen_fg.py_func
+    fun = logged_rosen_fun if compiled else logged_rosen_fun.py_func
+    obj = make(fg=fg, fun=fun, args=(log,), compiled=compiled, maxiter=200)
+    out = mod.run(obj, mod.Options())
+    assert obj.grad_calls_fun
+    assert out["status"] in _status.SUCCESSFUL or out["status"] == _status.MAXITER
+    assert log[1] == 0, f"{int(log[1])} repeated points"
+    # nfev counts every fg call (each also a gradient: njev <= nfev)
+    assert out["nfev"] == log[0] and out["njev"] <= out["nfev"]
 
 
 # --------------------------------------------------------------------------
