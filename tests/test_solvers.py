@@ -295,6 +295,8 @@ ERROR_INPUTS = [
     (adahessian, {"estimator": "lanczos"}, "Invalid estimator value: 'lanczos'"),
     (adahessian, {"seed": 1.5}, "Invalid seed value: 1.5"),
     (adahessian, {"diagonal": 3}, "Invalid diagonal value: 3 (not callable)"),
+    (adahessian, {"fd_step": 0.0}, "Invalid fd_step value: 0.0"),
+    (adahessian, {"fd_step": "1e-4"}, "Invalid fd_step value: '1e-4'"),
 ]
 
 
@@ -773,6 +775,43 @@ def test_adahessian_diagonal_wrong_shape(compiled):
     with pytest.raises(ValueError, match=r"diagonal must return an array of shape \(2,\); "
                                          r"got shape \(3,\)"):  # fmt: skip
         adahessian.run(obj, adahessian.Options(diagonal=bad_diagonal))
+
+
+def test_adahessian_fd_product_survives_fd_gradient():
+    # Issue 11: with jac=None the curvature product is a difference of
+    # finite-difference gradients.  Their rounding error, about
+    # sqrt(eps) |f| (2-point), over a product step of sqrt(eps) (1 + |x|)
+    # made Hz wrong by O(|f|): on Wood (f0 = 19192) the first Hutchinson
+    # sample sent x far away (DIVERGED at step 0; helical_valley too, box_3d
+    # overflowed).  The product's default relative step 1e-4 keeps it.
+    from scipy.optimize._numdiff import approx_derivative
+
+    from fastopt.testing import MGH_PROBLEMS
+
+    p = MGH_PROBLEMS["wood"]
+
+    def fd_grad(x):
+        return approx_derivative(p.fun, x, method="2-point")
+
+    x = p.x0.copy()
+    z = np.array([1.0, -1.0, -1.0, 1.0])
+    exact = p.hessp(x, z)
+    scale = np.abs(exact).max()
+    for rel, bound in [(1e-4, 1e-3), (math.sqrt(np.finfo(float).eps), None)]:
+        hz = adahessian.fd_product(fd_grad, x, z, fd_grad(x), (), rel)
+        err = np.abs(hz - exact).max() / scale
+        if bound is None:
+            assert err > 0.1  # sqrt(eps): the defect
+        else:
+            assert err < bound
+    for name in ("wood", "helical_valley", "box_3d"):
+        q = MGH_PROBLEMS[name]
+        runs = [fastopt.minimize(q.fun, q.x0.copy(), method="adahessian", jac=jac,
+                                 options={"maxiter": 200}) for jac in (None, q.grad)]  # fmt: skip
+        fd, exact_g = runs
+        assert fd.status == exact_g.status == _status.MAXITER and fd.nit == 200, name
+        assert fd.fun < q.fun(q.x0)
+        assert abs(fd.fun - exact_g.fun) <= 1e-3 * abs(exact_g.fun), name
 
 
 def test_adahessian_update_every():
