@@ -13,7 +13,7 @@ Sections:
     from their standard starts, with ``scipy.optimize.minimize`` CG, BFGS,
     L-BFGS-B and Newton-CG (exact ``hessp``) and fastopt ``scg`` (the
     finite-difference curvature, first-order information only, like CG; with
-    its default Møller restarts and with ``restart="powell"``),
+    its default Powell restarts and with the paper's ``restart="every-n"``),
     ``hessian-free`` with the exact ``hessp`` and with the Gauss-Newton product
     (``options={"gauss_newton": p.gauss_newton}``) and ``adahessian`` (exact
     ``hessp``, default options), and fastopt ``lbfgs`` when the registry has
@@ -213,7 +213,7 @@ MGH_METHODS = {
     "scipy L-BFGS-B": _scipy("L-BFGS-B"),
     "scipy Newton-CG": _scipy("Newton-CG", hessp=True),
     "scg": _fastopt("scg"),
-    "scg powell": _fastopt("scg", restart="powell"),
+    "scg every-n": _fastopt("scg", restart="every-n"),
     "hessian-free": _fastopt("hessian-free", "hessp"),
     "hessian-free GN": _fastopt("hessian-free", "gauss_newton"),
     "adahessian": _fastopt("adahessian", "hessp"),
@@ -286,9 +286,9 @@ def section_mgh(args, summary):
         return common, tot, only
 
     print("\nPairs (f+g = function plus gradient evaluations over the problems both solved):")
-    for a, b in (("scg", "scipy CG"), ("scg powell", "scipy CG"), ("scg", "scg powell"),
+    for a, b in (("scg", "scipy CG"), ("scg every-n", "scipy CG"), ("scg", "scg every-n"),
                  ("hessian-free", "scipy Newton-CG"), ("hessian-free GN", "scipy Newton-CG"),
-                 ("scg powell", "scipy L-BFGS-B"),
+                 ("scg", "scipy L-BFGS-B"),
                  *((("lbfgs", "scipy L-BFGS-B"),) if "lbfgs" in by else ())):  # fmt: skip
         common, tot, only = both(a, b)
         print(
@@ -297,8 +297,8 @@ def section_mgh(args, summary):
         )
 
     n_cg = sum(r["solved"] for r in by["scipy CG"])
-    for label, what in (("scg", "SCG (default: Møller's restart every n passes)"),
-                        ("scg powell", 'SCG restart="powell"')):  # fmt: skip
+    for label, what in (("scg", 'SCG (default: restart="powell")'),
+                        ("scg every-n", "SCG restart=\"every-n\" (Møller's paper)")):  # fmt: skip
         n_scg = sum(r["solved"] for r in by[label])
         common, tot, _ = both(label, "scipy CG")
         summary.append((f"MGH: {what} solves >= as many as scipy CG", f"{n_scg} vs {n_cg}",
@@ -375,9 +375,10 @@ def _scg_bare(fg, fun=None, grad=None):
         p = -g
         fs = np.array([f0, 1e-6, 0.0, 0.0, 0.0, float(p @ p)])
         ns = np.array([0, 1, 1, 0, 0, 0, 1, RUNNING], dtype=np.int64)
-        # the arguments scg.run passes for the default options (Møller, no hessp)
+        # the arguments scg.run passes for the default options (Møller, Powell's
+        # restart, no hessp)
         rest = ((), x, g, p, np.empty(2), fs, ns, ALL_STEPS, 1000, 2**62, GTOL, 0.0, 0.0, 1e-4,
-                False, False, gfev)  # fmt: skip
+                False, True, gfev)  # fmt: skip
         status = loop(*first, *rest)
         return status, x, ns
 
@@ -438,11 +439,11 @@ def section_rosenbrock(args, summary):
     add("scg rosen, rosen_der", _scg_bare(_py_rosen_fg, rosen, rosen_der), "bare loop")
     fg_t = best_time(lambda: (rosen(x0), rosen_der(x0)), repeat=rep, min_time=mt)
     for method, kw in (
-        ("scg", {"options": {"restart": "powell"}}),
+        ("scg", {"options": {"restart": "every-n"}}),
         ("hessian-free", {}),
         ("adahessian", {"options": {"learning_rate": 1.0, "maxiter": 20000}}),
     ):
-        method = method + (" powell" if kw.get("options", {}).get("restart") else "")
+        method = method + (" every-n" if kw.get("options", {}).get("restart") else "")
         add(f"{method} njit fg", lambda m=method, kw=kw: fastopt.minimize(rosen_fg_jit, x0,
             jac=True, method=m.split()[0], **kw), "fastopt.minimize")  # fmt: skip
         add(f"{method} rosen, rosen_der", lambda m=method, kw=kw: fastopt.minimize(

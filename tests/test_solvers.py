@@ -295,6 +295,8 @@ ERROR_INPUTS = [
     (adahessian, {"estimator": "lanczos"}, "Invalid estimator value: 'lanczos'"),
     (adahessian, {"seed": 1.5}, "Invalid seed value: 1.5"),
     (adahessian, {"diagonal": 3}, "Invalid diagonal value: 3 (not callable)"),
+    (adahessian, {"fd_step": 0.0}, "Invalid fd_step value: 0.0"),
+    (adahessian, {"fd_step": "1e-4"}, "Invalid fd_step value: '1e-4'"),
 ]
 
 
@@ -347,7 +349,7 @@ def test_caller_arrays_untouched(mod):
 @pytest.mark.parametrize("n", [2, 10, 50])
 @pytest.mark.parametrize("cond", [1e2, 1e3, 1e4])
 @pytest.mark.parametrize("with_hessp", [False, True])
-@pytest.mark.parametrize("restart", [None, "powell"])
+@pytest.mark.parametrize("restart", ["every-n", "powell"])
 def test_scg_exact_on_quadratic(n, cond, with_hessp, restart):
     # Møller 1993: on a quadratic SCG is CG with exact steps (lambda only
     # perturbs them by ~1e-6 / eigenvalue), so it stops in about n steps.
@@ -391,13 +393,47 @@ def test_scg_beta_is_not_zero(variant):
 
 def test_scg_netlab_converges_on_rosenbrock():
     # Netlab's own stop (step < 1e-4 and |df| < 1e-4) ends early but close ...
-    out = scg.run(rosen_problem(), scg.Options(variant="netlab"))
+    # (restart="every-n": exactly scg.m)
+    out = scg.run(rosen_problem(), scg.Options(variant="netlab", restart="every-n"))
     assert out["status"] == _status.XTOL
     np.testing.assert_allclose(out["x"], [1.0, 1.0], atol=5e-3)
     # ... and without it the gradient test is met.
     out = scg.run(rosen_problem(), scg.Options(variant="netlab", ftol=0.0, xtol=0.0))
     assert out["status"] == _status.SUCCESS
     np.testing.assert_allclose(out["x"], [1.0, 1.0], atol=1e-5)
+
+
+@numba.njit
+def huge_curvature_hessp(x, v):
+    """1e30 times the true Hessian of 0.5 |x|^2: SCG's step alpha ~ 1e-30 underflows against x."""
+    return 1e30 * v
+
+
+@pytest.mark.parametrize("variant", ["moller", "netlab"])
+@pytest.mark.parametrize("compiled", [False, True])
+def test_scg_stalled_step_is_not_success(variant, compiled):
+    # Issue 11: x + 1e-30 p == x, so f_new == f, Delta = 0 is "accepted" and
+    # the step is exactly 0: the x test (xtol >= 0) used to stop with XTOL,
+    # success=True, at x0 with |g| = 1.
+    obj = make(fg=sphere_fg, fun=sphere_fun, grad=sphere_grad, hessp=huge_curvature_hessp,
+               x0=(1.0, -1.0), compiled=compiled)  # fmt: skip
+    out = scg.run(obj, scg.Options(variant=variant))
+    assert out["status"] == _status.LINESEARCH
+    assert out["status"] not in _status.SUCCESSFUL
+    np.testing.assert_array_equal(out["x"], [1.0, -1.0])
+    # ... while a step below a user's positive xtol that moved x stays XTOL
+    out = scg.run(make(fg=sphere_fg, fun=sphere_fun, grad=sphere_grad, x0=(1.0, -1.0)),
+                  scg.Options(xtol=10.0))  # fmt: skip
+    assert out["status"] == _status.XTOL and out["nit"] == 1
+
+
+def test_scg_default_restart_is_powell():
+    assert scg.Options().restart == "powell"
+    paper = scg.run(rosen_problem(), scg.Options(restart="every-n"))
+    default = scg.run(rosen_problem(), scg.Options())
+    powell = scg.run(rosen_problem(), scg.Options(restart="powell"))
+    np.testing.assert_array_equal(default["x"], powell["x"])
+    assert paper["nit"] != default["nit"]
 
 
 def test_scg_maxfev():
@@ -415,20 +451,28 @@ COUNTS = [
     # value and a gradient, and a rejected SCG pass one function value:
     # nfev fell from 181 to 100 on "rosen" (issue #3).  With only ``fg``
     # ("rosen_fg", like jac=True) every gradient also costs a value.
-    (scg, {}, "rosen", None, (81, 100, 163, 0)),
-    (scg, {}, "rosen_fg", None, (81, 181, 181, 0)),
-    (scg, {}, "rosen", "hessp", (81, 104, 82, 81)),
-    (scg, {"variant": "netlab"}, "rosen", None, (33, 43, 67, 0)),
-    (scg, {"restart": "powell"}, "rosen", None, (61, 74, 123, 0)),
-    (scg, {"restart": "powell"}, "quad", None, (20, 21, 41, 0)),
-    (scg, {}, "quad", None, (69, 70, 139, 0)),
-    (scg, {}, "quad", "hessp", (60, 61, 61, 60)),
+    # Default restart="powell" (issue 11: it measures best on the MGH set)
+    (scg, {}, "rosen", None, (61, 74, 123, 0)),
+    (scg, {}, "rosen_fg", None, (61, 135, 135, 0)),
+    (scg, {}, "rosen", "hessp", (49, 60, 50, 49)),
+    (scg, {}, "quad", None, (20, 21, 41, 0)),
+    (scg, {}, "quad", "hessp", (20, 21, 21, 20)),
+    (scg, {"variant": "netlab"}, "rosen", None, (38, 49, 77, 0)),
+    # The paper's algorithm (Møller's restart every n passes) and exact scg.m
+    (scg, {"restart": "every-n"}, "rosen", None, (81, 100, 163, 0)),
+    (scg, {"restart": "every-n"}, "rosen_fg", None, (81, 181, 181, 0)),
+    (scg, {"restart": "every-n"}, "rosen", "hessp", (81, 104, 82, 81)),
+    (scg, {"restart": "every-n"}, "quad", None, (69, 70, 139, 0)),
+    (scg, {"restart": "every-n"}, "quad", "hessp", (60, 61, 61, 60)),
+    (scg, {"variant": "netlab", "restart": "every-n"}, "rosen", None, (33, 43, 67, 0)),
     # Hessian-free: after an accepted step f is the line search's value,
     # only the gradient is evaluated.
     (hessian_free, {}, "rosen", "hessp", (23, 38, 24, 68)),
     (hessian_free, {}, "rosen", "gauss_newton", (16, 21, 17, 47)),
     (hessian_free, {}, "rosen", None, (23, 38, 130, 0)),
-    (hessian_free, {}, "rosen_fg", None, (23, 167, 130, 0)),
+    # jac=True: the line search's fg calls give the accepted point's gradient
+    # (issue 11: was 23, 167, 130 with fg called twice at each accepted point)
+    (hessian_free, {}, "rosen_fg", None, (23, 144, 144, 0)),
     (hessian_free, {}, "quad", "hessp", (8, 17, 9, 104)),
     (hessian_free, {}, "quad", None, (8, 20, 153, 0)),  # one fixed-order dot (was 8, 21, 152)
     (adahessian, {"learning_rate": 1.0}, "rosen", "hessp", (12713, 12714, 12714, 12713)),
@@ -733,6 +777,43 @@ def test_adahessian_diagonal_wrong_shape(compiled):
         adahessian.run(obj, adahessian.Options(diagonal=bad_diagonal))
 
 
+def test_adahessian_fd_product_survives_fd_gradient():
+    # Issue 11: with jac=None the curvature product is a difference of
+    # finite-difference gradients.  Their rounding error, about
+    # sqrt(eps) |f| (2-point), over a product step of sqrt(eps) (1 + |x|)
+    # made Hz wrong by O(|f|): on Wood (f0 = 19192) the first Hutchinson
+    # sample sent x far away (DIVERGED at step 0; helical_valley too, box_3d
+    # overflowed).  The product's default relative step 1e-4 keeps it.
+    from scipy.optimize._numdiff import approx_derivative
+
+    from fastopt.testing import MGH_PROBLEMS
+
+    p = MGH_PROBLEMS["wood"]
+
+    def fd_grad(x):
+        return approx_derivative(p.fun, x, method="2-point")
+
+    x = p.x0.copy()
+    z = np.array([1.0, -1.0, -1.0, 1.0])
+    exact = p.hessp(x, z)
+    scale = np.abs(exact).max()
+    for rel, bound in [(1e-4, 1e-3), (math.sqrt(np.finfo(float).eps), None)]:
+        hz = adahessian.fd_product(fd_grad, x, z, fd_grad(x), (), rel)
+        err = np.abs(hz - exact).max() / scale
+        if bound is None:
+            assert err > 0.1  # sqrt(eps): the defect
+        else:
+            assert err < bound
+    for name in ("wood", "helical_valley", "box_3d"):
+        q = MGH_PROBLEMS[name]
+        runs = [fastopt.minimize(q.fun, q.x0.copy(), method="adahessian", jac=jac,
+                                 options={"maxiter": 200}) for jac in (None, q.grad)]  # fmt: skip
+        fd, exact_g = runs
+        assert fd.status == exact_g.status == _status.MAXITER and fd.nit == 200, name
+        assert fd.fun < q.fun(q.x0)
+        assert abs(fd.fun - exact_g.fun) <= 1e-3 * abs(exact_g.fun), name
+
+
 def test_adahessian_update_every():
     every = adahessian.run(_problem("quad", "hessp", maxiter=5000, gtol=1e-6),
                            adahessian.Options(update_every=4))  # fmt: skip
@@ -810,7 +891,7 @@ PARITY = [
     (hessian_free, {}, "rosen_fg", None, {}),
     (scg, {"variant": "netlab", "ftol": 0.0, "xtol": 0.0}, "rosen", None, {}),
     (scg, {}, "quad", "hessp", {}),
-    (scg, {"restart": "powell"}, "rosen", None, {}),
+    (scg, {"restart": "every-n"}, "rosen", None, {}),
     (hessian_free, {}, "rosen", "hessp", {}),
     (hessian_free, {}, "quad", None, {}),
     (hessian_free, {}, "rosen", "gauss_newton", {}),
@@ -967,6 +1048,39 @@ def test_minimize_counts_fun_calls_without_separate_jac(method, jac):
         direct = SOLVERS[method].run(rosen_fg_problem(maxiter=30), SOLVERS[method].Options())
         assert (res.nfev, res.njev) == (direct["nfev"], direct["njev"])
         np.testing.assert_array_equal(res.x, direct["x"])
+
+
+@numba.njit
+def logged_rosen_fg(x, log):
+    """rosen_fg that counts its calls (log[0]) and calls at the previous call's x (log[1])."""
+    if log[0] > 0 and x[0] == log[2] and x[1] == log[3]:
+        log[1] += 1
+    log[0] += 1
+    log[2] = x[0]
+    log[3] = x[1]
+    return rosen_fg(x)
+
+
+@numba.njit
+def logged_rosen_fun(x, log):
+    return logged_rosen_fg(x, log)[0]
+
+
+@pytest.mark.parametrize("mod", [scg, hessian_free, adahessian])
+@pytest.mark.parametrize("compiled", [False, True])
+def test_jac_true_evaluates_no_point_twice_in_a_row(mod, compiled):
+    # Issue 11: with jac=True (fun and grad both call fg) hessian-free's line
+    # search evaluated fg at the accepted point, then again for its gradient.
+    log = np.zeros(4)
+    fg = logged_rosen_fg if compiled else logged_rosen_fg.py_func
+    fun = logged_rosen_fun if compiled else logged_rosen_fun.py_func
+    obj = make(fg=fg, fun=fun, args=(log,), compiled=compiled, maxiter=200)
+    out = mod.run(obj, mod.Options())
+    assert obj.grad_calls_fun
+    assert out["status"] in _status.SUCCESSFUL or out["status"] == _status.MAXITER
+    assert log[1] == 0, f"{int(log[1])} repeated points"
+    # nfev counts every fg call (each also a gradient: njev <= nfev)
+    assert out["nfev"] == log[0] and out["njev"] <= out["nfev"]
 
 
 # --------------------------------------------------------------------------

@@ -58,7 +58,7 @@ from ._run import (
     start_fg,
     start_point,
 )
-from ._vectors import all_finite, copy_into, inf_norm
+from ._vectors import all_finite, copy_into, dot, fd_quotient, inf_norm, lincomb
 
 ALIASES = ()
 
@@ -102,6 +102,18 @@ class Options(NamedTuple):
     seed : int or None
         Seed of the probe vectors (SplitMix64, the same in Python and
         compiled runs). None: ``obj.seed``, else 0.
+    fd_step : float
+        Relative step :math:`\sigma` of the finite-difference curvature
+        product used without ``hessp``,
+        :math:`Hz \approx (\nabla f(x + e z) - \nabla f(x))/e`,
+        :math:`e = \sigma (1 + \|x\|)/\|z\|`.  Default 1e-4, about
+        :math:`\epsilon_{mach}^{1/4}`: robust to a gradient that is itself a
+        finite difference (``jac=None``), whose rounding error of about
+        :math:`\sqrt{\epsilon_{mach}}\,|f|` a step of
+        :math:`\sqrt{\epsilon_{mach}}` would blow up to :math:`O(|f|)` in
+        :math:`Hz` (see the notes of :func:`run`); the truncation error it
+        adds, :math:`O(\sigma)`, is far below the Hutchinson sample's own
+        variance.  Møller's SCG uses the same :math:`10^{-4}`.
     diagonal : callable or None
         ``diagonal(x, *args) -> ndarray of shape (n,)``: a Hessian diagonal
         (exact, or Gauss-Newton as Becker & LeCun 1988) used as :math:`D`
@@ -121,6 +133,7 @@ class Options(NamedTuple):
     estimator: str = "hutchinson"
     seed: int | None = None
     diagonal: Any = None
+    fd_step: float = 1e-4
 
 
 def validate(opts):
@@ -144,6 +157,9 @@ def validate(opts):
         )
     if opts.seed is not None and not isinstance(opts.seed, int | np.integer):
         raise ValueError(f"Invalid seed value: {opts.seed!r}")
+    if not (isinstance(opts.fd_step, int | float | np.floating | np.integer)
+            and math.isfinite(opts.fd_step) and 0.0 < opts.fd_step < 1.0):  # fmt: skip
+        raise ValueError(f"Invalid fd_step value: {opts.fd_step!r}")
     if opts.diagonal is not None and not callable(opts.diagonal):
         raise ValueError(f"Invalid diagonal value: {opts.diagonal!r} (not callable)")
 
@@ -287,9 +303,22 @@ def _copy_finite(dst, src):
 
 
 @dual
+def fd_product(grad, x, z, gx, args, rel):
+    r"""The forward difference :math:`(\nabla f(x + e z) - \nabla f(x))/e`,
+    :math:`e = \mathrm{rel}\,(1 + \|x\|)/\|z\|` (``gx``: the gradient at ``x``).
+
+    :func:`fastopt.solvers._products.curvature_product` with the relative
+    step a parameter (there it is :math:`\sqrt{\epsilon_{mach}}`, right for
+    an exact gradient, not for a finite-difference one).
+    """
+    e = rel * (1.0 + math.sqrt(dot(x, x))) / math.sqrt(dot(z, z))
+    return fd_quotient(grad(lincomb(1.0, x, e, z), *args), gx, e)
+
+
+@dual
 def ada_step(
     fg, grad, hessp, diagonal, x, f, g, m, v, d, z, x_prev, lb, ub, bargs, minibatch, refresh,
-    zstate, b1t, b2t, lr, b1, b2, eps, power, equilibration, gfev,
+    zstate, b1t, b2t, lr, b1, b2, eps, power, equilibration, gfev, fd_step,
 ):  # fmt: skip
     """One AdaHessian update on the data ``bargs``.
 
@@ -322,11 +351,12 @@ def ada_step(
         # np.uint64(): from Python the kernel returns an int, which the next
         # call would type as int64 (signed shifts: another stream).
         zstate = np.uint64(draw(zstate, z, equilibration))
-        hz = curvature_product(hessp, grad, x, z, g, bargs)
         if hessp is None:
+            hz = fd_product(grad, x, z, g, bargs, fd_step)
             nfev += gfev
             njev += 1
         else:
+            hz = curvature_product(hessp, grad, x, z, g, bargs)
             nhev += 1
         if not curvature_sample(z, hz, equilibration, d):
             # x itself has finite f and g: it stays.
@@ -356,7 +386,7 @@ def ada_step(
 def _ada_loop(
     fg, grad, hessp, diagonal, args, x, g, m, v, d, z, x_prev, x_best, g_best, lb, ub, perm,
     rng, fs, ns, nsteps, maxiter, n_updates, gtol, batch_size, do_shuffle,
-    lr, b1, b2, eps, power, update_every, equilibration, gfev,
+    lr, b1, b2, eps, power, update_every, equilibration, gfev, fd_step,
 ):  # fmt: skip
     """Run AdaHessian updates until ``nsteps`` more are done or a stop test.
 
@@ -405,12 +435,13 @@ def _ada_loop(
             res = ada_step(
                 fg, grad, hessp, diagonal, x, f, g, m, v, d, z, x_prev, lb, ub,
                 take_args(args, idx), True, refresh, zstate, b1t, b2t, lr, b1, b2, eps, power,
-                equilibration, gfev,
+                equilibration, gfev, fd_step,
             )  # fmt: skip
         else:
             res = ada_step(
                 fg, grad, hessp, diagonal, x, f, g, m, v, d, z, x_prev, lb, ub, args,
                 False, refresh, zstate, b1t, b2t, lr, b1, b2, eps, power, equilibration, gfev,
+                fd_step,
             )  # fmt: skip
         status, f, g, zstate, b1t, b2t, dfev, djev, dhev = res
         nfev += dfev
@@ -447,7 +478,8 @@ def _ada_loop(
     return status, g
 
 
-_LOOP = LazyLoop(_ada_loop, 4, cache=True, specialise={"ada_step": 4, "curvature_product": 2})
+_LOOP = LazyLoop(_ada_loop, 4, cache=True,
+                 specialise={"ada_step": 4, "curvature_product": 2, "fd_product": 1})  # fmt: skip
 
 
 def run(obj, opts):
@@ -458,7 +490,7 @@ def run(obj, opts):
     obj : fastopt._objective.Objective
         The problem. Curvature products come from ``obj.hessp``, else from
         the forward difference :math:`(\nabla f(x + e z) - \nabla f(x))/e`,
-        :math:`e = \sqrt{\epsilon_{mach}}(1 + \|x\|)/\|z\|` (one
+        :math:`e = \sigma(1 + \|x\|)/\|z\|`, :math:`\sigma` = ``fd_step`` (one
         ``obj.grad`` call). Minibatch mode
         (``obj.batch_size``): one update per minibatch, gradient and
         curvature on the batch, for ``obj.epochs`` epochs.
@@ -483,6 +515,14 @@ def run(obj, opts):
     average with :math:`\beta_2`, bias-corrected, which converges to the
     same estimate. With bounds, ``x`` is projected (clipped) onto them after
     every step, as the first-order methods do.
+
+    Without ``hessp`` the product is the forward difference
+    :math:`(\nabla f(x + e z) - \nabla f(x))/e`,
+    :math:`e = \sigma(1 + \|x\|)/\|z\|` with :math:`\sigma` = ``fd_step``
+    (1e-4): with a finite-difference gradient (``jac=None``, rounding error
+    about :math:`\sqrt{\epsilon_{mach}}|f|`) a :math:`\sqrt{\epsilon_{mach}}`
+    step gave :math:`Hz` an error of order :math:`|f|` and the first step
+    diverged (issue 11).
 
     With ``opts.diagonal`` the curvature :math:`D` is that function's
     Hessian diagonal (exact or Gauss-Newton) instead of a randomized
@@ -564,6 +604,7 @@ def run(obj, opts):
             nsteps, int(obj.maxiter), n_updates, float(obj.gtol), batch_size, bool(obj.shuffle),
             float(opts.learning_rate), float(opts.b1), float(opts.b2), float(opts.eps),
             float(opts.hessian_power), int(opts.update_every), equilibration, gfev,
+            float(opts.fd_step),
         )  # fmt: skip
         return status
 

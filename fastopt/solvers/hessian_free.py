@@ -353,7 +353,7 @@ def _cg_finish(d, phis, saved, saved_phi, save_at, cgi):
 
 @dual
 def hf_iteration(
-    fun, grad, prod, diagonal, x, f, g, gargs, cargs, lam, p_prev, saved, saved_phi,
+    fun, fg, grad, prod, diagonal, x, f, g, gargs, cargs, lam, p_prev, saved, saved_phi,
     phis, save_at, cg_maxiter, cg_tol, decay, precond, separate_curv, cscale, gscale, gfev,
     lam_min, lam_max,
 ):  # fmt: skip
@@ -362,11 +362,16 @@ def hf_iteration(
     ``f, g`` are the (scaled) value and gradient at ``x`` on ``gargs``.
     Finite-difference products call the gradient-only ``grad`` (each call
     counts ``gfev`` function evaluations: 1 when it evaluates ``fun`` too).
-    Returns ``(status, accepted, x_new, f_new, lam, p_last, nfev, njev,
-    nhev)``: ``status`` is RUNNING unless a value turned non-finite or the
-    line search failed along a descent direction; ``f_new`` is the (scaled)
-    value at ``x_new`` on ``gargs``, from the line search; ``p_last`` is the
-    last CG iterate (the next warm start).
+    ``fun`` None (``jac=True``: a value costs a value-and-gradient anyway)
+    evaluates the trial points with ``fg`` and keeps the gradient of the
+    accepted one, so the caller need not evaluate that point again (issue
+    11: no point evaluated twice in a row); resolved at compile time.
+    Returns ``(status, accepted, x_new, f_new, g_new, lam, p_last, nfev,
+    njev, nhev)``: ``status`` is RUNNING unless a value turned non-finite or
+    the line search failed along a descent direction; ``f_new`` is the
+    (scaled) value at ``x_new`` on ``gargs``, from the line search, and
+    ``g_new`` its unscaled gradient there when ``fun`` is None (else ``g``,
+    unused); ``p_last`` is the last CG iterate (the next warm start).
     """
     n = x.shape[0]
     nfev = 0
@@ -396,7 +401,7 @@ def hf_iteration(
         dv = diagonal(x, *cargs)
         nhev += 1
         if not all_finite(dv):
-            return NONFINITE_H, False, x, f, lam, p_prev, nfev, njev, nhev
+            return NONFINITE_H, False, x, f, g, lam, p_prev, nfev, njev, nhev
         square = False
     else:
         dv = g
@@ -412,7 +417,7 @@ def hf_iteration(
             nhev += 1
         phi0 = _cg_warm(bd, d, r, b, cscale, lam)
         if not math.isfinite(phi0):
-            return NONFINITE_H, False, x, f, lam, p_prev, nfev, njev, nhev
+            return NONFINITE_H, False, x, f, g, lam, p_prev, nfev, njev, nhev
     _cg_init(r, m_inv, y, pdir, phis, phi0, cgi, cgf)
     code = _CG_CONTINUE if cgf[0] > 0.0 else _CG_STOP
     while code == _CG_CONTINUE:
@@ -427,25 +432,38 @@ def hf_iteration(
             phis, saved, saved_phi, save_at, cgi, cgf, cg_tol, cg_maxiter,
         )  # fmt: skip
     if code == _CG_NONFINITE:
-        return NONFINITE_H, False, x, f, lam, p_prev, nfev, njev, nhev
+        return NONFINITE_H, False, x, f, g, lam, p_prev, nfev, njev, nhev
     nsave = _cg_finish(d, phis, saved, saved_phi, save_at, cgi)
     p_last = d
     # Backtrack over the kept CG iterates, from the last, while f decreases.
     best = nsave - 1
-    f_best = gscale * fun(lincomb(1.0, x, 1.0, saved[best]), *gargs)
+    if fun is None:
+        f_best, g_best = fg(lincomb(1.0, x, 1.0, saved[best]), *gargs)
+        f_best = gscale * f_best
+        njev += 1
+    else:
+        f_best = gscale * fun(lincomb(1.0, x, 1.0, saved[best]), *gargs)
+        g_best = g
     nfev += 1
     if not math.isfinite(f_best):
-        return NONFINITE_F, False, x, f, lam, p_last, nfev, njev, nhev
+        return NONFINITE_F, False, x, f, g, lam, p_last, nfev, njev, nhev
     c = best - 1
     while c >= 0:
-        f_c = gscale * fun(lincomb(1.0, x, 1.0, saved[c]), *gargs)
+        if fun is None:
+            f_c, g_c = fg(lincomb(1.0, x, 1.0, saved[c]), *gargs)
+            f_c = gscale * f_c
+            njev += 1
+        else:
+            f_c = gscale * fun(lincomb(1.0, x, 1.0, saved[c]), *gargs)
+            g_c = g
         nfev += 1
         if not math.isfinite(f_c):
-            return NONFINITE_F, False, x, f, lam, p_last, nfev, njev, nhev
+            return NONFINITE_F, False, x, f, g, lam, p_last, nfev, njev, nhev
         if f_c >= f_best:
             break
         best = c
         f_best = f_c
+        g_best = g_c
         c -= 1
     p = saved[best].copy()
     # rho against the undamped model: q(p) - q(0) = phi(p) - lam |p|^2 / 2.
@@ -463,21 +481,29 @@ def hf_iteration(
     if not gp < 0.0:
         # Not a descent direction (negative curvature or noisy finite
         # differences): reject, and forget the warm start.
-        return RUNNING, False, x, f, lam, np.zeros(n), nfev, njev, nhev
+        return RUNNING, False, x, f, g, lam, np.zeros(n), nfev, njev, nhev
     rate = 1.0
     f_try = f_best
+    g_try = g_best
     tries = 1
     while f_try > f + _ARMIJO_C * rate * gp:
         if tries == _ARMIJO_TRIES:
-            return LINESEARCH, False, x, f, lam, p_last, nfev, njev, nhev
+            return LINESEARCH, False, x, f, g, lam, p_last, nfev, njev, nhev
         rate *= _ARMIJO_SHRINK
-        f_try = gscale * fun(lincomb(1.0, x, rate, p), *gargs)
+        if fun is None:
+            f_try, g_try = fg(lincomb(1.0, x, rate, p), *gargs)
+            f_try = gscale * f_try
+            njev += 1
+        else:
+            f_try = gscale * fun(lincomb(1.0, x, rate, p), *gargs)
         nfev += 1
         tries += 1
         if not math.isfinite(f_try):
-            return NONFINITE_F, False, x, f, lam, p_last, nfev, njev, nhev
-    # f_try was evaluated at this very point (same expression, same bits).
-    return RUNNING, True, lincomb(1.0, x, rate, p), f_try, lam, p_last, nfev, njev, nhev
+            return NONFINITE_F, False, x, f, g, lam, p_last, nfev, njev, nhev
+    # f_try (and g_try) were evaluated at this very point (same expression,
+    # same bits).
+    x_new = lincomb(1.0, x, rate, p)
+    return RUNNING, True, x_new, f_try, g_try, lam, p_last, nfev, njev, nhev
 
 
 def _hf_loop(
@@ -490,7 +516,9 @@ def _hf_loop(
 
     After an accepted step on the full data the value there is the line
     search's, so only the gradient is evaluated (``grad``; ``gfev`` function
-    evaluations per call); a new gradient batch needs both (``fg``).
+    evaluations per call), or nothing when ``fun`` is None (``jac=True``:
+    the line search evaluated ``fg`` there and kept its gradient); a new
+    gradient batch needs both (``fg``).
 
     ``prod`` None selects finite-difference products, ``perm_c`` None the
     full-data mode and ``perm_g`` None the full-data gradient: compiled,
@@ -540,24 +568,24 @@ def _hf_loop(
             batches += 1
             if perm_g is not None:
                 res = hf_iteration(
-                    fun, grad, prod, diagonal, x, f, g, take_args(args, gidx[:glen]),
+                    fun, fg, grad, prod, diagonal, x, f, g, take_args(args, gidx[:glen]),
                     take_args(args, cidx), lam, p_prev, saved, saved_phi, phis, save_at,
                     cg_maxiter, cg_tol, decay, precond, True, cscale, gscale, gfev,
                     lam_min, lam_max,
                 )  # fmt: skip
             else:
                 res = hf_iteration(
-                    fun, grad, prod, diagonal, x, f, g, args, take_args(args, cidx), lam,
+                    fun, fg, grad, prod, diagonal, x, f, g, args, take_args(args, cidx), lam,
                     p_prev, saved, saved_phi, phis, save_at, cg_maxiter, cg_tol,
                     decay, precond, True, cscale, 1.0, gfev, lam_min, lam_max,
                 )  # fmt: skip
         else:
             res = hf_iteration(
-                fun, grad, prod, diagonal, x, f, g, args, args, lam, p_prev, saved,
+                fun, fg, grad, prod, diagonal, x, f, g, args, args, lam, p_prev, saved,
                 saved_phi, phis, save_at, cg_maxiter, cg_tol, decay, precond,
                 False, 1.0, 1.0, gfev, lam_min, lam_max,
             )  # fmt: skip
-        status, accepted, x_new, f_try, lam, p_prev, dfev, djev, dhev = res
+        status, accepted, x_new, f_try, g_try, lam, p_prev, dfev, djev, dhev = res
         nfev += dfev
         njev += djev
         nhev += dhev
@@ -576,11 +604,16 @@ def _hf_loop(
                 f_new = gscale * f_new
                 g_new = scale(gscale, g_new)
                 nfev += 1
+                njev += 1
+            elif fun is None:
+                # fg at the accepted point gave its gradient too: no call
+                f_new = f_try
+                g_new = g_try
             else:
                 f_new = f_try
                 g_new = grad(x_new, *args)
                 nfev += gfev
-            njev += 1
+                njev += 1
             if not math.isfinite(f_new):
                 status = NONFINITE_F
                 break
@@ -606,7 +639,7 @@ def _hf_loop(
     return status, x, g, p_prev
 
 
-_LOOP = LazyLoop(_hf_loop, 5, cache=True, specialise={"hf_iteration": 4, "curvature_product": 2})
+_LOOP = LazyLoop(_hf_loop, 5, cache=True, specialise={"hf_iteration": 5, "curvature_product": 2})
 
 
 def run(obj, opts):
@@ -659,7 +692,10 @@ def run(obj, opts):
        if none, stop with status LINESEARCH (``x`` unchanged).
 
     After an accepted step on the full data, f there is the line search's
-    value: only the gradient is evaluated.  CG stops cleanly, on its current
+    value: only the gradient is evaluated, and with ``jac=True``
+    (``obj.grad_calls_fun``) not even that: the trial points are evaluated
+    with ``fg`` and the accepted point's gradient is kept, so no point is
+    evaluated twice in a row.  CG stops cleanly, on its current
     iterate, on non-positive curvature, a vanishing residual, or a step that
     would overflow.
 
@@ -755,7 +791,10 @@ def run(obj, opts):
     fs = np.array([f, lam0, _LAMBDA_MIN_RATIO * lam0, _LAMBDA_MAX_RATIO * lam0])
     ns = np.array([0, nfev, njev, nhev, 0, gpos, glen, 0], dtype=np.int64)
     precond = 1 if opts.preconditioner == "gradient" else 0
-    loop, fns = _LOOP.select(compiled, obj.fun, obj.fg, obj.grad, prod, diagonal)
+    # jac=True: a value costs a value-and-gradient call anyway, so the trial
+    # points take fg (fun None) and the accepted one's gradient is kept.
+    fun = None if obj.grad_calls_fun else obj.fun
+    loop, fns = _LOOP.select(compiled, fun, obj.fg, obj.grad, prod, diagonal)
     gfev = grad_fev(obj)
     state = [x, g, np.zeros(n)]
 
