@@ -67,15 +67,78 @@ def method_names():
     return tuple(RULES)
 
 
+#: torch.optim's option names, accepted as aliases of fastopt's canonical ones:
+#: ``alias -> canonical field(s)``; a tuple alias (``betas=(0.9, 0.999)``)
+#: fills several fields.  An alias applies to a rule that has its fields.
+ALIASES = {
+    "lr": ("learning_rate",),
+    "alpha": ("decay",),
+    "betas": ("b1", "b2"),
+    "etas": ("eta_minus", "eta_plus"),
+    "step_sizes": ("min_step", "max_step"),
+}
+
+
+def _alias_message(alias, fields, values, field, message):
+    """``message`` (about canonical ``field``) reworded with the name the user wrote."""
+    if len(fields) == 1:
+        return message.replace(f"Invalid {field} value", f"Invalid {alias} value")
+    if alias == "betas":  # torch's own wording
+        k = fields.index(field)
+        return f"Invalid beta parameter at index {k}: {values[k]}"
+    if alias == "etas":
+        return f"Invalid eta values: {values[0]}, {values[1]}"
+    return f"Invalid {alias} values: {', '.join(map(str, values))} ({message})"
+
+
+def _expand_aliases(method, fields, options):
+    """``options`` with torch's names replaced by the canonical ones.
+
+    Returns ``(options, written)`` where ``written`` maps a canonical field
+    to ``(alias, alias_fields, alias_values)`` for the fields the user gave
+    by an alias (error messages name what the user wrote).
+    """
+    out, written = {}, {}
+    for key, value in options.items():
+        target = ALIASES.get(key)
+        if target is None or not all(f in fields for f in target):
+            if key in out:
+                raise TypeError(f"{method}: got both {written[key][0]!r} and {key!r}")
+            out[key] = value
+            continue
+        if len(target) == 1:
+            values = (value,)
+        else:
+            try:
+                values = tuple(value)
+            except TypeError:
+                values = ()
+            if len(values) != len(target):
+                raise ValueError(
+                    f"Invalid {key} value: {value!r} (need {len(target)} numbers: "
+                    f"{', '.join(target)})"
+                )
+        for f, v in zip(target, values, strict=True):
+            if f in out:
+                raise TypeError(f"{method}: got both {key!r} and {f!r} (give one)")
+            out[f] = v
+            written[f] = (key, target, values)
+    return out, written
+
+
 def make_hyper(method, options, *, on_unknown="raise"):
     """Build and validate the ``Hyper`` tuple of ``method`` from ``options``.
 
-    Returns ``(rule_module, hyper, unknown)`` where ``unknown`` lists option
-    names the rule does not have (raised as TypeError when ``on_unknown`` is
-    ``"raise"``, returned otherwise so the caller can warn).
+    torch's option names (:data:`ALIASES`: ``lr``, ``betas``, ``alpha``,
+    ``etas``, ``step_sizes``) are accepted for the canonical ones; giving both
+    is a TypeError.  Returns ``(rule_module, hyper, unknown)`` where
+    ``unknown`` lists option names the rule does not have (raised as
+    TypeError when ``on_unknown`` is ``"raise"``, returned otherwise so the
+    caller can warn).
     """
     rule = RULES[method]
     fields = rule.Hyper._fields
+    options, written = _expand_aliases(method, fields, options)
     kw = dict(RULE_DEFAULTS.get(method, {}))
     unknown = []
     for key, value in options.items():
@@ -86,21 +149,36 @@ def make_hyper(method, options, *, on_unknown="raise"):
     if unknown and on_unknown == "raise":
         raise TypeError(
             f"{method}: unknown option(s) {', '.join(map(repr, unknown))}; "
-            f"valid options are {', '.join(fields)}"
+            f"valid options are {', '.join(fields)} (torch's names "
+            f"{', '.join(a for a, t in ALIASES.items() if all(f in fields for f in t))} "
+            "work too)"
         )
+
+    def name_of(key):
+        return written[key][0] if key in written else key
+
     for key, value in kw.items():
         kind = rule.Hyper.__annotations__[key]
         if kind is float:
+            if isinstance(value, bool | np.bool_):  # True is not a rate
+                raise ValueError(f"Invalid {name_of(key)} value: {value!r}")
             try:
                 kw[key] = float(value)
             except (TypeError, ValueError):
-                raise ValueError(f"Invalid {key} value: {value!r}") from None
+                raise ValueError(f"Invalid {name_of(key)} value: {value!r}") from None
         elif kind is bool:
             if not isinstance(value, bool | np.bool_):
-                raise ValueError(f"Invalid {key} value: {value!r} (need True or False)")
+                raise ValueError(f"Invalid {name_of(key)} value: {value!r} (need True or False)")
             kw[key] = bool(value)
     hyper = rule.Hyper(**kw)
-    rule.validate(hyper)
+    try:
+        rule.validate(hyper)
+    except ValueError as e:
+        message = str(e)
+        for field, (alias, target, values) in written.items():
+            if f"Invalid {field} value" in message or f"{field}/" in message:
+                raise ValueError(_alias_message(alias, target, values, field, message)) from None
+        raise
     return rule, hyper, unknown
 
 
@@ -249,9 +327,7 @@ def optimizer(method, *, schedule=None, parallel=False, **hyper):
         An option the rule does not have.
     """
     if method not in RULES:
-        raise ValueError(
-            f"Unknown method {method!r}; first-order methods are: {', '.join(RULES)}"
-        )
+        raise ValueError(f"Unknown method {method!r}; first-order methods are: {', '.join(RULES)}")
     rule, h, _ = make_hyper(method, hyper, on_unknown="raise")
     if method == "rprop" and schedule is not None:
         warnings.warn(

@@ -55,7 +55,7 @@ def sgd_step(x, g, s, t, lr, value, h):
 def momentum_step(x, g, s, t, lr, value, h):
     # torch.optim.SGD: the first buffer is the gradient itself, undampened
     g = _coupled(x, g, h)
-    if t == 1:
+    if t == 1 or h.momentum == 0:  # torch: no buffer (and no dampening) at momentum 0
         b = g.copy()
     else:
         b = h.momentum * s["momentum_buffer"] + (1 - h.dampening) * g

@@ -52,6 +52,33 @@ PARITY = {
         "SGD",
         dict(lr=0.02, momentum=0.8, dampening=0.3, weight_decay=0.05),
     ),
+    # torch's optim_db corners: momentum 0 ignores dampening; the closed ends
+    # of dampening, RMSprop's alpha and Adadelta's rho
+    "momentum0-damp": (
+        "momentum",
+        dict(learning_rate=0.05, momentum=0.0, dampening=0.5),
+        "SGD",
+        dict(lr=0.05, momentum=0.0, dampening=0.5),
+    ),
+    "momentum-damp1": (
+        "momentum",
+        dict(learning_rate=0.05, momentum=0.5, dampening=1.0),
+        "SGD",
+        dict(lr=0.05, momentum=0.5, dampening=1.0),
+    ),
+    # alpha = 1: the average stays 0 and the step is lr * g / eps
+    "rmsprop-alpha1": (
+        "rmsprop",
+        dict(learning_rate=20.0, decay=1.0, eps=100.0),
+        "RMSprop",
+        dict(lr=20.0, alpha=1.0, eps=100.0),
+    ),
+    "adadelta-rho1": (
+        "adadelta",
+        dict(learning_rate=0.05, rho=1.0),
+        "Adadelta",
+        dict(lr=0.05, rho=1.0),
+    ),
     "nesterov-wd": (
         "nag",
         dict(learning_rate=0.02, momentum=0.85, weight_decay=0.05),
@@ -167,6 +194,9 @@ def test_torch_parity(pid):
     # floor 1e-12 * max|x| (a relative test means nothing at 0)
     np.testing.assert_allclose(ours, theirs, rtol=1e-12, atol=1e-12 * np.abs(theirs).max())
     for name in state.names:  # torch's state keys are fastopt's slot names
+        if tstate.get(name) is None:  # SGD(momentum=0) keeps no buffer
+            assert pid == "momentum0-damp", name
+            continue
         ref = tstate[name].numpy()
         np.testing.assert_allclose(
             state[name], ref, rtol=1e-12, atol=1e-12 * np.abs(ref).max(), err_msg=name

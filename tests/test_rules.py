@@ -535,15 +535,15 @@ ERROR_INPUTS = [
         "sgd",
         dict(learning_rate=-1e-3),
         ValueError,
-        re.escape("Invalid learning rate: -0.001"),
+        re.escape("Invalid learning_rate value: -0.001"),
     ),
-    _err("lr<0-rprop", "rprop", dict(learning_rate=-1.0), ValueError, "Invalid learning rate"),
+    _err("lr<0-rprop", "rprop", dict(learning_rate=-1.0), ValueError, "Invalid learning_rate"),
     _err(
         "lr=nan",
         "adam",
         dict(learning_rate=math.nan),
         ValueError,
-        re.escape("Invalid learning rate: nan"),
+        re.escape("Invalid learning_rate value: nan"),
     ),
     _err("eps<0", "adam", dict(eps=-1e-8), ValueError, re.escape("Invalid epsilon value: -1e-08")),
     _err("eps<0-adagrad", "adagrad", dict(eps=-1.0), ValueError, "Invalid epsilon value"),
@@ -560,11 +560,11 @@ ERROR_INPUTS = [
     _err("momentum<0", "momentum", dict(momentum=-0.5), ValueError, "Invalid momentum value"),
     _err("nag-momentum=0", "nag", dict(momentum=0.0), ValueError, "Invalid momentum value"),
     _err(
-        "dampening=1",
+        "dampening>1",
         "momentum",
-        dict(dampening=1.0),
+        dict(dampening=1.5),
         ValueError,
-        re.escape("Invalid dampening value: 1.0"),
+        re.escape("Invalid dampening value: 1.5"),
     ),
     _err(
         "eta_minus=1",
@@ -595,11 +595,11 @@ ERROR_INPUTS = [
         ValueError,
         "Invalid min_step/max_step",
     ),
-    _err("decay=1", "rmsprop", dict(decay=1.0), ValueError, re.escape("Invalid decay value: 1.0")),
+    _err("decay>1", "rmsprop", dict(decay=1.1), ValueError, re.escape("Invalid decay value: 1.1")),
     _err(
         "decay<0", "rmsprop", dict(decay=-0.1), ValueError, re.escape("Invalid decay value: -0.1")
     ),
-    _err("rho=1", "adadelta", dict(rho=1.0), ValueError, re.escape("Invalid rho value: 1.0")),
+    _err("rho>1", "adadelta", dict(rho=1.1), ValueError, re.escape("Invalid rho value: 1.1")),
     _err("rho<0", "adadelta", dict(rho=-0.5), ValueError, re.escape("Invalid rho value: -0.5")),
     _err("lr_decay<0", "adagrad", dict(lr_decay=-1.0), ValueError, "Invalid lr_decay value"),
     _err(
@@ -616,7 +616,14 @@ ERROR_INPUTS = [
         ValueError,
         r"Unknown method 'adamm'.*" + ".*".join(map(re.escape, RULES)),
     ),
-    _err("unknown-option", "adam", dict(lr=0.1), TypeError, "unknown option.*'lr'"),
+    _err("unknown-option", "adam", dict(alpha=0.1), TypeError, "unknown option.*'alpha'"),
+    _err("unknown-option-sgd", "sgd", dict(betas=(0.9, 0.99)), TypeError, "unknown.*'betas'"),
+    _err("alias-and-name", "adam", dict(lr=0.1, learning_rate=0.2), TypeError, "both 'lr'"),
+    _err("alias-and-name-betas", "adam", dict(b2=0.9, betas=(0.9, 0.99)), TypeError, "both"),
+    _err("alias-lr<0", "adam", dict(lr=-0.5), ValueError, re.escape("Invalid lr value: -0.5")),
+    _err("alias-alpha>1", "rmsprop", dict(alpha=2.0), ValueError, "Invalid alpha value: 2.0"),
+    _err("alias-betas-len", "adam", dict(betas=0.9), ValueError, "Invalid betas value: 0.9"),
+    _err("lr-bool", "sgd", dict(learning_rate=True), ValueError, "Invalid learning_rate value"),
     _err(
         "unknown-option-rprop-wd",
         "rprop",
@@ -665,6 +672,70 @@ ERROR_INPUTS = [
         g=np.zeros(3),
     ),
 ]
+
+
+#: torch 2.13's ``optim_error_inputs_func_*`` (torch/testing/_internal/
+#: common_optimizers.py), every ValueError case of the rules fastopt has, given
+#: with torch's option names and expecting torch's message.  (The others test
+#: torch-only machinery: Tensor lr and betas, foreach/fused/differentiable.)
+TORCH_ERROR_INPUTS = [
+    ("adadelta", dict(lr=1e-2, rho=1.1), "Invalid rho value: 1.1"),
+    ("adagrad", dict(lr=1e-2, lr_decay=-0.5), "Invalid lr_decay value: -0.5"),
+    ("adam", dict(lr=1e-2, betas=(1.0, 0.0)), "Invalid beta parameter at index 0: 1.0"),
+    ("adam", dict(lr=1e-2, weight_decay=-1), "Invalid weight_decay value: -1"),
+    ("adamax", dict(lr=1e-2, betas=(0.0, 1.0)), "Invalid beta parameter at index 1: 1.0"),
+    ("rmsprop", dict(lr=1e-2, momentum=-1.0), "Invalid momentum value: -1.0"),
+    ("rprop", dict(lr=1e-2, etas=(1.0, 0.5)), "Invalid eta values: 1.0, 0.5"),
+    ("momentum", dict(lr=1e-2, momentum=-0.5), "Invalid momentum value: -0.5"),
+]
+for _m, _kw, _msg in TORCH_ERROR_INPUTS:
+    ERROR_INPUTS.append(_err(f"torch-{_m}-{'-'.join(_kw)}", _m, _kw, ValueError, re.escape(_msg)))
+
+
+@pytest.mark.parametrize(
+    "method, kwargs",
+    [
+        ("rmsprop", dict(decay=1.0)),
+        ("rmsprop", dict(alpha=1.0)),
+        ("adadelta", dict(rho=1.0)),
+        ("adadelta", dict(rho=0.0)),
+        ("momentum", dict(dampening=1.0)),
+        ("momentum", dict(momentum=0.0, dampening=0.5)),
+    ],
+)
+def test_torch_accepts_closed_ranges(method, kwargs):
+    """torch accepts the ends of these ranges (optim_db configurations); so do we."""
+    fastopt.optimizer(method, **kwargs)
+
+
+def test_momentum_zero_ignores_dampening():
+    """torch's SGD(momentum=0, dampening=d) is plain SGD: the dampening is ignored."""
+    x, y = np.array([1.0, -2.0, 3.0]), np.array([1.0, -2.0, 3.0])
+    a = fastopt.optimizer("momentum", learning_rate=0.1, momentum=0.0, dampening=0.7)
+    b = fastopt.optimizer("sgd", learning_rate=0.1)
+    sa, sb = a.init(x), b.init(y)
+    for k in range(4):
+        sa = a.step(x, np.sin(x + k), sa)
+        sb = b.step(y, np.sin(y + k), sb)
+    assert_array_equal(x, y)
+
+
+def test_torch_option_names_are_aliases():
+    """``lr``, ``betas``, ``alpha``, ``etas``, ``step_sizes`` build the same optimizer."""
+    pairs = [
+        ("adam", dict(lr=0.1, betas=(0.8, 0.9)), dict(learning_rate=0.1, b1=0.8, b2=0.9)),
+        ("rmsprop", dict(alpha=0.5), dict(decay=0.5)),
+        (
+            "rprop",
+            dict(etas=(0.3, 1.4), step_sizes=(1e-3, 2.0)),
+            dict(eta_minus=0.3, eta_plus=1.4, min_step=1e-3, max_step=2.0),
+        ),
+    ]
+    for method, torch_names, names in pairs:
+        assert (
+            fastopt.optimizer(method, **torch_names).hyper
+            == fastopt.optimizer(method, **names).hyper
+        )
 
 
 @pytest.mark.parametrize("method, kwargs, x, g, value, error_type, regex", ERROR_INPUTS)

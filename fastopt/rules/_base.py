@@ -76,7 +76,7 @@ def numeric_fields(hyper_cls):
 
 def check_lr(h):
     if not h.learning_rate >= 0.0:
-        raise ValueError(f"Invalid learning rate: {h.learning_rate}")
+        raise ValueError(f"Invalid learning_rate value: {h.learning_rate}")
 
 
 def check_eps(h):
@@ -92,6 +92,13 @@ def check_weight_decay(h):
 def check_unit(name, value):
     """``value`` must lie in [0, 1): a decay rate or a beta."""
     if not 0.0 <= value < 1.0:
+        raise ValueError(f"Invalid {name} value: {value}")
+
+
+def check_closed_unit(name, value):
+    """``value`` must lie in [0, 1]: torch accepts the ends (RMSprop ``alpha=1``,
+    Adadelta ``rho=1``, SGD ``dampening=1``), where the average stops moving."""
+    if not 0.0 <= value <= 1.0:
         raise ValueError(f"Invalid {name} value: {value}")
 
 

@@ -23,7 +23,7 @@ lecture's slide calls the decays :math:`\gamma_1, \gamma_2`; here both are
 import math
 from typing import NamedTuple
 
-from ._base import Kernel, check_eps, check_lr, check_unit, check_weight_decay, field_index
+from ._base import Kernel, check_closed_unit, check_eps, check_lr, check_weight_decay, field_index
 
 
 class Hyper(NamedTuple):
@@ -40,7 +40,7 @@ WD = field_index(Hyper, "weight_decay")
 
 def validate(h):
     check_lr(h)
-    check_unit("rho", h.rho)
+    check_closed_unit("rho", h.rho)
     check_eps(h)
     check_weight_decay(h)
 

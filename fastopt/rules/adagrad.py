@@ -39,9 +39,7 @@ def validate(h):
     if not h.lr_decay >= 0.0:
         raise ValueError(f"Invalid lr_decay value: {h.lr_decay}")
     if not h.initial_accumulator_value >= 0.0:
-        raise ValueError(
-            f"Invalid initial_accumulator_value value: {h.initial_accumulator_value}"
-        )
+        raise ValueError(f"Invalid initial_accumulator_value value: {h.initial_accumulator_value}")
     check_eps(h)
     check_weight_decay(h)
 

@@ -24,7 +24,7 @@ denominator tends to 0, so rounding differences grow fast there.
 import math
 from typing import NamedTuple
 
-from ._base import Kernel, check_eps, check_lr, check_unit, check_weight_decay, field_index
+from ._base import Kernel, check_closed_unit, check_eps, check_lr, check_weight_decay, field_index
 
 
 class Hyper(NamedTuple):
@@ -44,7 +44,7 @@ WD = field_index(Hyper, "weight_decay")
 
 def validate(h):
     check_lr(h)
-    check_unit("decay", h.decay)
+    check_closed_unit("decay", h.decay)
     check_eps(h)
     if not h.momentum >= 0.0:
         raise ValueError(f"Invalid momentum value: {h.momentum}")
@@ -109,9 +109,7 @@ KERNELS = {
 
 
 def kernel_key(h):
-    return "rmsprop" + ("_centered" if h.centered else "") + (
-        "_momentum" if h.momentum > 0 else ""
-    )
+    return "rmsprop" + ("_centered" if h.centered else "") + ("_momentum" if h.momentum > 0 else "")
 
 
 def slot_init(h):
