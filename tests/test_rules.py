@@ -180,7 +180,7 @@ def test_matches_reference(cid, dtype):
     assert traj.dtype == dtype and ref.dtype == dtype
     assert state.slots.dtype == dtype
     for name, value in state.to_dict().items():
-        if name not in ("count", "last_value"):
+        if name not in ("count", "last_value", "kernel"):
             assert value.dtype == dtype, name
 
 
@@ -811,3 +811,184 @@ def test_permutation_equivariance(cid, problem, data):
     state_p = _steps(method, hyper, xp, [g[perm] for g in gs], values)
     assert_array_equal(xp, x[perm])
     assert_array_equal(state_p.slots, state.slots[:, perm])
+
+
+# --------------------------------------------------------------------------
+# Memory safety of the optimizer API (issue 11.4): numba does no bounds
+# checking, so every state and gradient is checked before a kernel runs
+# --------------------------------------------------------------------------
+def _fresh(method="adam", n=5, dtype=np.float64, **kw):
+    opt = fastopt.optimizer(method, **kw)
+    x = np.linspace(-1.0, 1.0, n).astype(dtype)
+    return opt, x, opt.init(x)
+
+
+def test_foreign_state_crash_reproducer_in_subprocess():
+    """The issue's reproducer (heap corruption before) is a ValueError, in a child process."""
+    code = (
+        "import numpy as np, fastopt\n"
+        "x = np.ones(1000); g = np.ones(1000)\n"
+        "try:\n"
+        "    fastopt.optimizer('adam').step(x, g, fastopt.optimizer('sgd').init(x))\n"
+        "except ValueError as e:\n"
+        "    print('ValueError', e)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("ValueError state is of 'sgd'"), out.stdout
+
+
+@pytest.mark.parametrize(
+    "other, regex",
+    [
+        (dict(method="sgd"), "state is of 'sgd'"),
+        (dict(method="adam", amsgrad=True), "state is of 'adam_amsgrad'"),
+        (dict(method="adamax"), "state is of 'adamax'"),
+        (dict(method="nag"), "state is of 'nag'"),
+        (dict(n=4), "same length"),
+        (dict(n=6), "same length"),
+        (dict(dtype=np.float32), "the state is float32 but x is float64"),
+    ],
+)
+def test_step_refuses_a_foreign_state(other, regex):
+    opt, x, _ = _fresh()
+    kw = dict(other)
+    method, n, dtype = kw.pop("method", "adam"), kw.pop("n", 5), kw.pop("dtype", np.float64)
+    _, _, state = _fresh(method, n, dtype, **kw)
+    x0 = x.copy()
+    with pytest.raises(ValueError, match=regex):
+        opt.step(x, np.ones_like(x), state)
+    assert_array_equal(x, x0)
+
+
+def test_step_refuses_a_momentum_state_in_nag():
+    """Same slot layout, another rule: still refused (the state's meaning differs)."""
+    opt, x, _ = _fresh("nag")
+    with pytest.raises(ValueError, match="state is of 'momentum'"):
+        opt.step(x, x.copy(), fastopt.optimizer("momentum").init(x))
+
+
+@pytest.mark.parametrize(
+    "g, error, regex",
+    [
+        (np.ones(4), ValueError, "same length|shape"),
+        (np.ones(6), ValueError, "same length|shape"),
+        (np.ones((5, 1)), ValueError, "shape"),
+        (np.ones(5, dtype=np.float32), ValueError, "dtype of x"),
+        (np.ones(5, dtype=np.int64), ValueError, "dtype of x"),
+        ([1.0] * 5, TypeError, "g must be a numpy array"),
+    ],
+)
+def test_step_checks_g_on_every_call(g, error, regex):
+    """Not only the first call: a gradient that changes mid-run is refused."""
+    opt, x, state = _fresh()
+    state = opt.step(x, np.ones(5), state)
+    state = opt.step(x, np.ones(5), state)
+    x0 = x.copy()
+    with pytest.raises(error, match=regex):
+        opt.step(x, g, state)
+    assert_array_equal(x, x0)
+    assert_array_equal(state.slots, opt.step(x0.copy(), np.ones(5), state).slots)  # still usable
+
+
+@pytest.mark.parametrize("dtype", [np.int64, np.int32, np.float16, np.complex128, bool])
+def test_step_refuses_non_float_x(dtype):
+    opt, _, state = _fresh()
+    x = np.zeros(5, dtype=dtype)
+    with pytest.raises(ValueError, match="x must be float32 or float64"):
+        opt.step(x, np.ones(5), state)
+
+
+def test_step_refuses_bad_count():
+    opt, x, state = _fresh()
+    for count in (-1, 1.5, math.nan, True):
+        with pytest.raises(ValueError, match="Invalid count"):
+            opt.step(x, np.ones(5), state._replace(count=count))
+    opt.step(x, np.ones(5), state._replace(count=np.int64(3)))  # a loaded count is fine
+
+
+@pytest.mark.parametrize(
+    "change, regex",
+    [
+        (dict(count=-1), "Invalid count value: -1"),
+        (dict(count=math.nan), "Invalid count value: nan"),
+        (dict(count=2.5), "Invalid count value: 2.5"),
+        (dict(count="3"), "Invalid count value"),
+        (dict(exp_avg=np.zeros(5, dtype=np.int64)), "'exp_avg' must be a 1-D float32 or float64"),
+        (dict(exp_avg=np.zeros((5, 1))), "'exp_avg' must be a 1-D"),
+        (dict(exp_avg=np.zeros(4)), "state slots differ"),
+        (dict(exp_avg=np.zeros(5, dtype=np.float32)), "state slots differ"),
+        (dict(kernel="adam_amsgrad"), "state dict is of 'adam_amsgrad'"),
+    ],
+)
+def test_state_from_dict_checks_its_input(change, regex):
+    opt, x, state = _fresh()
+    state = opt.step(x, np.ones(5), state)
+    d = {**state.to_dict(), **change}
+    with pytest.raises(ValueError, match=regex):
+        opt.state_from_dict(d)
+
+
+def test_state_from_dict_through_npz(tmp_path):
+    """np.load gives 0-d arrays for count and kernel: accepted, and checked."""
+    opt, x, state = _fresh()
+    state = opt.step(x, np.ones(5), state)
+    np.savez(tmp_path / "s.npz", **state.to_dict())
+    loaded = opt.state_from_dict(dict(np.load(tmp_path / "s.npz")))
+    assert loaded.count == 1 and loaded.kernel == "adam"
+    y = x.copy()
+    opt.step(x, np.ones(5), state)
+    opt.step(y, np.ones(5), loaded)
+    assert_array_equal(x, y)
+    with pytest.raises(ValueError, match="state dict is of 'adam'"):
+        fastopt.optimizer("adamax").state_from_dict(dict(np.load(tmp_path / "s.npz")))
+
+
+@pytest.mark.parametrize("bad", [-0.1, math.nan, "fast", None])
+def test_schedule_returning_a_bad_rate(bad):
+    opt = fastopt.optimizer("sgd", schedule=lambda t: 0.1 if t < 2 else bad)
+    x = np.ones(3)
+    state = opt.init(x)
+    state = opt.step(x, x.copy(), state)
+    state = opt.step(x, x.copy(), state)
+    x0 = x.copy()
+    with pytest.raises(ValueError, match="schedule returned"):
+        opt.step(x, x.copy(), state)
+    assert_array_equal(x, x0)
+
+
+def test_schedule_object_with_negative_rate():
+    """A schedule object whose rate turns negative (cosine with min_lr above base) is caught."""
+    opt = fastopt.optimizer("sgd", learning_rate=0.1, schedule=schedules.cosine(4, min_lr=0.0))
+    opt.base_lr = -0.1  # as a subclass with a bug would produce
+    x = np.ones(3)
+    with pytest.raises(ValueError, match="schedule returned learning rate"):
+        opt.step(x, x.copy(), opt.init(x))
+
+
+# --------------------------------------------------------------------------
+# Pickle and deepcopy (issue 11.7)
+# --------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "method, kw",
+    [
+        ("adam", dict(learning_rate=0.05, amsgrad=True)),
+        ("rmsprop", dict(alpha=0.9, centered=True, momentum=0.5)),
+        ("sgd", dict(lr=0.1, schedule=schedules.cosine(10, min_lr=0.01))),
+        ("rprop", dict(variant="irprop+")),
+    ],
+)
+def test_optimizer_pickles_and_deepcopies(method, kw):
+    import copy
+    import pickle
+
+    opt = fastopt.optimizer(method, **kw)
+    for clone in (pickle.loads(pickle.dumps(opt)), copy.deepcopy(opt), copy.copy(opt)):
+        assert clone is not opt and repr(clone) == repr(opt) and clone.key == opt.key
+        x, y = PROBLEM.x0.copy(), PROBLEM.x0.copy()
+        s1, s2 = opt.init(x), clone.init(y)
+        for k in range(5):
+            s1 = opt.step(x, PROBLEM.grad(x, k), s1, value=PROBLEM.fun(x, k))
+            s2 = clone.step(y, PROBLEM.grad(y, k), s2, value=PROBLEM.fun(y, k))
+        assert_array_equal(x, y)
+        assert_array_equal(s1.slots, s2.slots)

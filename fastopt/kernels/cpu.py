@@ -138,7 +138,8 @@ def _loops(kid, x, g, S, c):
 @_jit.inline
 def _check(x, g, S):
     # the one check a kernel makes: a shape mismatch would read out of bounds
-    if g.shape[0] != x.shape[0] or S.shape[1] != x.shape[0]:
+    # (a rule without slots gets S of shape (0, 0) from a saved state: not read)
+    if g.shape[0] != x.shape[0] or (S.shape[1] != x.shape[0] and S.shape[0] != 0):
         raise ValueError("x, g and the state must have the same length")
 
 
