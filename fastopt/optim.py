@@ -219,6 +219,7 @@ class Optimizer:
             raise ValueError(f"Invalid parallel value: {parallel!r}")
         self.parallel = parallel
         self._nslots = len(self.slot_names)
+        self._maximize = bool(getattr(hyper, "maximize", False))
         # coefficient buffers by dtype; a dtype missing here is not a parameter dtype
         self._c = {np.dtype(d): np.zeros(cpu.N_COEFFS, dtype=d) for d in (np.float32, np.float64)}
 
@@ -351,7 +352,12 @@ class Optimizer:
                 raise ValueError(
                     "rprop variant 'irprop+' needs the objective: step(x, g, state, value=f)"
                 )
-            aux = 1.0 if value > state.last_value else 0.0
+            # iRprop+ backtracks when the error went up: f going down when maximizing
+            aux = (
+                1.0
+                if (value < state.last_value if self._maximize else value > state.last_value)
+                else 0.0
+            )
         kernel = cpu.step
         if self.parallel and x.shape[0] >= cpu.PARALLEL_MIN_SIZE:
             kernel = cpu.step_parallel
@@ -440,7 +446,12 @@ def optimizer(method, *, schedule=None, parallel=False, **hyper):
         step was measured to win with 2 to 16 threads on quiet machines).  Off by
         default: on small shared machines a second thread often stalls.
     **hyper
-        The rule's hyperparameters (see the rule's docstring).
+        The rule's hyperparameters (see the rule's docstring).  Every rule
+        also takes ``maximize=False`` (torch's semantics: ascend, with the
+        gradient negated on entry, before weight decay).  torch's option
+        names are accepted for fastopt's (:data:`ALIASES`: ``lr``,
+        ``betas``, ``alpha``, ``etas``, ``step_sizes``); giving both is a
+        TypeError.
 
     Raises
     ------

@@ -266,7 +266,7 @@ NAIVE = {
 
 def hyper(name, **options):
     """The rule's options with defaults filled in; unknown options raise TypeError."""
-    defaults = NAIVE[name].defaults
+    defaults = {**NAIVE[name].defaults, "maximize": False}
     unknown = set(options) - set(defaults)
     if unknown:
         raise TypeError(f"{name}: unknown option(s) {sorted(unknown)}")
@@ -282,6 +282,11 @@ def step(name, x, g, state, t, lr=None, value=None, **options):
     """Update number ``t`` (1-based): returns the new ``x``, updates ``state``."""
     h = hyper(name, **options)
     lr = h.learning_rate if lr is None else lr
+    if h.maximize:
+        # torch: maximize f is minimizing -f, the gradient negated on entry (before
+        # weight decay); iRprop+'s "error went up" is then f going down
+        g = -g
+        value = None if value is None else -value
     return NAIVE[name].step(x, g, state, t, lr, value, h)
 
 

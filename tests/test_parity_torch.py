@@ -158,6 +158,28 @@ PARITY = {
     ),
 }
 
+# maximize=True on every rule (torch: the gradient negated on entry, before
+# weight decay), run on -f so that both climb to the same moving minimum
+MAXIMIZE = {
+    "sgd-wd": "sgd",
+    "momentum-damp-wd": "momentum",
+    "nesterov-wd": "nag",
+    "rprop": "rprop",
+    "adagrad-decay-init-wd": "adagrad",
+    "rmsprop-centered-momentum": "rmsprop",
+    "adadelta-wd": "adadelta",
+    "adam-wd": "adam",
+    "adamw-amsgrad": "adamw",
+    "adamax-wd": "adamax",
+}
+for _pid in MAXIMIZE:
+    _m, _h, _tn, _th = PARITY[_pid]
+    PARITY[f"{_pid}-maximize"] = (_m, dict(_h, maximize=True), _tn, dict(_th, maximize=True))
+
+
+def test_parity_maximize_covers_every_rule():
+    assert {PARITY[p][0] for p in MAXIMIZE} == set(fastopt.optim.RULES) - {"nadam", "radam"}
+
 
 def test_parity_covers_every_rule_torch_has():
     keys = {fastopt.optimizer(m, **h).key for m, h, _, _ in PARITY.values()}
@@ -174,11 +196,13 @@ def test_torch_parity(pid):
     p = torch.tensor(PROBLEM.x0.copy(), dtype=torch.float64, requires_grad=True)
     topt = getattr(torch.optim, torch_name)([p], foreach=False, **torch_hyper)
 
+    sign = -1.0 if hyper.get("maximize") else 1.0  # maximize -f: the same minimum
+
     ours = np.empty((STEPS, x.shape[0]))
     theirs = np.empty_like(ours)
     for k in range(STEPS):
-        state = opt.step(x, PROBLEM.grad(x, k), state)
-        p.grad = torch.from_numpy(PROBLEM.grad(p.detach().numpy().copy(), k))
+        state = opt.step(x, sign * PROBLEM.grad(x, k), state)
+        p.grad = torch.from_numpy(sign * PROBLEM.grad(p.detach().numpy().copy(), k))
         topt.step()
         ours[k] = x
         theirs[k] = p.detach().numpy()

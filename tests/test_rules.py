@@ -92,6 +92,14 @@ CASES = {
     "adamw-wd": ("adamw", dict(learning_rate=0.05, weight_decay=0.1)),
     "adamax": ("adamax", dict(learning_rate=0.05)),
     "adamax-wd": ("adamax", dict(ADAM, weight_decay=0.05)),
+    # maximize: run on the negated problem (see run_fastopt), so x tracks the
+    # same minimum; weight decay shows the sign is applied before it
+    "sgd-wd-max": ("sgd", dict(learning_rate=0.05, weight_decay=0.1, maximize=True)),
+    "irprop+-max": ("rprop", dict(RPROP, variant="irprop+", maximize=True)),
+    "adam-decoupled-max": (
+        "adam",
+        dict(ADAM, weight_decay=0.1, decoupled_weight_decay=True, maximize=True),
+    ),
 }
 CASE_IDS = list(CASES)
 PROBLEM = naive.MovingTarget()
@@ -105,9 +113,25 @@ def needs_value(hyper):
     return hyper.get("variant") == "irprop+"
 
 
+class Negated:
+    """``-f``: what a ``maximize=True`` case climbs (the same point as min f)."""
+
+    def __init__(self, problem):
+        self.problem = problem
+        self.x0 = problem.x0
+
+    def fun(self, x, k):
+        return -self.problem.fun(x, k)
+
+    def grad(self, x, k):
+        return -self.problem.grad(x, k)
+
+
 def run_fastopt(method, hyper, x0, steps, problem=PROBLEM, schedule=None, parallel=False):
     """``steps`` updates with fastopt: ``(trajectory (steps, n), final state, optimizer)``."""
     opt = fastopt.optimizer(method, schedule=schedule, parallel=parallel, **hyper)
+    if hyper.get("maximize"):
+        problem = Negated(problem)
     x = np.array(x0, copy=True)
     state = opt.init(x)
     traj = np.empty((steps, x.shape[0]), dtype=x.dtype)
@@ -119,8 +143,20 @@ def run_fastopt(method, hyper, x0, steps, problem=PROBLEM, schedule=None, parall
 
 
 def run_naive(method, hyper, x0, steps, lrs=None):
-    fun = PROBLEM.fun if needs_value(hyper) else None
-    return naive.run(method, x0, PROBLEM.grad, steps, lrs=lrs, fun=fun, **hyper)
+    problem = Negated(PROBLEM) if hyper.get("maximize") else PROBLEM
+    fun = problem.fun if needs_value(hyper) else None
+    return naive.run(method, x0, problem.grad, steps, lrs=lrs, fun=fun, **hyper)
+
+
+@pytest.mark.parametrize("key", list(KERNEL_IDS))
+def test_maximize_negated_problem_is_bit_identical(key):
+    """maximize=True on -f takes exactly the steps of minimizing f (-(-g) is exact)."""
+    method, hyper = CASES[KERNEL_CASE[key]]
+    hyper = {k: v for k, v in hyper.items() if k != "maximize"}
+    plain, s1, _ = run_fastopt(method, hyper, PROBLEM.x0, 20)
+    up, s2, _ = run_fastopt(method, dict(hyper, maximize=True), PROBLEM.x0, 20)
+    assert_array_equal(plain, up)
+    assert_array_equal(s2.slots, s1.slots)  # rprop's prev: -(-g) = g as well
 
 
 def assert_close(actual, desired, rtol):
@@ -141,7 +177,8 @@ def test_cases_cover_every_kernel():
 @pytest.mark.parametrize("method", list(RULES))
 def test_defaults_match_update_rules(method):
     # naive.NAIVE's defaults are copied from the table in update-rules.md
-    assert fastopt.optimizer(method).hyper._asdict() == naive.NAIVE[method].defaults
+    expected = {**naive.NAIVE[method].defaults, "maximize": False}
+    assert fastopt.optimizer(method).hyper._asdict() == expected
 
 
 def test_problem_gradient():
@@ -992,3 +1029,21 @@ def test_optimizer_pickles_and_deepcopies(method, kw):
             s2 = clone.step(y, PROBLEM.grad(y, k), s2, value=PROBLEM.fun(y, k))
         assert_array_equal(x, y)
         assert_array_equal(s1.slots, s2.slots)
+
+
+def test_maximize_through_minimize_compiled_and_python_agree():
+    """``options={"maximize": True}`` climbs f; the compiled and the Python loop agree."""
+    import numba
+
+    @numba.njit
+    def fg(x):
+        return -np.sum((x - 1.0) ** 2), -2.0 * (x - 1.0)
+
+    def fg_py(x):
+        return -np.sum((x - 1.0) ** 2), -2.0 * (x - 1.0)
+
+    opts = {"maximize": True, "lr": 0.1, "maxiter": 300, "gtol": 0.0}
+    a = fastopt.minimize(fg, np.zeros(3), jac=True, method="adam", options=opts)
+    b = fastopt.minimize(fg_py, np.zeros(3), jac=True, method="adam", options=opts)
+    assert_array_equal(a.x, b.x)
+    assert np.abs(a.x - 1.0).max() < 1e-3

@@ -278,7 +278,8 @@ def step(opt, x, g, state, value=None):
             raise ValueError(
                 "rprop variant 'irprop+' needs the objective: step(x, g, state, value=f)"
             )
-        aux = 1.0 if float(value) > state.last_value else 0.0
+        v, last = float(value), state.last_value
+        aux = 1.0 if (v < last if opt._maximize else v > last) else 0.0
     xd = as_numba(x)
     S = state.slots
     if not _device.is_numba_device_array(S):

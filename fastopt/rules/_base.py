@@ -64,6 +64,13 @@ def _with_globals(f, names):
     return types.FunctionType(f.__code__, names, f.__name__, f.__defaults__, f.__closure__)
 
 
+#: the coefficient every rule sets to -1.0 with ``maximize=True`` (else 1.0):
+#: ``elem`` multiplies the gradient by it on entry, before weight decay, as
+#: torch does; the product with +-1 is exact, so minimizing is bit for bit as
+#: without the option
+SIGN = 11
+
+
 def field_index(hyper_cls, name):
     """Position of ``name`` in the numeric hyperparameter array."""
     return numeric_fields(hyper_cls).index(name)

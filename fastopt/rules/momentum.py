@@ -18,7 +18,7 @@ it equals the lecture's :math:`v_{t+1} = \alpha f'(\theta_t) + \gamma v_t,\;
 
 from typing import NamedTuple
 
-from ._base import Kernel, check_closed_unit, check_lr, check_weight_decay, field_index
+from ._base import SIGN, Kernel, check_closed_unit, check_lr, check_weight_decay, field_index
 
 
 class Hyper(NamedTuple):
@@ -26,11 +26,14 @@ class Hyper(NamedTuple):
     momentum: float = 0.9
     dampening: float = 0.0
     weight_decay: float = 0.0
+    maximize: bool = False
 
 
 MU = field_index(Hyper, "momentum")
 DAMP = field_index(Hyper, "dampening")
 WD = field_index(Hyper, "weight_decay")
+
+MAXIMIZE = field_index(Hyper, "maximize")
 
 
 def validate(h):
@@ -49,10 +52,11 @@ def coeffs(h, t, lr, aux, c):
     # momentum = 0 is plain SGD and ignores dampening, as in torch (its SGD
     # keeps no buffer then); without this the step would be (1 - tau) g
     c[3] = 1.0 if t == 1 or h[MU] == 0.0 else 1.0 - h[DAMP]
+    c[SIGN] = -1.0 if h[MAXIMIZE] != 0.0 else 1.0
 
 
 def elem(i, x, g, S, c):
-    gi = g[i] + c[1] * x[i]
+    gi = c[SIGN] * g[i] + c[1] * x[i]
     b = c[2] * S[0, i] + c[3] * gi
     S[0, i] = b
     x[i] = x[i] - c[0] * b
