@@ -44,6 +44,9 @@ class OptState(NamedTuple):
     kernel : str or None
         The rule variant that made the state (``"adam_amsgrad"`` ...):
         ``step`` refuses a state of another method or variant.
+    scalars : tuple of (str, float)
+        Per-state scalars beside ``count``, in float64 (NAdam's
+        ``mu_product``); saved by :meth:`to_dict` under their names.
     """
 
     count: int
@@ -51,12 +54,14 @@ class OptState(NamedTuple):
     names: tuple
     last_value: float = float("nan")
     kernel: str | None = None
+    scalars: tuple = ()
 
     def to_dict(self):
         """A plain dict of arrays and numbers (copies), e.g. for ``np.savez``."""
         d = {"count": int(self.count), "last_value": float(self.last_value)}
         if self.kernel is not None:
             d["kernel"] = self.kernel
+        d.update(self.scalars)
         S = self.slots
         if not isinstance(S, np.ndarray):  # device state: one copy to the host
             S = S.copy_to_host()
@@ -220,6 +225,12 @@ class Optimizer:
         self.parallel = parallel
         self._nslots = len(self.slot_names)
         self._maximize = bool(getattr(hyper, "maximize", False))
+        # scalar state (NAdam's mu_product): where it sits in h, and its start
+        scalars = getattr(rule, "SCALARS", {})
+        self._scalar_names = tuple(scalars)
+        self._scalar_idx = tuple(scalars.values())
+        self._scalars_t = getattr(rule, "SCALARS_T", None)
+        self._scalars0 = tuple((k, float(self.h[i])) for k, i in scalars.items())
         # coefficient buffers by dtype; a dtype missing here is not a parameter dtype
         self._c = {np.dtype(d): np.zeros(cpu.N_COEFFS, dtype=d) for d in (np.float32, np.float64)}
 
@@ -251,7 +262,7 @@ class Optimizer:
         S = np.zeros((len(self.slot_names), x.shape[0]), dtype=x.dtype)
         for name, value in self.rule.slot_init(self.hyper).items():
             S[self.slot_names.index(name)] = value
-        return OptState(0, S, self.slot_names, kernel=self.key)
+        return OptState(0, S, self.slot_names, kernel=self.key, scalars=self._scalars0)
 
     def state_from_dict(self, d, like=None):
         """Rebuild a state from :meth:`OptState.to_dict` output (e.g. ``np.load``).
@@ -299,7 +310,15 @@ class Optimizer:
             rows.append(r)
         S = np.stack(rows) if rows else np.zeros((0, 0))
         last = float(np.asarray(d.get("last_value", np.nan)))
-        return OptState(int(count), S, self.slot_names, last, kernel=self.key)
+        scalars = []
+        for name in self._scalar_names:
+            if name not in d:
+                raise ValueError(f"state dict lacks [{name!r}] for {self.key}")
+            v = np.asarray(d[name])
+            if v.shape != () or v.dtype.kind not in "iuf" or not 0.0 <= float(v) <= 1.0:
+                raise ValueError(f"Invalid {name} value: {d[name]!r} (need a number in [0, 1])")
+            scalars.append((name, float(v)))
+        return OptState(int(count), S, self.slot_names, last, self.key, tuple(scalars))
 
     def step(self, x, g, state, value=None):
         """Update ``x`` in place by one step with gradient ``g``; return the new state.
@@ -361,12 +380,37 @@ class Optimizer:
         kernel = cpu.step
         if self.parallel and x.shape[0] >= cpu.PARALLEL_MIN_SIZE:
             kernel = cpu.step_parallel
-        kernel(self.kid, x, g, S, self.h, t, lr, aux, c)
+        scalars = state.scalars
+        if self._scalar_idx:
+            self._load_scalars(state, t - 1)
+            kernel(self.kid, x, g, S, self.h, t, lr, aux, c)
+            scalars = self._scalars_now()
+        else:
+            kernel(self.kid, x, g, S, self.h, t, lr, aux, c)
         # tuple.__new__ directly: the NamedTuple's generated __new__ is a
         # Python frame of its own (~0.2 us here)
         return _tuple_new(
-            OptState, (t, S, self.slot_names, _NAN if value is None else float(value), self.key)
+            OptState,
+            (t, S, self.slot_names, _NAN if value is None else float(value), self.key, scalars),
         )
+
+    def _scalars_now(self):
+        """The scalar state as ``coeffs`` left it in ``h`` after a step."""
+        return tuple(
+            (k, float(self.h[i])) for k, i in zip(self._scalar_names, self._scalar_idx, strict=True)
+        )
+
+    def _load_scalars(self, state, count):
+        """Put ``state``'s scalars (through update ``count``) into ``h`` for the next step."""
+        sc = state.scalars
+        if tuple(k for k, _ in sc) != self._scalar_names:
+            raise ValueError(
+                f"state has scalars {tuple(k for k, _ in sc)}; {self.key!r} needs "
+                f"{self._scalar_names} (create it with init or state_from_dict)"
+            )
+        for (_, v), i in zip(sc, self._scalar_idx, strict=True):
+            self.h[i] = v
+        self.h[self._scalars_t] = count
 
     def _checked(self, x, g, state):
         """``(slots, count)`` of ``state`` for a step of ``x`` with ``g``, or a ValueError."""

@@ -184,7 +184,8 @@ def test_parity_maximize_covers_every_rule():
 def test_parity_covers_every_rule_torch_has():
     keys = {fastopt.optimizer(m, **h).key for m, h, _, _ in PARITY.values()}
     # torch has no Rprop- / Rprop+ / iRprop+: those are checked against naive.py only
-    assert keys == set(KERNEL_IDS) - {"rprop-", "rprop+", "irprop+"}
+    # NAdam and RAdam: test_nadam_radam_torch_parity below
+    assert keys == set(KERNEL_IDS) - {"rprop-", "rprop+", "irprop+", "nadam", "radam"}
 
 
 @pytest.mark.parametrize("pid", list(PARITY))
@@ -226,3 +227,91 @@ def test_torch_parity(pid):
             state[name], ref, rtol=1e-12, atol=1e-12 * np.abs(ref).max(), err_msg=name
         )
     assert int(tstate.get("step", STEPS)) == state.count == STEPS
+
+
+# --------------------------------------------------------------------------
+# NAdam and RAdam (torch 2.13): defaults and every non-default option, in
+# float64 and float32, 60 steps.  torch keeps NAdam's mu_product as a tensor
+# of the default dtype: float64 while torch steps (fastopt keeps it in float64)
+# --------------------------------------------------------------------------
+NEW_STEPS = 60
+NEW_RULES = {
+    "nadam-defaults": ("nadam", "NAdam", {}),
+    "nadam-lr-betas-eps": ("nadam", "NAdam", dict(lr=0.05, betas=(0.8, 0.99), eps=1e-6)),
+    "nadam-wd": ("nadam", "NAdam", dict(lr=0.05, weight_decay=0.1)),
+    "nadam-momentum_decay": ("nadam", "NAdam", dict(lr=0.05, momentum_decay=0.02)),
+    "nadam-decoupled": (
+        "nadam",
+        "NAdam",
+        dict(lr=0.05, weight_decay=0.1, decoupled_weight_decay=True),
+    ),
+    "nadam-maximize": ("nadam", "NAdam", dict(lr=0.05, weight_decay=0.1, maximize=True)),
+    "radam-defaults": ("radam", "RAdam", {}),
+    "radam-lr-betas-eps": ("radam", "RAdam", dict(lr=0.05, betas=(0.8, 0.9), eps=1e-6)),
+    "radam-wd": ("radam", "RAdam", dict(lr=0.05, weight_decay=0.1)),
+    "radam-decoupled": (
+        "radam",
+        "RAdam",
+        dict(lr=0.05, weight_decay=0.1, decoupled_weight_decay=True),
+    ),
+    "radam-maximize": ("radam", "RAdam", dict(lr=0.05, weight_decay=0.1, maximize=True)),
+}
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("pid", list(NEW_RULES))
+def test_nadam_radam_torch_parity(pid, dtype):
+    method, torch_name, kw = NEW_RULES[pid]
+    opt = fastopt.optimizer(method, **kw)  # torch's own option names (aliases)
+    sign = -1.0 if kw.get("maximize") else 1.0
+    x = PROBLEM.x0.astype(dtype)
+    state = opt.init(x)
+    tdtype = torch.float64 if dtype == np.float64 else torch.float32
+    p = torch.tensor(PROBLEM.x0.astype(dtype), dtype=tdtype, requires_grad=True)
+    topt = getattr(torch.optim, torch_name)([p], foreach=False, **kw)
+    ours = np.empty((NEW_STEPS, x.shape[0]), dtype=dtype)
+    theirs = np.empty_like(ours)
+    old = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        for k in range(NEW_STEPS):
+            state = opt.step(x, sign * PROBLEM.grad(x, k), state)
+            p.grad = torch.from_numpy(sign * PROBLEM.grad(p.detach().numpy().copy(), k))
+            topt.step()
+            ours[k] = x
+            theirs[k] = p.detach().numpy()
+    finally:
+        torch.set_default_dtype(old)
+    assert np.abs(ours[-1] - PROBLEM.x0).max() > 0.1  # it moved
+    rtol = 1e-11 if dtype == np.float64 else 2e-5
+    np.testing.assert_allclose(ours, theirs, rtol=rtol, atol=rtol * np.abs(theirs).max())
+    tstate = topt.state[p]
+    for name in state.names:
+        ref = tstate[name].numpy()
+        np.testing.assert_allclose(
+            state[name], ref, rtol=rtol, atol=rtol * np.abs(ref).max(), err_msg=name
+        )
+    if method == "nadam":
+        np.testing.assert_allclose(
+            dict(state.scalars)["mu_product"], float(tstate["mu_product"]), rtol=1e-14
+        )
+    assert int(tstate["step"]) == state.count == NEW_STEPS
+
+
+def test_nadam_radam_error_inputs_from_torch():
+    """torch's optim_error_inputs_func_nadam / _radam, with torch's names and messages."""
+    import re
+
+    cases = [
+        ("nadam", dict(lr=1e-2, betas=(1.0, 0.0)), "Invalid beta parameter at index 0: 1.0"),
+        ("nadam", dict(lr=1e-2, momentum_decay=-0.2), "Invalid momentum_decay value: -0.2"),
+        ("radam", dict(lr=1e-2, betas=(1.0, 0.0)), "Invalid beta parameter at index 0: 1.0"),
+        ("radam", dict(lr=1e-2, weight_decay=-1), "Invalid weight_decay value: -1"),
+    ]
+    for method, kw, msg in cases:
+        with pytest.raises(ValueError, match=re.escape(msg)):
+            fastopt.optimizer(method, **kw)
+        with pytest.raises(ValueError, match=re.escape(msg)):  # torch says the same
+            getattr(torch.optim, {"nadam": "NAdam", "radam": "RAdam"}[method])(
+                [torch.zeros(1, requires_grad=True)], **kw
+            )

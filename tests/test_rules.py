@@ -92,6 +92,19 @@ CASES = {
     "adamw-wd": ("adamw", dict(learning_rate=0.05, weight_decay=0.1)),
     "adamax": ("adamax", dict(learning_rate=0.05)),
     "adamax-wd": ("adamax", dict(ADAM, weight_decay=0.05)),
+    "nadam": ("nadam", dict(learning_rate=0.05)),
+    "nadam-wd-psi": (
+        "nadam",
+        dict(ADAM, weight_decay=0.05, momentum_decay=0.01),
+    ),
+    "nadamw": ("nadam", dict(ADAM, weight_decay=0.1, decoupled_weight_decay=True)),
+    # b2 = 0.9: rho_inf = 19, so the rectified branch starts at step 6 of 150
+    "radam": ("radam", dict(learning_rate=0.05, b2=0.9)),
+    "radam-wd": ("radam", dict(ADAM, weight_decay=0.05)),
+    "radam-decoupled-max": (
+        "radam",
+        dict(ADAM, weight_decay=0.1, decoupled_weight_decay=True, maximize=True),
+    ),
     # maximize: run on the negated problem (see run_fastopt), so x tracks the
     # same minimum; weight decay shows the sign is applied before it
     "sgd-wd-max": ("sgd", dict(learning_rate=0.05, weight_decay=0.1, maximize=True)),
@@ -217,7 +230,9 @@ def test_matches_reference(cid, dtype):
     assert traj.dtype == dtype and ref.dtype == dtype
     assert state.slots.dtype == dtype
     for name, value in state.to_dict().items():
-        if name not in ("count", "last_value", "kernel"):
+        if name in ("mu_product",):  # a float64 scalar whatever the dtype of x
+            assert value == ref_state[name] and isinstance(value, float), name
+        elif name not in ("count", "last_value", "kernel"):
             assert value.dtype == dtype, name
 
 
@@ -454,6 +469,7 @@ def test_save_resume_bit_for_bit(cid, tmp_path):
     assert resumed.names == full.names
     for name in full.names:
         assert_array_equal(resumed[name], full[name], err_msg=name)
+    assert resumed.scalars == full.scalars  # NAdam's mu_product, saved and restored
     if needs_value(hyper):
         assert resumed.last_value == full.last_value
 

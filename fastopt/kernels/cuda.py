@@ -295,8 +295,15 @@ def step(opt, x, g, state, value=None):
     if isinstance(state.count, bool) or not isinstance(state.count, int | np.integer) or t < 1:
         raise ValueError(f"Invalid count value: {state.count!r} (need an integer >= 0)")
     gd = as_grad(g, xd)
+    scalars = state.scalars
+    if opt._scalar_idx:  # NAdam's mu_product: through h, as on the CPU
+        opt._load_scalars(state, t - 1)
     launch_step(opt.kid, opt.h, t, lr, aux, xd, gd, S)
-    return state._replace(count=t, last_value=float("nan") if value is None else float(value))
+    if opt._scalar_idx:
+        scalars = opt._scalars_now()
+    return state._replace(
+        count=t, last_value=float("nan") if value is None else float(value), scalars=scalars
+    )
 
 
 # -- the per-iteration checks of the device driver ----------------------------------------
