@@ -23,6 +23,8 @@ from .rules import KERNEL_IDS, KERNEL_TABLE, RULE_DEFAULTS, RULES
 from .rules._base import numeric_fields
 
 _NDARRAY = np.ndarray  # the device check in step(): one global lookup on the CPU path
+_NAN = float("nan")
+_tuple_new = tuple.__new__
 
 
 class OptState(NamedTuple):
@@ -39,16 +41,27 @@ class OptState(NamedTuple):
     last_value : float
         The objective value passed to the previous ``step`` (NaN if none);
         iRprop+ compares against it.
+    kernel : str or None
+        The rule variant that made the state (``"adam_amsgrad"`` ...):
+        ``step`` refuses a state of another method or variant.
+    scalars : tuple of (str, float)
+        Per-state scalars beside ``count``, in float64 (NAdam's
+        ``mu_product``); saved by :meth:`to_dict` under their names.
     """
 
     count: int
     slots: np.ndarray
     names: tuple
     last_value: float = float("nan")
+    kernel: str | None = None
+    scalars: tuple = ()
 
     def to_dict(self):
         """A plain dict of arrays and numbers (copies), e.g. for ``np.savez``."""
         d = {"count": int(self.count), "last_value": float(self.last_value)}
+        if self.kernel is not None:
+            d["kernel"] = self.kernel
+        d.update(self.scalars)
         S = self.slots
         if not isinstance(S, np.ndarray):  # device state: one copy to the host
             S = S.copy_to_host()
@@ -67,15 +80,78 @@ def method_names():
     return tuple(RULES)
 
 
+#: torch.optim's option names, accepted as aliases of fastopt's canonical ones:
+#: ``alias -> canonical field(s)``; a tuple alias (``betas=(0.9, 0.999)``)
+#: fills several fields.  An alias applies to a rule that has its fields.
+ALIASES = {
+    "lr": ("learning_rate",),
+    "alpha": ("decay",),
+    "betas": ("b1", "b2"),
+    "etas": ("eta_minus", "eta_plus"),
+    "step_sizes": ("min_step", "max_step"),
+}
+
+
+def _alias_message(alias, fields, values, field, message):
+    """``message`` (about canonical ``field``) reworded with the name the user wrote."""
+    if len(fields) == 1:
+        return message.replace(f"Invalid {field} value", f"Invalid {alias} value")
+    if alias == "betas":  # torch's own wording
+        k = fields.index(field)
+        return f"Invalid beta parameter at index {k}: {values[k]}"
+    if alias == "etas":
+        return f"Invalid eta values: {values[0]}, {values[1]}"
+    return f"Invalid {alias} values: {', '.join(map(str, values))} ({message})"
+
+
+def _expand_aliases(method, fields, options):
+    """``options`` with torch's names replaced by the canonical ones.
+
+    Returns ``(options, written)`` where ``written`` maps a canonical field
+    to ``(alias, alias_fields, alias_values)`` for the fields the user gave
+    by an alias (error messages name what the user wrote).
+    """
+    out, written = {}, {}
+    for key, value in options.items():
+        target = ALIASES.get(key)
+        if target is None or not all(f in fields for f in target):
+            if key in out:
+                raise TypeError(f"{method}: got both {written[key][0]!r} and {key!r}")
+            out[key] = value
+            continue
+        if len(target) == 1:
+            values = (value,)
+        else:
+            try:
+                values = tuple(value)
+            except TypeError:
+                values = ()
+            if len(values) != len(target):
+                raise ValueError(
+                    f"Invalid {key} value: {value!r} (need {len(target)} numbers: "
+                    f"{', '.join(target)})"
+                )
+        for f, v in zip(target, values, strict=True):
+            if f in out:
+                raise TypeError(f"{method}: got both {key!r} and {f!r} (give one)")
+            out[f] = v
+            written[f] = (key, target, values)
+    return out, written
+
+
 def make_hyper(method, options, *, on_unknown="raise"):
     """Build and validate the ``Hyper`` tuple of ``method`` from ``options``.
 
-    Returns ``(rule_module, hyper, unknown)`` where ``unknown`` lists option
-    names the rule does not have (raised as TypeError when ``on_unknown`` is
-    ``"raise"``, returned otherwise so the caller can warn).
+    torch's option names (:data:`ALIASES`: ``lr``, ``betas``, ``alpha``,
+    ``etas``, ``step_sizes``) are accepted for the canonical ones; giving both
+    is a TypeError.  Returns ``(rule_module, hyper, unknown)`` where
+    ``unknown`` lists option names the rule does not have (raised as
+    TypeError when ``on_unknown`` is ``"raise"``, returned otherwise so the
+    caller can warn).
     """
     rule = RULES[method]
     fields = rule.Hyper._fields
+    options, written = _expand_aliases(method, fields, options)
     kw = dict(RULE_DEFAULTS.get(method, {}))
     unknown = []
     for key, value in options.items():
@@ -86,21 +162,36 @@ def make_hyper(method, options, *, on_unknown="raise"):
     if unknown and on_unknown == "raise":
         raise TypeError(
             f"{method}: unknown option(s) {', '.join(map(repr, unknown))}; "
-            f"valid options are {', '.join(fields)}"
+            f"valid options are {', '.join(fields)} (torch's names "
+            f"{', '.join(a for a, t in ALIASES.items() if all(f in fields for f in t))} "
+            "work too)"
         )
+
+    def name_of(key):
+        return written[key][0] if key in written else key
+
     for key, value in kw.items():
         kind = rule.Hyper.__annotations__[key]
         if kind is float:
+            if isinstance(value, bool | np.bool_):  # True is not a rate
+                raise ValueError(f"Invalid {name_of(key)} value: {value!r}")
             try:
                 kw[key] = float(value)
             except (TypeError, ValueError):
-                raise ValueError(f"Invalid {key} value: {value!r}") from None
+                raise ValueError(f"Invalid {name_of(key)} value: {value!r}") from None
         elif kind is bool:
             if not isinstance(value, bool | np.bool_):
-                raise ValueError(f"Invalid {key} value: {value!r} (need True or False)")
+                raise ValueError(f"Invalid {name_of(key)} value: {value!r} (need True or False)")
             kw[key] = bool(value)
     hyper = rule.Hyper(**kw)
-    rule.validate(hyper)
+    try:
+        rule.validate(hyper)
+    except ValueError as e:
+        message = str(e)
+        for field, (alias, target, values) in written.items():
+            if f"Invalid {field} value" in message or f"{field}/" in message:
+                raise ValueError(_alias_message(alias, target, values, field, message)) from None
+        raise
     return rule, hyper, unknown
 
 
@@ -117,8 +208,9 @@ class Optimizer:
         self.method = method
         self.rule = rule
         self.hyper = hyper
-        self.key = rule.kernel_key(hyper)
-        self.kid = KERNEL_IDS[self.key]
+        self.kid = KERNEL_IDS[rule.kernel_key(hyper)]
+        # the table's own string: step() compares a state's variant by identity
+        self.key = KERNEL_TABLE[self.kid][0]
         self.slot_names = KERNEL_TABLE[self.kid][1].slots
         h = tuple(float(getattr(hyper, f)) for f in numeric_fields(rule.Hyper))
         if hasattr(rule, "prepare"):
@@ -131,7 +223,22 @@ class Optimizer:
         if parallel not in (True, False, None, "auto"):
             raise ValueError(f"Invalid parallel value: {parallel!r}")
         self.parallel = parallel
-        self._c = {}
+        self._nslots = len(self.slot_names)
+        self._maximize = bool(getattr(hyper, "maximize", False))
+        # scalar state (NAdam's mu_product): where it sits in h, and its start
+        scalars = getattr(rule, "SCALARS", {})
+        self._scalar_names = tuple(scalars)
+        self._scalar_idx = tuple(scalars.values())
+        self._scalars_t = getattr(rule, "SCALARS_T", None)
+        self._scalars0 = tuple((k, float(self.h[i])) for k, i in scalars.items())
+        # coefficient buffers by dtype; a dtype missing here is not a parameter dtype
+        self._c = {np.dtype(d): np.zeros(cpu.N_COEFFS, dtype=d) for d in (np.float32, np.float64)}
+
+    def __reduce__(self):
+        # pickle and deepcopy by the definition (method, options, schedule),
+        # not the compiled parts: rule modules and resolved schedules do not
+        # pickle, and the rebuilt optimizer compiles to the same kernels
+        return (_rebuild, (self.method, self.hyper, self.schedule, self.parallel))
 
     def __repr__(self):
         opts = ", ".join(f"{k}={v!r}" for k, v in self.hyper._asdict().items())
@@ -155,25 +262,63 @@ class Optimizer:
         S = np.zeros((len(self.slot_names), x.shape[0]), dtype=x.dtype)
         for name, value in self.rule.slot_init(self.hyper).items():
             S[self.slot_names.index(name)] = value
-        return OptState(0, S, self.slot_names)
+        return OptState(0, S, self.slot_names, kernel=self.key, scalars=self._scalars0)
 
     def state_from_dict(self, d, like=None):
         """Rebuild a state from :meth:`OptState.to_dict` output (e.g. ``np.load``).
 
         With ``like`` a device array, the state is uploaded to the device in
-        ``like``'s dtype (for ``step`` with ``x = like``).
+        ``like``'s dtype (for ``step`` with ``x = like``).  The dict is checked
+        as user input: a state of another rule variant, a count that is not a
+        non-negative integer, slots that are not 1-D floating arrays of one
+        length and dtype are ValueErrors.
         """
         if like is not None and _device.is_device_array(like):
             from .kernels import cuda
 
             return cuda.upload_state(self.state_from_dict(d), like)
+        kernel = d.get("kernel")
+        if kernel is not None:
+            kernel = str(np.asarray(kernel))  # np.load gives 0-d arrays
+            if kernel != self.key:
+                raise ValueError(f"state dict is of {kernel!r}; this optimizer runs {self.key!r}")
         missing = [n for n in self.slot_names if n not in d]
         if missing or "count" not in d:
             raise ValueError(f"state dict lacks {missing or ['count']} for {self.key}")
-        S = np.stack([np.asarray(d[n]) for n in self.slot_names]) if self.slot_names else None
-        if S is None:
-            S = np.zeros((0, 0))
-        return OptState(int(d["count"]), S, self.slot_names, float(d.get("last_value", "nan")))
+        count = np.asarray(d["count"])
+        if (
+            count.shape != ()
+            or count.dtype.kind not in "iuf"
+            or not np.isfinite(count)
+            or count < 0
+            or count != np.floor(count)
+        ):
+            raise ValueError(f"Invalid count value: {d['count']!r} (need an integer >= 0)")
+        rows = []
+        for name in self.slot_names:
+            r = np.asarray(d[name])
+            if r.ndim != 1 or r.dtype not in (np.float32, np.float64):
+                raise ValueError(
+                    f"state slot {name!r} must be a 1-D float32 or float64 array, "
+                    f"got {r.dtype} with shape {r.shape}"
+                )
+            if rows and (r.shape != rows[0].shape or r.dtype != rows[0].dtype):
+                raise ValueError(
+                    f"state slots differ: {self.slot_names[0]!r} is {rows[0].dtype} "
+                    f"{rows[0].shape}, {name!r} is {r.dtype} {r.shape}"
+                )
+            rows.append(r)
+        S = np.stack(rows) if rows else np.zeros((0, 0))
+        last = float(np.asarray(d.get("last_value", np.nan)))
+        scalars = []
+        for name in self._scalar_names:
+            if name not in d:
+                raise ValueError(f"state dict lacks [{name!r}] for {self.key}")
+            v = np.asarray(d[name])
+            if v.shape != () or v.dtype.kind not in "iuf" or not 0.0 <= float(v) <= 1.0:
+                raise ValueError(f"Invalid {name} value: {d[name]!r} (need a number in [0, 1])")
+            scalars.append((name, float(v)))
+        return OptState(int(count), S, self.slot_names, last, self.key, tuple(scalars))
 
     def step(self, x, g, state, value=None):
         """Update ``x`` in place by one step with gradient ``g``; return the new state.
@@ -181,12 +326,44 @@ class Optimizer:
         ``value`` (the objective at ``x``) is needed by ``rprop`` with
         ``variant="irprop+"`` only.  A device ``x`` runs the rule's CUDA kernel
         (``g`` on the device; a host ``g`` is uploaded).
-        """
-        if type(x) is not _NDARRAY and _device.is_device_array(x):
-            from .kernels import cuda
 
-            return cuda.step(self, x, g, state, value)
-        t = state.count + 1
+        Everything is checked before compiled code touches it (numba does no
+        bounds checking): ``g`` must have the shape and dtype of ``x``, and
+        ``state`` must come from this optimizer's rule variant, for ``x``'s
+        size and dtype; otherwise ValueError.
+        """
+        if type(x) is not _NDARRAY:
+            if _device.is_device_array(x):
+                from .kernels import cuda
+
+                return cuda.step(self, x, g, state, value)
+            _check_params(x)
+        S = state.slots
+        t = state.count
+        xd = x.dtype
+        c = self._c.get(xd)
+        # cheap comparisons of cached attributes only (dtypes and the state's
+        # variant by identity, the number of slots by len): anything unusual
+        # goes to _checked, which compares by value and raises the precise
+        # message.  The lengths of g and of the slots against x are checked
+        # inside the kernel (cpu._check), before it reads anything.
+        if (
+            c is None
+            or type(g) is not _NDARRAY
+            or g.dtype is not xd
+            or type(S) is not _NDARRAY
+            or S.dtype is not xd
+            or state.kernel is not self.key
+            or len(S) != self._nslots
+            or type(t) is not int
+            or t < 0
+            or x.ndim != 1
+            or g.ndim != 1
+            or S.ndim != 2
+        ):
+            S, t = self._checked(x, g, state)
+        t += 1
+        # (schedules.resolve checks a scheduled rate: a float >= 0)
         lr = self.base_lr if self._lr_of is None else self._lr_of(t - 1, self.base_lr)
         aux = 0.0
         if self.needs_value:
@@ -194,18 +371,93 @@ class Optimizer:
                 raise ValueError(
                     "rprop variant 'irprop+' needs the objective: step(x, g, state, value=f)"
                 )
-            aux = 1.0 if value > state.last_value else 0.0
-        c = self._c.get(x.dtype)
-        if c is None:
-            c = self._c[x.dtype] = np.zeros(cpu.N_COEFFS, dtype=x.dtype)
-        S = state.slots
-        if S.shape[0] == 0 and S.shape[1] != x.shape[0]:
-            S = np.zeros((0, x.shape[0]), dtype=x.dtype)
+            # iRprop+ backtracks when the error went up: f going down when maximizing
+            aux = (
+                1.0
+                if (value < state.last_value if self._maximize else value > state.last_value)
+                else 0.0
+            )
         kernel = cpu.step
         if self.parallel and x.shape[0] >= cpu.PARALLEL_MIN_SIZE:
             kernel = cpu.step_parallel
-        kernel(self.kid, x, g, S, self.h, t, lr, aux, c)
-        return OptState(t, S, self.slot_names, float("nan") if value is None else float(value))
+        scalars = state.scalars
+        if self._scalar_idx:
+            self._load_scalars(state, t - 1)
+            kernel(self.kid, x, g, S, self.h, t, lr, aux, c)
+            scalars = self._scalars_now()
+        else:
+            kernel(self.kid, x, g, S, self.h, t, lr, aux, c)
+        # tuple.__new__ directly: the NamedTuple's generated __new__ is a
+        # Python frame of its own (~0.2 us here)
+        return _tuple_new(
+            OptState,
+            (t, S, self.slot_names, _NAN if value is None else float(value), self.key, scalars),
+        )
+
+    def _scalars_now(self):
+        """The scalar state as ``coeffs`` left it in ``h`` after a step."""
+        return tuple(
+            (k, float(self.h[i])) for k, i in zip(self._scalar_names, self._scalar_idx, strict=True)
+        )
+
+    def _load_scalars(self, state, count):
+        """Put ``state``'s scalars (through update ``count``) into ``h`` for the next step."""
+        sc = state.scalars
+        if tuple(k for k, _ in sc) != self._scalar_names:
+            raise ValueError(
+                f"state has scalars {tuple(k for k, _ in sc)}; {self.key!r} needs "
+                f"{self._scalar_names} (create it with init or state_from_dict)"
+            )
+        for (_, v), i in zip(sc, self._scalar_idx, strict=True):
+            self.h[i] = v
+        self.h[self._scalars_t] = count
+
+    def _checked(self, x, g, state):
+        """``(slots, count)`` of ``state`` for a step of ``x`` with ``g``, or a ValueError."""
+        x = _check_params(x)
+        if not isinstance(g, np.ndarray):
+            raise TypeError(f"g must be a numpy array like x, got {type(g).__name__}")
+        if g.shape != x.shape:
+            raise ValueError(f"g must have the shape of x {x.shape}, got {g.shape}")
+        if g.dtype != x.dtype:
+            raise ValueError(f"g must have the dtype of x ({x.dtype}), got {g.dtype}")
+        if not isinstance(state, OptState):
+            raise TypeError(f"state must be an OptState (from init), got {type(state).__name__}")
+        if state.kernel is not None and state.kernel != self.key:
+            raise ValueError(
+                f"state is of {state.kernel!r}; this optimizer runs {self.key!r} "
+                "(create the state with this optimizer's init or state_from_dict)"
+            )
+        if tuple(state.names) != self.slot_names:
+            raise ValueError(
+                f"state has slots {tuple(state.names)}; {self.key!r} needs {self.slot_names}"
+            )
+        t = state.count
+        if isinstance(t, bool) or not isinstance(t, int | np.integer) or t < 0:
+            raise ValueError(f"Invalid count value: {t!r} (need an integer >= 0)")
+        S = state.slots
+        if not isinstance(S, np.ndarray):
+            raise ValueError(
+                "x is on the host but the state is not (numpy slots): create it with opt.init(x)"
+            )
+        n = x.shape[0]
+        if S.shape == (0, 0) and not self.slot_names:  # a slot-less state from a dict
+            S = np.zeros((0, n), dtype=x.dtype)
+        if S.ndim != 2 or S.shape != (self._nslots, n):
+            raise ValueError(
+                f"x, g and the state must have the same length: x has {n} elements, "
+                f"the state's slots have shape {S.shape} (need {(self._nslots, n)})"
+            )
+        if S.dtype != x.dtype:
+            raise ValueError(f"the state is {S.dtype} but x is {x.dtype}: they must agree")
+        if not S.flags.c_contiguous or not g.flags.c_contiguous:
+            raise ValueError("g and the state's slots must be contiguous")
+        return S, int(t)
+
+
+def _rebuild(method, hyper, schedule, parallel):
+    """An :class:`Optimizer` from what :meth:`Optimizer.__reduce__` saved."""
+    return Optimizer(method, RULES[method], hyper, schedule=schedule, parallel=parallel)
 
 
 def _check_params(x):
@@ -238,7 +490,12 @@ def optimizer(method, *, schedule=None, parallel=False, **hyper):
         step was measured to win with 2 to 16 threads on quiet machines).  Off by
         default: on small shared machines a second thread often stalls.
     **hyper
-        The rule's hyperparameters (see the rule's docstring).
+        The rule's hyperparameters (see the rule's docstring).  Every rule
+        also takes ``maximize=False`` (torch's semantics: ascend, with the
+        gradient negated on entry, before weight decay).  torch's option
+        names are accepted for fastopt's (:data:`ALIASES`: ``lr``,
+        ``betas``, ``alpha``, ``etas``, ``step_sizes``); giving both is a
+        TypeError.
 
     Raises
     ------
@@ -249,9 +506,7 @@ def optimizer(method, *, schedule=None, parallel=False, **hyper):
         An option the rule does not have.
     """
     if method not in RULES:
-        raise ValueError(
-            f"Unknown method {method!r}; first-order methods are: {', '.join(RULES)}"
-        )
+        raise ValueError(f"Unknown method {method!r}; first-order methods are: {', '.join(RULES)}")
     rule, h, _ = make_hyper(method, hyper, on_unknown="raise")
     if method == "rprop" and schedule is not None:
         warnings.warn(

@@ -106,12 +106,31 @@ def resolve(schedule):
     if schedule is None or schedule == "constant" or isinstance(schedule, constant):
         return None
     if isinstance(schedule, Schedule):
-        return schedule.lr
-    if callable(schedule):
-        return lambda t, base_lr: float(schedule(t))
-    raise ValueError(
-        f"Invalid schedule: {schedule!r}; pass a fastopt.schedules object or a callable t -> lr"
-    )
+        rate = schedule.lr
+    elif callable(schedule):
+
+        def rate(t, base_lr):
+            return schedule(t)
+
+    else:
+        raise ValueError(
+            f"Invalid schedule: {schedule!r}; pass a fastopt.schedules object or a callable t -> lr"
+        )
+
+    def checked(t, base_lr):
+        # every driver and opt.step take the rate from here: a negative or NaN
+        # rate (a user's callable, a subclass) would step uphill or poison x
+        lr = rate(t, base_lr)
+        if type(lr) is not float:
+            try:
+                lr = float(lr)
+            except (TypeError, ValueError):
+                raise ValueError(f"schedule returned {lr!r} for update {t}, not a number") from None
+        if not lr >= 0.0:
+            raise ValueError(f"schedule returned learning rate {lr} for update {t} (need >= 0)")
+        return lr
+
+    return checked
 
 
 __all__ = ["Schedule", "constant", "step_decay", "exponential", "inverse_time", "cosine"]

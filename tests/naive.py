@@ -55,7 +55,7 @@ def sgd_step(x, g, s, t, lr, value, h):
 def momentum_step(x, g, s, t, lr, value, h):
     # torch.optim.SGD: the first buffer is the gradient itself, undampened
     g = _coupled(x, g, h)
-    if t == 1:
+    if t == 1 or h.momentum == 0:  # torch: no buffer (and no dampening) at momentum 0
         b = g.copy()
     else:
         b = h.momentum * s["momentum_buffer"] + (1 - h.dampening) * g
@@ -187,6 +187,47 @@ def adamax_step(x, g, s, t, lr, value, h):
     return x - lr / (1 - h.b1**t) * (s["exp_avg"] / s["exp_inf"])
 
 
+def _weight_decay(x, g, lr, h):
+    """Coupled (``g + wd*x``) or decoupled (``x *= 1 - lr*wd`` first) weight decay."""
+    if h.decoupled_weight_decay:
+        return x * (1 - lr * h.weight_decay), g
+    return x, g + h.weight_decay * x
+
+
+def nadam_init(x, h):
+    s = _zeros(x, "exp_avg", "exp_avg_sq")
+    s["mu_product"] = 1.0  # a float64 scalar, not an array
+    return s
+
+
+def nadam_step(x, g, s, t, lr, value, h):
+    # Dozat 2016 with torch 2.13's momentum schedule mu_t = b1 (1 - 0.5 * 0.96**(t psi))
+    x, g = _weight_decay(x, g, lr, h)
+    mu = h.b1 * (1 - 0.5 * 0.96 ** (t * h.momentum_decay))
+    mu_next = h.b1 * (1 - 0.5 * 0.96 ** ((t + 1) * h.momentum_decay))
+    s["mu_product"] *= mu
+    prod = s["mu_product"]
+    s["exp_avg"] = h.b1 * s["exp_avg"] + (1 - h.b1) * g
+    s["exp_avg_sq"] = h.b2 * s["exp_avg_sq"] + (1 - h.b2) * g * g
+    denom = np.sqrt(s["exp_avg_sq"] / (1 - h.b2**t)) + h.eps
+    x = x - lr * (1 - mu) / (1 - prod) * g / denom
+    return x - lr * mu_next / (1 - prod * mu_next) * s["exp_avg"] / denom
+
+
+def radam_step(x, g, s, t, lr, value, h):
+    # Liu et al. 2020, Algorithm 2, with torch's eps (added to sqrt(v))
+    x, g = _weight_decay(x, g, lr, h)
+    s["exp_avg"] = h.b1 * s["exp_avg"] + (1 - h.b1) * g
+    s["exp_avg_sq"] = h.b2 * s["exp_avg_sq"] + (1 - h.b2) * g * g
+    m_hat = s["exp_avg"] / (1 - h.b1**t)
+    rho_inf = 2 / (1 - h.b2) - 1
+    rho_t = rho_inf - 2 * t * h.b2**t / (1 - h.b2**t)
+    if rho_t <= 5:  # the variance estimate is not yet trusted: momentum SGD
+        return x - lr * m_hat
+    r = math.sqrt((rho_t - 4) * (rho_t - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho_t))
+    return x - lr * m_hat * r * math.sqrt(1 - h.b2**t) / (np.sqrt(s["exp_avg_sq"]) + h.eps)
+
+
 # ---------------------------------------------------------------- registry
 _ADAM = dict(
     learning_rate=1e-3,
@@ -261,12 +302,38 @@ NAIVE = {
         _zero_init("exp_avg", "exp_inf"),
         adamax_step,
     ),
+    # torch 2.13's NAdam and RAdam defaults
+    "nadam": NaiveRule(
+        dict(
+            learning_rate=2e-3,
+            b1=0.9,
+            b2=0.999,
+            eps=1e-8,
+            weight_decay=0.0,
+            momentum_decay=4e-3,
+            decoupled_weight_decay=False,
+        ),
+        nadam_init,
+        nadam_step,
+    ),
+    "radam": NaiveRule(
+        dict(
+            learning_rate=1e-3,
+            b1=0.9,
+            b2=0.999,
+            eps=1e-8,
+            weight_decay=0.0,
+            decoupled_weight_decay=False,
+        ),
+        _zero_init("exp_avg", "exp_avg_sq"),
+        radam_step,
+    ),
 }
 
 
 def hyper(name, **options):
     """The rule's options with defaults filled in; unknown options raise TypeError."""
-    defaults = NAIVE[name].defaults
+    defaults = {**NAIVE[name].defaults, "maximize": False}
     unknown = set(options) - set(defaults)
     if unknown:
         raise TypeError(f"{name}: unknown option(s) {sorted(unknown)}")
@@ -282,6 +349,11 @@ def step(name, x, g, state, t, lr=None, value=None, **options):
     """Update number ``t`` (1-based): returns the new ``x``, updates ``state``."""
     h = hyper(name, **options)
     lr = h.learning_rate if lr is None else lr
+    if h.maximize:
+        # torch: maximize f is minimizing -f, the gradient negated on entry (before
+        # weight decay); iRprop+'s "error went up" is then f going down
+        g = -g
+        value = None if value is None else -value
     return NAIVE[name].step(x, g, state, t, lr, value, h)
 
 

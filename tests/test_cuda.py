@@ -77,6 +77,9 @@ CONFIGS = {
     "adam": ("adam", {"learning_rate": 0.05, "weight_decay": 0.01}),
     "adam_amsgrad": ("adam", {"learning_rate": 0.05, "amsgrad": True}),
     "adamax": ("adamax", {"learning_rate": 0.05, "weight_decay": 0.01}),
+    "nadam": ("nadam", {"learning_rate": 0.05, "weight_decay": 0.01, "momentum_decay": 0.01}),
+    "radam": ("radam", {"learning_rate": 0.05, "weight_decay": 0.01,
+                        "decoupled_weight_decay": True, "maximize": True}),
 }  # fmt: skip
 # extra cases: same kernel, other coefficient paths
 EXTRA = {"adamw": ("adamw", {"learning_rate": 0.05}),
@@ -429,7 +432,7 @@ def test_host_gradient_is_uploaded():
 
 
 @needs_device
-@pytest.mark.parametrize("key", ["adam", "rprop+", "sgd"])
+@pytest.mark.parametrize("key", ["adam", "rprop+", "sgd", "nadam"])
 def test_state_round_trip(key):
     cu = cuda()
     opt = _opt(key)
@@ -455,6 +458,7 @@ def test_state_round_trip(key):
     np.testing.assert_allclose(xd.copy_to_host(), xc, rtol=1e-12, atol=1e-14)
     for name in opt.slot_names:
         np.testing.assert_array_equal(sr[name].copy_to_host(), sd[name].copy_to_host())
+    assert sr.scalars == sd.scalars == sc.scalars  # NAdam's mu_product, host-side float64
     # a float64 dict restored for a float32 x is cast on upload
     s32 = opt.state_from_dict(d, like=cu.to_device(x.astype(np.float32)))
     assert s32.slots.dtype == np.float32
@@ -480,6 +484,11 @@ def test_step_errors():
         rp.step(xd, cu.to_device(np.zeros(N)), rp.init(xd))
     with pytest.raises(ValueError, match="shape"):
         opt.state_from_dict(opt.init(np.zeros(3)).to_dict(), like=xd)
+    # issue 11.4 on the device: a state of another rule or dtype is refused
+    with pytest.raises(ValueError, match="state is of 'sgd'"):
+        opt.step(xd, cu.to_device(np.zeros(N)), fastopt.optimizer("sgd").init(xd))
+    with pytest.raises(ValueError, match="the state is float32"):
+        opt.step(xd, cu.to_device(np.zeros(N)), opt.init(cu.to_device(np.zeros(N, np.float32))))
 
 
 # --- minimize on the device ----------------------------------------------------------

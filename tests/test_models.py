@@ -700,7 +700,7 @@ def test_labels(cls):
     (MLPClassifier, {"hidden_layer_sizes": (10, 0)}, "hidden_layer_sizes must be"),
     (MLPRegressor, {"n_iter_no_change": 0}, "n_iter_no_change must be None or an int"),
     (LogisticRegression, {"solver": "adam", "solver_options": {"learning_rate": -1.0}},
-     "Invalid learning rate: -1.0"),
+     "Invalid learning_rate value: -1.0"),
 ])  # fmt: skip
 def test_parameter_errors(cls, params, match):
     X = RNG.standard_normal((20, 3))

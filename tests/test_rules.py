@@ -92,6 +92,27 @@ CASES = {
     "adamw-wd": ("adamw", dict(learning_rate=0.05, weight_decay=0.1)),
     "adamax": ("adamax", dict(learning_rate=0.05)),
     "adamax-wd": ("adamax", dict(ADAM, weight_decay=0.05)),
+    "nadam": ("nadam", dict(learning_rate=0.05)),
+    "nadam-wd-psi": (
+        "nadam",
+        dict(ADAM, weight_decay=0.05, momentum_decay=0.01),
+    ),
+    "nadamw": ("nadam", dict(ADAM, weight_decay=0.1, decoupled_weight_decay=True)),
+    # b2 = 0.9: rho_inf = 19, so the rectified branch starts at step 6 of 150
+    "radam": ("radam", dict(learning_rate=0.05, b2=0.9)),
+    "radam-wd": ("radam", dict(ADAM, weight_decay=0.05)),
+    "radam-decoupled-max": (
+        "radam",
+        dict(ADAM, weight_decay=0.1, decoupled_weight_decay=True, maximize=True),
+    ),
+    # maximize: run on the negated problem (see run_fastopt), so x tracks the
+    # same minimum; weight decay shows the sign is applied before it
+    "sgd-wd-max": ("sgd", dict(learning_rate=0.05, weight_decay=0.1, maximize=True)),
+    "irprop+-max": ("rprop", dict(RPROP, variant="irprop+", maximize=True)),
+    "adam-decoupled-max": (
+        "adam",
+        dict(ADAM, weight_decay=0.1, decoupled_weight_decay=True, maximize=True),
+    ),
 }
 CASE_IDS = list(CASES)
 PROBLEM = naive.MovingTarget()
@@ -105,9 +126,25 @@ def needs_value(hyper):
     return hyper.get("variant") == "irprop+"
 
 
+class Negated:
+    """``-f``: what a ``maximize=True`` case climbs (the same point as min f)."""
+
+    def __init__(self, problem):
+        self.problem = problem
+        self.x0 = problem.x0
+
+    def fun(self, x, k):
+        return -self.problem.fun(x, k)
+
+    def grad(self, x, k):
+        return -self.problem.grad(x, k)
+
+
 def run_fastopt(method, hyper, x0, steps, problem=PROBLEM, schedule=None, parallel=False):
     """``steps`` updates with fastopt: ``(trajectory (steps, n), final state, optimizer)``."""
     opt = fastopt.optimizer(method, schedule=schedule, parallel=parallel, **hyper)
+    if hyper.get("maximize"):
+        problem = Negated(problem)
     x = np.array(x0, copy=True)
     state = opt.init(x)
     traj = np.empty((steps, x.shape[0]), dtype=x.dtype)
@@ -119,8 +156,20 @@ def run_fastopt(method, hyper, x0, steps, problem=PROBLEM, schedule=None, parall
 
 
 def run_naive(method, hyper, x0, steps, lrs=None):
-    fun = PROBLEM.fun if needs_value(hyper) else None
-    return naive.run(method, x0, PROBLEM.grad, steps, lrs=lrs, fun=fun, **hyper)
+    problem = Negated(PROBLEM) if hyper.get("maximize") else PROBLEM
+    fun = problem.fun if needs_value(hyper) else None
+    return naive.run(method, x0, problem.grad, steps, lrs=lrs, fun=fun, **hyper)
+
+
+@pytest.mark.parametrize("key", list(KERNEL_IDS))
+def test_maximize_negated_problem_is_bit_identical(key):
+    """maximize=True on -f takes exactly the steps of minimizing f (-(-g) is exact)."""
+    method, hyper = CASES[KERNEL_CASE[key]]
+    hyper = {k: v for k, v in hyper.items() if k != "maximize"}
+    plain, s1, _ = run_fastopt(method, hyper, PROBLEM.x0, 20)
+    up, s2, _ = run_fastopt(method, dict(hyper, maximize=True), PROBLEM.x0, 20)
+    assert_array_equal(plain, up)
+    assert_array_equal(s2.slots, s1.slots)  # rprop's prev: -(-g) = g as well
 
 
 def assert_close(actual, desired, rtol):
@@ -141,7 +190,8 @@ def test_cases_cover_every_kernel():
 @pytest.mark.parametrize("method", list(RULES))
 def test_defaults_match_update_rules(method):
     # naive.NAIVE's defaults are copied from the table in update-rules.md
-    assert fastopt.optimizer(method).hyper._asdict() == naive.NAIVE[method].defaults
+    expected = {**naive.NAIVE[method].defaults, "maximize": False}
+    assert fastopt.optimizer(method).hyper._asdict() == expected
 
 
 def test_problem_gradient():
@@ -180,7 +230,9 @@ def test_matches_reference(cid, dtype):
     assert traj.dtype == dtype and ref.dtype == dtype
     assert state.slots.dtype == dtype
     for name, value in state.to_dict().items():
-        if name not in ("count", "last_value"):
+        if name in ("mu_product",):  # a float64 scalar whatever the dtype of x
+            assert value == ref_state[name] and isinstance(value, float), name
+        elif name not in ("count", "last_value", "kernel"):
             assert value.dtype == dtype, name
 
 
@@ -417,6 +469,7 @@ def test_save_resume_bit_for_bit(cid, tmp_path):
     assert resumed.names == full.names
     for name in full.names:
         assert_array_equal(resumed[name], full[name], err_msg=name)
+    assert resumed.scalars == full.scalars  # NAdam's mu_product, saved and restored
     if needs_value(hyper):
         assert resumed.last_value == full.last_value
 
@@ -535,15 +588,15 @@ ERROR_INPUTS = [
         "sgd",
         dict(learning_rate=-1e-3),
         ValueError,
-        re.escape("Invalid learning rate: -0.001"),
+        re.escape("Invalid learning_rate value: -0.001"),
     ),
-    _err("lr<0-rprop", "rprop", dict(learning_rate=-1.0), ValueError, "Invalid learning rate"),
+    _err("lr<0-rprop", "rprop", dict(learning_rate=-1.0), ValueError, "Invalid learning_rate"),
     _err(
         "lr=nan",
         "adam",
         dict(learning_rate=math.nan),
         ValueError,
-        re.escape("Invalid learning rate: nan"),
+        re.escape("Invalid learning_rate value: nan"),
     ),
     _err("eps<0", "adam", dict(eps=-1e-8), ValueError, re.escape("Invalid epsilon value: -1e-08")),
     _err("eps<0-adagrad", "adagrad", dict(eps=-1.0), ValueError, "Invalid epsilon value"),
@@ -560,11 +613,11 @@ ERROR_INPUTS = [
     _err("momentum<0", "momentum", dict(momentum=-0.5), ValueError, "Invalid momentum value"),
     _err("nag-momentum=0", "nag", dict(momentum=0.0), ValueError, "Invalid momentum value"),
     _err(
-        "dampening=1",
+        "dampening>1",
         "momentum",
-        dict(dampening=1.0),
+        dict(dampening=1.5),
         ValueError,
-        re.escape("Invalid dampening value: 1.0"),
+        re.escape("Invalid dampening value: 1.5"),
     ),
     _err(
         "eta_minus=1",
@@ -595,11 +648,11 @@ ERROR_INPUTS = [
         ValueError,
         "Invalid min_step/max_step",
     ),
-    _err("decay=1", "rmsprop", dict(decay=1.0), ValueError, re.escape("Invalid decay value: 1.0")),
+    _err("decay>1", "rmsprop", dict(decay=1.1), ValueError, re.escape("Invalid decay value: 1.1")),
     _err(
         "decay<0", "rmsprop", dict(decay=-0.1), ValueError, re.escape("Invalid decay value: -0.1")
     ),
-    _err("rho=1", "adadelta", dict(rho=1.0), ValueError, re.escape("Invalid rho value: 1.0")),
+    _err("rho>1", "adadelta", dict(rho=1.1), ValueError, re.escape("Invalid rho value: 1.1")),
     _err("rho<0", "adadelta", dict(rho=-0.5), ValueError, re.escape("Invalid rho value: -0.5")),
     _err("lr_decay<0", "adagrad", dict(lr_decay=-1.0), ValueError, "Invalid lr_decay value"),
     _err(
@@ -616,7 +669,14 @@ ERROR_INPUTS = [
         ValueError,
         r"Unknown method 'adamm'.*" + ".*".join(map(re.escape, RULES)),
     ),
-    _err("unknown-option", "adam", dict(lr=0.1), TypeError, "unknown option.*'lr'"),
+    _err("unknown-option", "adam", dict(alpha=0.1), TypeError, "unknown option.*'alpha'"),
+    _err("unknown-option-sgd", "sgd", dict(betas=(0.9, 0.99)), TypeError, "unknown.*'betas'"),
+    _err("alias-and-name", "adam", dict(lr=0.1, learning_rate=0.2), TypeError, "both 'lr'"),
+    _err("alias-and-name-betas", "adam", dict(b2=0.9, betas=(0.9, 0.99)), TypeError, "both"),
+    _err("alias-lr<0", "adam", dict(lr=-0.5), ValueError, re.escape("Invalid lr value: -0.5")),
+    _err("alias-alpha>1", "rmsprop", dict(alpha=2.0), ValueError, "Invalid alpha value: 2.0"),
+    _err("alias-betas-len", "adam", dict(betas=0.9), ValueError, "Invalid betas value: 0.9"),
+    _err("lr-bool", "sgd", dict(learning_rate=True), ValueError, "Invalid learning_rate value"),
     _err(
         "unknown-option-rprop-wd",
         "rprop",
@@ -665,6 +725,70 @@ ERROR_INPUTS = [
         g=np.zeros(3),
     ),
 ]
+
+
+#: torch 2.13's ``optim_error_inputs_func_*`` (torch/testing/_internal/
+#: common_optimizers.py), every ValueError case of the rules fastopt has, given
+#: with torch's option names and expecting torch's message.  (The others test
+#: torch-only machinery: Tensor lr and betas, foreach/fused/differentiable.)
+TORCH_ERROR_INPUTS = [
+    ("adadelta", dict(lr=1e-2, rho=1.1), "Invalid rho value: 1.1"),
+    ("adagrad", dict(lr=1e-2, lr_decay=-0.5), "Invalid lr_decay value: -0.5"),
+    ("adam", dict(lr=1e-2, betas=(1.0, 0.0)), "Invalid beta parameter at index 0: 1.0"),
+    ("adam", dict(lr=1e-2, weight_decay=-1), "Invalid weight_decay value: -1"),
+    ("adamax", dict(lr=1e-2, betas=(0.0, 1.0)), "Invalid beta parameter at index 1: 1.0"),
+    ("rmsprop", dict(lr=1e-2, momentum=-1.0), "Invalid momentum value: -1.0"),
+    ("rprop", dict(lr=1e-2, etas=(1.0, 0.5)), "Invalid eta values: 1.0, 0.5"),
+    ("momentum", dict(lr=1e-2, momentum=-0.5), "Invalid momentum value: -0.5"),
+]
+for _m, _kw, _msg in TORCH_ERROR_INPUTS:
+    ERROR_INPUTS.append(_err(f"torch-{_m}-{'-'.join(_kw)}", _m, _kw, ValueError, re.escape(_msg)))
+
+
+@pytest.mark.parametrize(
+    "method, kwargs",
+    [
+        ("rmsprop", dict(decay=1.0)),
+        ("rmsprop", dict(alpha=1.0)),
+        ("adadelta", dict(rho=1.0)),
+        ("adadelta", dict(rho=0.0)),
+        ("momentum", dict(dampening=1.0)),
+        ("momentum", dict(momentum=0.0, dampening=0.5)),
+    ],
+)
+def test_torch_accepts_closed_ranges(method, kwargs):
+    """torch accepts the ends of these ranges (optim_db configurations); so do we."""
+    fastopt.optimizer(method, **kwargs)
+
+
+def test_momentum_zero_ignores_dampening():
+    """torch's SGD(momentum=0, dampening=d) is plain SGD: the dampening is ignored."""
+    x, y = np.array([1.0, -2.0, 3.0]), np.array([1.0, -2.0, 3.0])
+    a = fastopt.optimizer("momentum", learning_rate=0.1, momentum=0.0, dampening=0.7)
+    b = fastopt.optimizer("sgd", learning_rate=0.1)
+    sa, sb = a.init(x), b.init(y)
+    for k in range(4):
+        sa = a.step(x, np.sin(x + k), sa)
+        sb = b.step(y, np.sin(y + k), sb)
+    assert_array_equal(x, y)
+
+
+def test_torch_option_names_are_aliases():
+    """``lr``, ``betas``, ``alpha``, ``etas``, ``step_sizes`` build the same optimizer."""
+    pairs = [
+        ("adam", dict(lr=0.1, betas=(0.8, 0.9)), dict(learning_rate=0.1, b1=0.8, b2=0.9)),
+        ("rmsprop", dict(alpha=0.5), dict(decay=0.5)),
+        (
+            "rprop",
+            dict(etas=(0.3, 1.4), step_sizes=(1e-3, 2.0)),
+            dict(eta_minus=0.3, eta_plus=1.4, min_step=1e-3, max_step=2.0),
+        ),
+    ]
+    for method, torch_names, names in pairs:
+        assert (
+            fastopt.optimizer(method, **torch_names).hyper
+            == fastopt.optimizer(method, **names).hyper
+        )
 
 
 @pytest.mark.parametrize("method, kwargs, x, g, value, error_type, regex", ERROR_INPUTS)
@@ -740,3 +864,202 @@ def test_permutation_equivariance(cid, problem, data):
     state_p = _steps(method, hyper, xp, [g[perm] for g in gs], values)
     assert_array_equal(xp, x[perm])
     assert_array_equal(state_p.slots, state.slots[:, perm])
+
+
+# --------------------------------------------------------------------------
+# Memory safety of the optimizer API (issue 11.4): numba does no bounds
+# checking, so every state and gradient is checked before a kernel runs
+# --------------------------------------------------------------------------
+def _fresh(method="adam", n=5, dtype=np.float64, **kw):
+    opt = fastopt.optimizer(method, **kw)
+    x = np.linspace(-1.0, 1.0, n).astype(dtype)
+    return opt, x, opt.init(x)
+
+
+def test_foreign_state_crash_reproducer_in_subprocess():
+    """The issue's reproducer (heap corruption before) is a ValueError, in a child process."""
+    code = (
+        "import numpy as np, fastopt\n"
+        "x = np.ones(1000); g = np.ones(1000)\n"
+        "try:\n"
+        "    fastopt.optimizer('adam').step(x, g, fastopt.optimizer('sgd').init(x))\n"
+        "except ValueError as e:\n"
+        "    print('ValueError', e)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("ValueError state is of 'sgd'"), out.stdout
+
+
+@pytest.mark.parametrize(
+    "other, regex",
+    [
+        (dict(method="sgd"), "state is of 'sgd'"),
+        (dict(method="adam", amsgrad=True), "state is of 'adam_amsgrad'"),
+        (dict(method="adamax"), "state is of 'adamax'"),
+        (dict(method="nag"), "state is of 'nag'"),
+        (dict(n=4), "same length"),
+        (dict(n=6), "same length"),
+        (dict(dtype=np.float32), "the state is float32 but x is float64"),
+    ],
+)
+def test_step_refuses_a_foreign_state(other, regex):
+    opt, x, _ = _fresh()
+    kw = dict(other)
+    method, n, dtype = kw.pop("method", "adam"), kw.pop("n", 5), kw.pop("dtype", np.float64)
+    _, _, state = _fresh(method, n, dtype, **kw)
+    x0 = x.copy()
+    with pytest.raises(ValueError, match=regex):
+        opt.step(x, np.ones_like(x), state)
+    assert_array_equal(x, x0)
+
+
+def test_step_refuses_a_momentum_state_in_nag():
+    """Same slot layout, another rule: still refused (the state's meaning differs)."""
+    opt, x, _ = _fresh("nag")
+    with pytest.raises(ValueError, match="state is of 'momentum'"):
+        opt.step(x, x.copy(), fastopt.optimizer("momentum").init(x))
+
+
+@pytest.mark.parametrize(
+    "g, error, regex",
+    [
+        (np.ones(4), ValueError, "same length|shape"),
+        (np.ones(6), ValueError, "same length|shape"),
+        (np.ones((5, 1)), ValueError, "shape"),
+        (np.ones(5, dtype=np.float32), ValueError, "dtype of x"),
+        (np.ones(5, dtype=np.int64), ValueError, "dtype of x"),
+        ([1.0] * 5, TypeError, "g must be a numpy array"),
+    ],
+)
+def test_step_checks_g_on_every_call(g, error, regex):
+    """Not only the first call: a gradient that changes mid-run is refused."""
+    opt, x, state = _fresh()
+    state = opt.step(x, np.ones(5), state)
+    state = opt.step(x, np.ones(5), state)
+    x0 = x.copy()
+    with pytest.raises(error, match=regex):
+        opt.step(x, g, state)
+    assert_array_equal(x, x0)
+    assert_array_equal(state.slots, opt.step(x0.copy(), np.ones(5), state).slots)  # still usable
+
+
+@pytest.mark.parametrize("dtype", [np.int64, np.int32, np.float16, np.complex128, bool])
+def test_step_refuses_non_float_x(dtype):
+    opt, _, state = _fresh()
+    x = np.zeros(5, dtype=dtype)
+    with pytest.raises(ValueError, match="x must be float32 or float64"):
+        opt.step(x, np.ones(5), state)
+
+
+def test_step_refuses_bad_count():
+    opt, x, state = _fresh()
+    for count in (-1, 1.5, math.nan, True):
+        with pytest.raises(ValueError, match="Invalid count"):
+            opt.step(x, np.ones(5), state._replace(count=count))
+    opt.step(x, np.ones(5), state._replace(count=np.int64(3)))  # a loaded count is fine
+
+
+@pytest.mark.parametrize(
+    "change, regex",
+    [
+        (dict(count=-1), "Invalid count value: -1"),
+        (dict(count=math.nan), "Invalid count value: nan"),
+        (dict(count=2.5), "Invalid count value: 2.5"),
+        (dict(count="3"), "Invalid count value"),
+        (dict(exp_avg=np.zeros(5, dtype=np.int64)), "'exp_avg' must be a 1-D float32 or float64"),
+        (dict(exp_avg=np.zeros((5, 1))), "'exp_avg' must be a 1-D"),
+        (dict(exp_avg=np.zeros(4)), "state slots differ"),
+        (dict(exp_avg=np.zeros(5, dtype=np.float32)), "state slots differ"),
+        (dict(kernel="adam_amsgrad"), "state dict is of 'adam_amsgrad'"),
+    ],
+)
+def test_state_from_dict_checks_its_input(change, regex):
+    opt, x, state = _fresh()
+    state = opt.step(x, np.ones(5), state)
+    d = {**state.to_dict(), **change}
+    with pytest.raises(ValueError, match=regex):
+        opt.state_from_dict(d)
+
+
+def test_state_from_dict_through_npz(tmp_path):
+    """np.load gives 0-d arrays for count and kernel: accepted, and checked."""
+    opt, x, state = _fresh()
+    state = opt.step(x, np.ones(5), state)
+    np.savez(tmp_path / "s.npz", **state.to_dict())
+    loaded = opt.state_from_dict(dict(np.load(tmp_path / "s.npz")))
+    assert loaded.count == 1 and loaded.kernel == "adam"
+    y = x.copy()
+    opt.step(x, np.ones(5), state)
+    opt.step(y, np.ones(5), loaded)
+    assert_array_equal(x, y)
+    with pytest.raises(ValueError, match="state dict is of 'adam'"):
+        fastopt.optimizer("adamax").state_from_dict(dict(np.load(tmp_path / "s.npz")))
+
+
+@pytest.mark.parametrize("bad", [-0.1, math.nan, "fast", None])
+def test_schedule_returning_a_bad_rate(bad):
+    opt = fastopt.optimizer("sgd", schedule=lambda t: 0.1 if t < 2 else bad)
+    x = np.ones(3)
+    state = opt.init(x)
+    state = opt.step(x, x.copy(), state)
+    state = opt.step(x, x.copy(), state)
+    x0 = x.copy()
+    with pytest.raises(ValueError, match="schedule returned"):
+        opt.step(x, x.copy(), state)
+    assert_array_equal(x, x0)
+
+
+def test_schedule_object_with_negative_rate():
+    """A schedule object whose rate turns negative (cosine with min_lr above base) is caught."""
+    opt = fastopt.optimizer("sgd", learning_rate=0.1, schedule=schedules.cosine(4, min_lr=0.0))
+    opt.base_lr = -0.1  # as a subclass with a bug would produce
+    x = np.ones(3)
+    with pytest.raises(ValueError, match="schedule returned learning rate"):
+        opt.step(x, x.copy(), opt.init(x))
+
+
+# --------------------------------------------------------------------------
+# Pickle and deepcopy (issue 11.7)
+# --------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "method, kw",
+    [
+        ("adam", dict(learning_rate=0.05, amsgrad=True)),
+        ("rmsprop", dict(alpha=0.9, centered=True, momentum=0.5)),
+        ("sgd", dict(lr=0.1, schedule=schedules.cosine(10, min_lr=0.01))),
+        ("rprop", dict(variant="irprop+")),
+    ],
+)
+def test_optimizer_pickles_and_deepcopies(method, kw):
+    import copy
+    import pickle
+
+    opt = fastopt.optimizer(method, **kw)
+    for clone in (pickle.loads(pickle.dumps(opt)), copy.deepcopy(opt), copy.copy(opt)):
+        assert clone is not opt and repr(clone) == repr(opt) and clone.key == opt.key
+        x, y = PROBLEM.x0.copy(), PROBLEM.x0.copy()
+        s1, s2 = opt.init(x), clone.init(y)
+        for k in range(5):
+            s1 = opt.step(x, PROBLEM.grad(x, k), s1, value=PROBLEM.fun(x, k))
+            s2 = clone.step(y, PROBLEM.grad(y, k), s2, value=PROBLEM.fun(y, k))
+        assert_array_equal(x, y)
+        assert_array_equal(s1.slots, s2.slots)
+
+
+def test_maximize_through_minimize_compiled_and_python_agree():
+    """``options={"maximize": True}`` climbs f; the compiled and the Python loop agree."""
+    import numba
+
+    @numba.njit
+    def fg(x):
+        return -np.sum((x - 1.0) ** 2), -2.0 * (x - 1.0)
+
+    def fg_py(x):
+        return -np.sum((x - 1.0) ** 2), -2.0 * (x - 1.0)
+
+    opts = {"maximize": True, "lr": 0.1, "maxiter": 300, "gtol": 0.0}
+    a = fastopt.minimize(fg, np.zeros(3), jac=True, method="adam", options=opts)
+    b = fastopt.minimize(fg_py, np.zeros(3), jac=True, method="adam", options=opts)
+    assert_array_equal(a.x, b.x)
+    assert np.abs(a.x - 1.0).max() < 1e-3

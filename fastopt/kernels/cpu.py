@@ -31,6 +31,10 @@ for _k, (_key, _kern) in enumerate(KERNEL_TABLE):
     globals()[f"_C{_k}"] = _jit.inline(_kern.coeffs)
 
 N_KERNELS = len(KERNEL_TABLE)
+#: the cases written out in _coeffs and _loops below (a new kernel adds one to each)
+_N_CASES = 18
+if N_KERNELS > _N_CASES:  # pragma: no cover - caught by every test run
+    raise ImportError(f"kernels/cpu.py switches over {_N_CASES} kernels; the table has {N_KERNELS}")
 #: size of the coefficient vector ``c`` (the largest any rule fills)
 N_COEFFS = 12
 #: below this size the serial kernel is used even when parallel is allowed.
@@ -78,6 +82,10 @@ def _coeffs(kid, h, t, lr, aux, c):
         _C14(h, t, lr, aux, c)  # noqa: F821
     elif kid == 15:
         _C15(h, t, lr, aux, c)  # noqa: F821
+    elif kid == 16:
+        _C16(h, t, lr, aux, c)  # noqa: F821
+    elif kid == 17:
+        _C17(h, t, lr, aux, c)  # noqa: F821
 
 
 @_jit.inline
@@ -133,12 +141,19 @@ def _loops(kid, x, g, S, c):
     elif kid == 15:
         for i in numba.prange(n):
             _E15(i, x, g, S, c)  # noqa: F821
+    elif kid == 16:
+        for i in numba.prange(n):
+            _E16(i, x, g, S, c)  # noqa: F821
+    elif kid == 17:
+        for i in numba.prange(n):
+            _E17(i, x, g, S, c)  # noqa: F821
 
 
 @_jit.inline
 def _check(x, g, S):
     # the one check a kernel makes: a shape mismatch would read out of bounds
-    if g.shape[0] != x.shape[0] or S.shape[1] != x.shape[0]:
+    # (a rule without slots gets S of shape (0, 0) from a saved state: not read)
+    if g.shape[0] != x.shape[0] or (S.shape[1] != x.shape[0] and S.shape[0] != 0):
         raise ValueError("x, g and the state must have the same length")
 
 

@@ -278,18 +278,32 @@ def step(opt, x, g, state, value=None):
             raise ValueError(
                 "rprop variant 'irprop+' needs the objective: step(x, g, state, value=f)"
             )
-        aux = 1.0 if float(value) > state.last_value else 0.0
+        v, last = float(value), state.last_value
+        aux = 1.0 if (v < last if opt._maximize else v > last) else 0.0
     xd = as_numba(x)
     S = state.slots
     if not _device.is_numba_device_array(S):
         raise ValueError("x is on the device but the state is on the host: create it with "
                          "opt.init(x) or opt.state_from_dict(d, like=x)")  # fmt: skip
     n = xd.shape[0]
+    if state.kernel is not None and state.kernel != opt.key:
+        raise ValueError(f"state is of {state.kernel!r}; this optimizer runs {opt.key!r}")
     if tuple(S.shape) != (len(opt.slot_names), n):
         raise ValueError("x, g and the state must have the same length")
+    if S.dtype != xd.dtype:
+        raise ValueError(f"the state is {S.dtype} but x is {xd.dtype}: they must agree")
+    if isinstance(state.count, bool) or not isinstance(state.count, int | np.integer) or t < 1:
+        raise ValueError(f"Invalid count value: {state.count!r} (need an integer >= 0)")
     gd = as_grad(g, xd)
+    scalars = state.scalars
+    if opt._scalar_idx:  # NAdam's mu_product: through h, as on the CPU
+        opt._load_scalars(state, t - 1)
     launch_step(opt.kid, opt.h, t, lr, aux, xd, gd, S)
-    return state._replace(count=t, last_value=float("nan") if value is None else float(value))
+    if opt._scalar_idx:
+        scalars = opt._scalars_now()
+    return state._replace(
+        count=t, last_value=float("nan") if value is None else float(value), scalars=scalars
+    )
 
 
 # -- the per-iteration checks of the device driver ----------------------------------------

@@ -4,7 +4,7 @@
 option overrides of methods that are presets of another rule (``adamw``).
 """
 
-from . import adadelta, adagrad, adam, adamax, momentum, nag, rmsprop, rprop, sgd
+from . import adadelta, adagrad, adam, adamax, momentum, nadam, nag, radam, rmsprop, rprop, sgd
 
 RULES = {
     "sgd": sgd,
@@ -17,6 +17,8 @@ RULES = {
     "adam": adam,
     "adamw": adam,
     "adamax": adamax,
+    "nadam": nadam,
+    "radam": radam,
 }
 
 RULE_DEFAULTS = {"adamw": adam.ADAMW_DEFAULTS}
@@ -24,7 +26,7 @@ RULE_DEFAULTS = {"adamw": adam.ADAMW_DEFAULTS}
 #: every compiled variant, in a fixed order: its index is the kernel id
 KERNEL_TABLE = tuple(
     (key, k)
-    for mod in (sgd, momentum, nag, rprop, adagrad, rmsprop, adadelta, adam, adamax)
+    for mod in (sgd, momentum, nag, rprop, adagrad, rmsprop, adadelta, adam, adamax, nadam, radam)
     for key, k in mod.KERNELS.items()
 )
 KERNEL_IDS = {key: i for i, (key, _) in enumerate(KERNEL_TABLE)}

@@ -64,6 +64,13 @@ def _with_globals(f, names):
     return types.FunctionType(f.__code__, names, f.__name__, f.__defaults__, f.__closure__)
 
 
+#: the coefficient every rule sets to -1.0 with ``maximize=True`` (else 1.0):
+#: ``elem`` multiplies the gradient by it on entry, before weight decay, as
+#: torch does; the product with +-1 is exact, so minimizing is bit for bit as
+#: without the option
+SIGN = 11
+
+
 def field_index(hyper_cls, name):
     """Position of ``name`` in the numeric hyperparameter array."""
     return numeric_fields(hyper_cls).index(name)
@@ -76,7 +83,7 @@ def numeric_fields(hyper_cls):
 
 def check_lr(h):
     if not h.learning_rate >= 0.0:
-        raise ValueError(f"Invalid learning rate: {h.learning_rate}")
+        raise ValueError(f"Invalid learning_rate value: {h.learning_rate}")
 
 
 def check_eps(h):
@@ -92,6 +99,13 @@ def check_weight_decay(h):
 def check_unit(name, value):
     """``value`` must lie in [0, 1): a decay rate or a beta."""
     if not 0.0 <= value < 1.0:
+        raise ValueError(f"Invalid {name} value: {value}")
+
+
+def check_closed_unit(name, value):
+    """``value`` must lie in [0, 1]: torch accepts the ends (RMSprop ``alpha=1``,
+    Adadelta ``rho=1``, SGD ``dampening=1``), where the average stops moving."""
+    if not 0.0 <= value <= 1.0:
         raise ValueError(f"Invalid {name} value: {value}")
 
 

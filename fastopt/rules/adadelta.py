@@ -23,7 +23,15 @@ lecture's slide calls the decays :math:`\gamma_1, \gamma_2`; here both are
 import math
 from typing import NamedTuple
 
-from ._base import Kernel, check_eps, check_lr, check_unit, check_weight_decay, field_index
+from ._base import (
+    SIGN,
+    Kernel,
+    check_closed_unit,
+    check_eps,
+    check_lr,
+    check_weight_decay,
+    field_index,
+)
 
 
 class Hyper(NamedTuple):
@@ -31,16 +39,19 @@ class Hyper(NamedTuple):
     rho: float = 0.9
     eps: float = 1e-6
     weight_decay: float = 0.0
+    maximize: bool = False
 
 
 RHO = field_index(Hyper, "rho")
 EPS = field_index(Hyper, "eps")
 WD = field_index(Hyper, "weight_decay")
 
+MAXIMIZE = field_index(Hyper, "maximize")
+
 
 def validate(h):
     check_lr(h)
-    check_unit("rho", h.rho)
+    check_closed_unit("rho", h.rho)
     check_eps(h)
     check_weight_decay(h)
 
@@ -51,10 +62,11 @@ def coeffs(h, t, lr, aux, c):
     c[2] = h[RHO]
     c[3] = 1.0 - h[RHO]
     c[4] = h[EPS]
+    c[SIGN] = -1.0 if h[MAXIMIZE] != 0.0 else 1.0
 
 
 def elem(i, x, g, S, c):
-    gi = g[i] + c[1] * x[i]
+    gi = c[SIGN] * g[i] + c[1] * x[i]
     v = c[2] * S[0, i] + c[3] * gi * gi
     S[0, i] = v
     d = math.sqrt(S[1, i] + c[4]) / math.sqrt(v + c[4]) * gi

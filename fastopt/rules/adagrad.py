@@ -18,7 +18,7 @@ writes :math:`v = \alpha f'/\sqrt{r}` with no eps.
 import math
 from typing import NamedTuple
 
-from ._base import Kernel, check_eps, check_lr, check_weight_decay, field_index
+from ._base import SIGN, Kernel, check_eps, check_lr, check_weight_decay, field_index
 
 
 class Hyper(NamedTuple):
@@ -27,11 +27,14 @@ class Hyper(NamedTuple):
     initial_accumulator_value: float = 0.0
     eps: float = 1e-10
     weight_decay: float = 0.0
+    maximize: bool = False
 
 
 DECAY = field_index(Hyper, "lr_decay")
 EPS = field_index(Hyper, "eps")
 WD = field_index(Hyper, "weight_decay")
+
+MAXIMIZE = field_index(Hyper, "maximize")
 
 
 def validate(h):
@@ -39,9 +42,7 @@ def validate(h):
     if not h.lr_decay >= 0.0:
         raise ValueError(f"Invalid lr_decay value: {h.lr_decay}")
     if not h.initial_accumulator_value >= 0.0:
-        raise ValueError(
-            f"Invalid initial_accumulator_value value: {h.initial_accumulator_value}"
-        )
+        raise ValueError(f"Invalid initial_accumulator_value value: {h.initial_accumulator_value}")
     check_eps(h)
     check_weight_decay(h)
 
@@ -50,10 +51,11 @@ def coeffs(h, t, lr, aux, c):
     c[0] = lr / (1.0 + (t - 1) * h[DECAY])
     c[1] = h[WD]
     c[2] = h[EPS]
+    c[SIGN] = -1.0 if h[MAXIMIZE] != 0.0 else 1.0
 
 
 def elem(i, x, g, S, c):
-    gi = g[i] + c[1] * x[i]
+    gi = c[SIGN] * g[i] + c[1] * x[i]
     s = S[0, i] + gi * gi
     S[0, i] = s
     x[i] = x[i] - c[0] * (gi / (math.sqrt(s) + c[2]))

@@ -28,6 +28,7 @@ import math
 from typing import NamedTuple
 
 from ._base import (
+    SIGN,
     Kernel,
     check_eps,
     check_lr,
@@ -47,6 +48,7 @@ class Hyper(NamedTuple):
     weight_decay: float = 0.0
     amsgrad: bool = False
     decoupled_weight_decay: bool = False
+    maximize: bool = False
 
 
 B1 = field_index(Hyper, "b1")
@@ -62,6 +64,8 @@ SAT_B1 = LOG_B1 + 2
 SAT_B2 = LOG_B1 + 3
 
 ADAMW_DEFAULTS = {"weight_decay": 1e-2, "decoupled_weight_decay": True}
+
+MAXIMIZE = field_index(Hyper, "maximize")
 
 
 def validate(h):
@@ -104,11 +108,12 @@ def coeffs(h, t, lr, aux, c):
     else:
         c[7] = h[WD]
         c[8] = 1.0
+    c[SIGN] = -1.0 if h[MAXIMIZE] != 0.0 else 1.0
 
 
 def elem(i, x, g, S, c):
     xi = x[i] * c[8]
-    gi = g[i] + c[7] * xi
+    gi = c[SIGN] * g[i] + c[7] * xi
     m = c[3] * S[0, i] + c[4] * gi
     v = c[5] * S[1, i] + c[6] * gi * gi
     S[0, i] = m
@@ -118,7 +123,7 @@ def elem(i, x, g, S, c):
 
 def elem_amsgrad(i, x, g, S, c):
     xi = x[i] * c[8]
-    gi = g[i] + c[7] * xi
+    gi = c[SIGN] * g[i] + c[7] * xi
     m = c[3] * S[0, i] + c[4] * gi
     v = c[5] * S[1, i] + c[6] * gi * gi
     vmax = v if v > S[2, i] else S[2, i]  # not max(): its NaN branch blocks vectorising

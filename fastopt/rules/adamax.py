@@ -18,6 +18,7 @@ import math
 from typing import NamedTuple
 
 from ._base import (
+    SIGN,
     Kernel,
     check_eps,
     check_lr,
@@ -35,6 +36,7 @@ class Hyper(NamedTuple):
     b2: float = 0.999
     eps: float = 1e-8
     weight_decay: float = 0.0
+    maximize: bool = False
 
 
 B1 = field_index(Hyper, "b1")
@@ -43,6 +45,8 @@ EPS = field_index(Hyper, "eps")
 WD = field_index(Hyper, "weight_decay")
 LOG_B1 = len(numeric_fields(Hyper))  # appended by prepare(), with SAT_B1
 SAT_B1 = LOG_B1 + 1
+
+MAXIMIZE = field_index(Hyper, "maximize")
 
 
 def validate(h):
@@ -66,10 +70,11 @@ def coeffs(h, t, lr, aux, c):
     c[3] = 1.0 - h[B1]
     c[4] = h[B2]
     c[5] = h[EPS]
+    c[SIGN] = -1.0 if h[MAXIMIZE] != 0.0 else 1.0
 
 
 def elem(i, x, g, S, c):
-    gi = g[i] + c[1] * x[i]
+    gi = c[SIGN] * g[i] + c[1] * x[i]
     m = c[2] * S[0, i] + c[3] * gi
     bu = c[4] * S[1, i]
     ag = abs(gi) + c[5]

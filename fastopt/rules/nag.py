@@ -19,17 +19,20 @@ in the original variable.
 
 from typing import NamedTuple
 
-from ._base import Kernel, check_lr, check_weight_decay, field_index
+from ._base import SIGN, Kernel, check_lr, check_weight_decay, field_index
 
 
 class Hyper(NamedTuple):
     learning_rate: float = 1e-3
     momentum: float = 0.9
     weight_decay: float = 0.0
+    maximize: bool = False
 
 
 MU = field_index(Hyper, "momentum")
 WD = field_index(Hyper, "weight_decay")
+
+MAXIMIZE = field_index(Hyper, "maximize")
 
 
 def validate(h):
@@ -44,10 +47,11 @@ def coeffs(h, t, lr, aux, c):
     c[1] = h[WD]
     c[2] = 0.0 if t == 1 else h[MU]
     c[3] = h[MU]
+    c[SIGN] = -1.0 if h[MAXIMIZE] != 0.0 else 1.0
 
 
 def elem(i, x, g, S, c):
-    gi = g[i] + c[1] * x[i]
+    gi = c[SIGN] * g[i] + c[1] * x[i]
     b = c[2] * S[0, i] + gi
     S[0, i] = b
     x[i] = x[i] - c[0] * (gi + c[3] * b)

@@ -24,7 +24,15 @@ denominator tends to 0, so rounding differences grow fast there.
 import math
 from typing import NamedTuple
 
-from ._base import Kernel, check_eps, check_lr, check_unit, check_weight_decay, field_index
+from ._base import (
+    SIGN,
+    Kernel,
+    check_closed_unit,
+    check_eps,
+    check_lr,
+    check_weight_decay,
+    field_index,
+)
 
 
 class Hyper(NamedTuple):
@@ -34,6 +42,7 @@ class Hyper(NamedTuple):
     momentum: float = 0.0
     centered: bool = False
     weight_decay: float = 0.0
+    maximize: bool = False
 
 
 DECAY = field_index(Hyper, "decay")
@@ -41,10 +50,12 @@ EPS = field_index(Hyper, "eps")
 MU = field_index(Hyper, "momentum")
 WD = field_index(Hyper, "weight_decay")
 
+MAXIMIZE = field_index(Hyper, "maximize")
+
 
 def validate(h):
     check_lr(h)
-    check_unit("decay", h.decay)
+    check_closed_unit("decay", h.decay)
     check_eps(h)
     if not h.momentum >= 0.0:
         raise ValueError(f"Invalid momentum value: {h.momentum}")
@@ -58,19 +69,20 @@ def coeffs(h, t, lr, aux, c):
     c[3] = 1.0 - h[DECAY]
     c[4] = h[EPS]
     c[5] = h[MU]
+    c[SIGN] = -1.0 if h[MAXIMIZE] != 0.0 else 1.0
 
 
 # One element function per state layout: the slots a variant does not use are
 # not allocated, and each loop body stays branch-free so it vectorises.
 def elem(i, x, g, S, c):
-    gi = g[i] + c[1] * x[i]
+    gi = c[SIGN] * g[i] + c[1] * x[i]
     v = c[2] * S[0, i] + c[3] * gi * gi
     S[0, i] = v
     x[i] = x[i] - c[0] * (gi / (math.sqrt(v) + c[4]))
 
 
 def elem_centered(i, x, g, S, c):
-    gi = g[i] + c[1] * x[i]
+    gi = c[SIGN] * g[i] + c[1] * x[i]
     v = c[2] * S[0, i] + c[3] * gi * gi
     S[0, i] = v
     gb = S[1, i] + c[3] * (gi - S[1, i])
@@ -79,7 +91,7 @@ def elem_centered(i, x, g, S, c):
 
 
 def elem_momentum(i, x, g, S, c):
-    gi = g[i] + c[1] * x[i]
+    gi = c[SIGN] * g[i] + c[1] * x[i]
     v = c[2] * S[0, i] + c[3] * gi * gi
     S[0, i] = v
     b = c[5] * S[1, i] + gi / (math.sqrt(v) + c[4])
@@ -88,7 +100,7 @@ def elem_momentum(i, x, g, S, c):
 
 
 def elem_centered_momentum(i, x, g, S, c):
-    gi = g[i] + c[1] * x[i]
+    gi = c[SIGN] * g[i] + c[1] * x[i]
     v = c[2] * S[0, i] + c[3] * gi * gi
     S[0, i] = v
     gb = S[1, i] + c[3] * (gi - S[1, i])
@@ -109,9 +121,7 @@ KERNELS = {
 
 
 def kernel_key(h):
-    return "rmsprop" + ("_centered" if h.centered else "") + (
-        "_momentum" if h.momentum > 0 else ""
-    )
+    return "rmsprop" + ("_centered" if h.centered else "") + ("_momentum" if h.momentum > 0 else "")
 
 
 def slot_init(h):

@@ -43,7 +43,7 @@ apply: ``learning_rate`` only sets the initial step.
 import math
 from typing import NamedTuple
 
-from ._base import Kernel, check_choice, check_lr, field_index
+from ._base import SIGN, Kernel, check_choice, check_lr, field_index
 
 
 class Hyper(NamedTuple):
@@ -53,6 +53,7 @@ class Hyper(NamedTuple):
     min_step: float = 1e-6
     max_step: float = 50.0
     variant: str = "irprop-"
+    maximize: bool = False
 
 
 VARIANTS = ("irprop-", "rprop-", "rprop+", "irprop+")
@@ -60,6 +61,8 @@ ETA_MINUS = field_index(Hyper, "eta_minus")
 ETA_PLUS = field_index(Hyper, "eta_plus")
 MIN_STEP = field_index(Hyper, "min_step")
 MAX_STEP = field_index(Hyper, "max_step")
+
+MAXIMIZE = field_index(Hyper, "maximize")
 
 
 def validate(h):
@@ -84,6 +87,7 @@ def coeffs(h, t, lr, aux, c):
     c[4] = aux  # irprop+: 1 when f went up since the previous step
     c[5] = 1.0
     c[6] = 0.0
+    c[SIGN] = -1.0 if h[MAXIMIZE] != 0.0 else 1.0
 
 
 # The sign logic lives in scalar-only helpers (Kernel.helpers): compiled apart
@@ -136,21 +140,26 @@ def _rprop_plus(gi, prev, step, xi, undo, eta_minus, eta_plus, one, min_step, ma
 
 
 def elem_irprop_minus(i, x, g, S, c):
-    xi, step, gi = _irprop_minus(g[i], S[0, i], S[1, i], x[i], c[0], c[1], c[5], c[2], c[3], c[6])
+    xi, step, gi = _irprop_minus(
+        c[SIGN] * g[i], S[0, i], S[1, i], x[i], c[0], c[1], c[5], c[2], c[3], c[6]
+    )
     x[i] = xi
     S[1, i] = step
     S[0, i] = gi
 
 
 def elem_rprop_minus(i, x, g, S, c):
-    xi, step, gi = _rprop_minus(g[i], S[0, i], S[1, i], x[i], c[0], c[1], c[5], c[2], c[3], c[6])
+    xi, step, gi = _rprop_minus(
+        c[SIGN] * g[i], S[0, i], S[1, i], x[i], c[0], c[1], c[5], c[2], c[3], c[6]
+    )
     x[i] = xi
     S[1, i] = step
     S[0, i] = gi
 
 
 def elem_rprop_plus(i, x, g, S, c):
-    xi, step, gi = _rprop_plus(g[i], S[0, i], S[1, i], x[i], c[5], c[0], c[1], c[5], c[2], c[3],
+    gi = c[SIGN] * g[i]
+    xi, step, gi = _rprop_plus(gi, S[0, i], S[1, i], x[i], c[5], c[0], c[1], c[5], c[2], c[3],
                                c[6])  # fmt: skip
     x[i] = xi
     S[1, i] = step
@@ -159,7 +168,8 @@ def elem_rprop_plus(i, x, g, S, c):
 
 def elem_irprop_plus(i, x, g, S, c):
     # c[4] is 1 when the objective went up since the previous step, else 0
-    xi, step, gi = _rprop_plus(g[i], S[0, i], S[1, i], x[i], c[4], c[0], c[1], c[5], c[2], c[3],
+    gi = c[SIGN] * g[i]
+    xi, step, gi = _rprop_plus(gi, S[0, i], S[1, i], x[i], c[4], c[0], c[1], c[5], c[2], c[3],
                                c[6])  # fmt: skip
     x[i] = xi
     S[1, i] = step
