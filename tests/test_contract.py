@@ -43,6 +43,8 @@ OPTS = {
     "adam": {"learning_rate": 0.05},
     "adamw": {"learning_rate": 0.05, "weight_decay": 0.0},
     "adamax": {"learning_rate": 0.05},
+    "nadam": {"learning_rate": 0.05},
+    "radam": {"learning_rate": 0.05},
 }
 
 
