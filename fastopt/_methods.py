@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from .drivers.driver import run_first_order
-from .optim import Optimizer, make_hyper
+from .optim import Optimizer, make_hyper, warn_if_schedule_unused
 from .rules import RULES
 
 #: options every method understands, with their defaults
@@ -46,6 +46,8 @@ def _first_order_entry(name):
     def options(opts):
         rule_opts = {k: v for k, v in opts.items() if k not in FIRST_ORDER_ONLY}
         rule, hyper, unknown = make_hyper(name, rule_opts, on_unknown="return")
+        # minimize -> entry.options -> here: the user's frame is 4 up
+        warn_if_schedule_unused(name, opts.get("schedule"), stacklevel=4)
         opt = Optimizer(
             name, rule, hyper, schedule=opts.get("schedule"), parallel=opts.get("parallel", False)
         )

@@ -472,6 +472,17 @@ def _check_params(x):
     return x
 
 
+def warn_if_schedule_unused(method, schedule, stacklevel):
+    """Warn that rprop ignores a schedule (its learning_rate is only the first step size)."""
+    if method == "rprop" and schedule is not None:
+        warnings.warn(
+            "rprop: a learning-rate schedule has no effect (learning_rate is only the "
+            "initial step size)",
+            UserWarning,
+            stacklevel=stacklevel,
+        )
+
+
 def optimizer(method, *, schedule=None, parallel=False, **hyper):
     """Create an :class:`Optimizer` for your own loop.
 
@@ -508,11 +519,5 @@ def optimizer(method, *, schedule=None, parallel=False, **hyper):
     if method not in RULES:
         raise ValueError(f"Unknown method {method!r}; first-order methods are: {', '.join(RULES)}")
     rule, h, _ = make_hyper(method, hyper, on_unknown="raise")
-    if method == "rprop" and schedule is not None:
-        warnings.warn(
-            "rprop: a learning-rate schedule has no effect (learning_rate is only the "
-            "initial step size)",
-            UserWarning,
-            stacklevel=2,
-        )
+    warn_if_schedule_unused(method, schedule, stacklevel=3)
     return Optimizer(method, rule, h, schedule=schedule, parallel=parallel)

@@ -676,3 +676,10 @@ def test_works_without_a_writable_cache(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          timeout=600, env=env, cwd=str(tmp_path))  # fmt: skip
     assert out.stdout.strip().endswith("ok"), out.stdout + out.stderr
+
+
+def test_rprop_schedule_warns_through_minimize():
+    with pytest.warns(UserWarning, match="rprop: a learning-rate schedule has no effect") as rec:
+        options = {"schedule": fastopt.schedules.cosine(10), "maxiter": 3}
+        fastopt.minimize(ent_f, np.zeros(3), jac=ent_g, method="rprop", options=options)
+    assert rec[0].filename == __file__
