@@ -42,12 +42,38 @@ class Method:
     tol_options: tuple = ("gtol",)
 
 
+#: built optimizers by (method, options): constructing one costs more than a
+#: short compiled run (validation, the rule's derived constants), and
+#: minimize is often called in a loop with the same options
+_OPTIMIZERS = None
+
+
 def _first_order_entry(name):
     def options(opts):
+        global _OPTIMIZERS
+        # the warning's frame, then here, minimize, and the user's call
+        warn_if_schedule_unused(name, opts.get("schedule"), stacklevel=4)
+        try:
+            key = (name, tuple(sorted(opts.items())))
+            hash(key)
+        except TypeError:  # an unhashable option value: build it every time
+            key = None
+        if key is not None:
+            if _OPTIMIZERS is None:
+                from ._user import BoundedCache
+
+                _OPTIMIZERS = BoundedCache(256)
+            hit = _OPTIMIZERS.get(key)
+            if hit is not None:
+                return hit
+        out = build(opts)
+        if key is not None:
+            _OPTIMIZERS[key] = out
+        return out
+
+    def build(opts):
         rule_opts = {k: v for k, v in opts.items() if k not in FIRST_ORDER_ONLY}
         rule, hyper, unknown = make_hyper(name, rule_opts, on_unknown="return")
-        # minimize -> entry.options -> here: the user's frame is 4 up
-        warn_if_schedule_unused(name, opts.get("schedule"), stacklevel=4)
         opt = Optimizer(
             name, rule, hyper, schedule=opts.get("schedule"), parallel=opts.get("parallel", False)
         )
