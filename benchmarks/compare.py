@@ -613,6 +613,31 @@ def scipy_compare(cfg, targets):
     print("fastopt adam: learning_rate=0.05, gtol=1e-5 (the README example); scipy: defaults")
 
 
+def call_cost(cfg, targets):
+    section("fixed cost of a minimize call: maxiter=1, @njit objective (issue 11)")
+    rows = []
+    cases = [
+        ("scipy L-BFGS-B, maxiter=1",
+         lambda: scipy.optimize.minimize(rosen, X0, jac=rosen_der, method="L-BFGS-B",
+                                         options={"maxiter": 1})),
+    ] + [
+        (f"fastopt {m}, maxiter=1",
+         lambda m=m: fastopt.minimize(rosen_fg, X0, jac=True, method=m, options={"maxiter": 1}))
+        for m in ("adam", "lbfgs", "scg")
+    ]  # fmt: skip
+    timing = dict(cfg.timing, min_time=min(cfg.timing["min_time"], 0.05))
+    times = {}
+    for name, solve in cases:
+        solve()
+        times[name] = best_time(calls(solve), **timing)
+        rows.append((name, fmt_time(times[name])))
+    t = times["fastopt adam, maxiter=1"]
+    v = targets.check("minimize fixed cost (@njit objective, adam, maxiter=1)", t, "<=", 5e-6,
+                      fmt_time(t), "5 us")  # fmt: skip
+    table(["call", "time per call"], rows)
+    print(f"target: fastopt adam <= 5 us: {v}")
+
+
 def parallel(cfg, targets):
     section(f"parallel vs serial step kernel (Adam, NUMBA_NUM_THREADS={_THREADS}, "
             "in a subprocess)")  # fmt: skip
@@ -842,6 +867,7 @@ def main(argv=None):
     overhead(cfg, targets)
     drivers(cfg, targets)
     scipy_compare(cfg, targets)
+    call_cost(cfg, targets)
     parallel(cfg, targets)
     first_call(cfg, targets)
     summary(targets)
