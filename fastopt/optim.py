@@ -201,10 +201,10 @@ class Optimizer:
         S = state.slots
         if S.shape[0] == 0 and S.shape[1] != x.shape[0]:
             S = np.zeros((0, x.shape[0]), dtype=x.dtype)
-        kernel = cpu.step
         if self.parallel and x.shape[0] >= cpu.PARALLEL_MIN_SIZE:
-            kernel = cpu.step_parallel
-        kernel(self.kid, x, g, S, self.h, t, lr, aux, c)
+            cpu.step_parallel(self.kid, x, g, S, self.h, t, lr, aux, c)
+        else:  # the rule's own kernel: compiles (first use) or loads only this one
+            cpu.SERIAL[self.kid](x, g, S, self.h, t, lr, aux, c)
         return OptState(t, S, self.slot_names, float("nan") if value is None else float(value))
 
 
