@@ -495,7 +495,10 @@ def _parser():
         prog="python -m fastopt",
         description="Race every fastopt method on standard problems: a table per problem, "
         "and the methods' paths on the 2-D Rosenbrock contours as a PNG.",
+        epilog="python -m fastopt precompile [--all | METHOD ...] compiles fastopt's kernels "
+        "into numba's cache ahead of time (see its --help).",
     )
+    p.add_argument("--version", action="version", version=f"fastopt {fastopt.__version__}")
     p.add_argument("--quick", action="store_true",
                    help="small problems, few iterations (a smoke test for CI)")  # fmt: skip
     p.add_argument("--output", default="fastopt-showcase.png", metavar="PATH",

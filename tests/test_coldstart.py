@@ -89,3 +89,48 @@ def test_cold_minimize_first_order_compiles_step_and_checks(tmp_path):
     assert sorted(compiled) == sorted(
         [f"fastopt.kernels.cpu.step_{kid}", "fastopt.drivers._checks.accept"]
     )
+
+
+def test_precompile_fills_the_cache(tmp_path):
+    # ``python -m fastopt precompile adam``, then a new process compiles nothing
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "numba-cache"))
+    out = subprocess.run(
+        [sys.executable, "-m", "fastopt", "precompile", "adam"],
+        env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert "precompiled 3 items" in out.stdout
+    compiled = compiled_by(
+        """
+        import numpy as np
+        import fastopt
+        from scipy.optimize import rosen, rosen_der
+        opt = fastopt.optimizer("adam")
+        for dtype in (np.float64, np.float32):
+            x = np.ones(10, dtype=dtype)
+            opt.step(x, 2 * x, opt.init(x))
+        fastopt.minimize(rosen, np.array([-1.2, 1.0]), jac=rosen_der, method="adam",
+                         options={"maxiter": 5})
+        """,
+        tmp_path,
+    )
+    assert compiled == []
+
+
+def test_precompile_rejects_unknown_methods():
+    out = subprocess.run(
+        [sys.executable, "-m", "fastopt", "precompile", "adamm"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert out.returncode == 2
+    assert "unknown method(s) adamm" in out.stderr
+
+
+def test_version():
+    import fastopt
+
+    out = subprocess.run(
+        [sys.executable, "-m", "fastopt", "--version"], capture_output=True, text=True,
+        timeout=120,
+    )  # fmt: skip
+    assert out.stdout.strip() == f"fastopt {fastopt.__version__}"
