@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 from numba.core.registry import CPUDispatcher
 
-from . import _device, _status
+from . import _device, _progress, _status
 from ._objective import Objective, grad_from_fg
 from .drivers.driver import run_first_order
 from .optim import Optimizer, make_hyper
@@ -483,16 +483,24 @@ def minimize(fun, x0, args=(), method="adam", jac=None, hess=None, hessp=None,
     else:
         fun_only, fg, grad, grad_calls_fun = _python_fg(fun, jac, x, args, counter)
 
+    callback, progress = _adapt_callback(callback, entry.name), None
+    if common["disp"]:  # a progress line (fastopt/_progress.py)
+        callback, progress = _progress.minimize_callback(callback, entry.name, maxiter,
+                                                         batch_size, epochs, args)  # fmt: skip
     obj = Objective(
         x0=x, fun=fun_only, fg=fg, grad=grad, grad_calls_fun=grad_calls_fun,
         hessp=hessp, args=args, compiled=compiled, lb=lb, ub=ub,
         maxiter=maxiter, gtol=gtol, batch_size=batch_size, epochs=epochs,
         shuffle=bool(common["shuffle"]), seed=common["seed"],
-        callback=_adapt_callback(callback, entry.name),
+        callback=callback,
         return_all=bool(common["return_all"]), disp=bool(common["disp"]),
         first=counter["first"],
     )  # fmt: skip
-    out = entry.run(obj, method_opts)
+    try:
+        out = entry.run(obj, method_opts)
+    finally:
+        if progress is not None:
+            progress.close()
     if not out.get("used_first", False):
         # the validation call was an extra evaluation of fun and jac
         counter["nfev"] += 1

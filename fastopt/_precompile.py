@@ -79,18 +79,22 @@ def _models():
     y2 = (X[:, 0] > 0).astype(int)
     y3 = np.digitize(X[:, 0], [-0.5, 0.5])
     yr = X @ np.arange(4.0)
+    fits = [
+        ("binary", LogisticRegression(), y2),
+        ("3 classes", LogisticRegression(), y3),
+        ("binary", LinearSVC(), y2),
+        ("real", LinearRegression(), yr),
+        ("3 classes", MLPClassifier(max_iter=2), y3),
+        ("real", MLPRegressor(max_iter=2), yr),
+    ]
+    for what, est, y in fits:
+        yield f"{type(est).__name__} ({what})", lambda est=est, y=y: _quiet_fit(est, X, y)
+
+
+def _quiet_fit(est, X, y):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # tiny fits: convergence is not the point
-        fits = [
-            ("binary", LogisticRegression(), y2),
-            ("3 classes", LogisticRegression(), y3),
-            ("binary", LinearSVC(), y2),
-            ("real", LinearRegression(), yr),
-            ("3 classes", MLPClassifier(max_iter=2), y3),
-            ("real", MLPRegressor(max_iter=2), yr),
-        ]
-        for what, est, y in fits:
-            yield f"{type(est).__name__} ({what})", lambda est=est, y=y: est.fit(X, y)
+        est.fit(X, y)
 
 
 def tasks(methods, everything=False):
