@@ -150,6 +150,7 @@ def run_case(name, cache_dir, events=False):
     out = subprocess.run(
         [sys.executable, "-c", source(name, events)],
         env=env,
+        cwd=cache_dir,  # not the caller's: a checkout there would shadow PYTHONPATH's fastopt
         capture_output=True,
         text=True,
         check=False,
@@ -177,7 +178,7 @@ def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     events = "--events" in argv
     names = [a for a in argv if not a.startswith("--")] or list(CASES)
-    print(f"{'':<22} {'cold':>15} {'warm':>15}")
+    print(f"{'':<24} {'cold':>15} {'warm':>15}")
     print(f"{'first use (after import)':<24} {'wall':>7} {'cpu':>7} {'wall':>7} {'cpu':>7} "
           f"{'target':>7}")  # fmt: skip
     failed = 0
