@@ -154,10 +154,19 @@ def main(argv=None):
         "parallel kernels and one small fit of each fastopt.models estimator",
     )
     args = p.parse_args(argv)
-    bad = [m for m in args.methods if m.lower() not in METHODS]
+    from ._minimize import get_method
+
+    methods, bad = [], []
+    for m in args.methods or METHODS:
+        try:
+            name = get_method(m).name  # aliases too ("hf")
+        except ValueError:
+            bad.append(m)
+            continue
+        if name not in methods:
+            methods.append(name)
     if bad:
         p.error(f"unknown method(s) {', '.join(bad)}; choose from {', '.join(METHODS)}")
-    methods = [m.lower() for m in args.methods] or list(METHODS)
     todo = tasks(methods, args.everything)
     t_start = time.perf_counter()
     for k, (label, thunk) in enumerate(todo, 1):
