@@ -12,7 +12,7 @@ import warnings
 
 import numpy as np
 
-from . import _device, _status
+from . import _device, _progress, _status
 from ._methods import COMMON, FIRST_ORDER_ONLY, get_method
 from ._objective import Objective
 from ._user import compiled_functions, python_functions
@@ -232,16 +232,24 @@ def minimize(fun, x0, args=(), method=None, jac=None, hess=None, hessp=None,
     else:
         fun_only, fg, grad, grad_calls_fun, first = python_functions(fun, jac, x, args, counter)
 
+    callback, progress = _adapt_callback(callback, entry.name), None
+    if common["disp"]:  # a progress line (fastopt/_progress.py)
+        callback, progress = _progress.minimize_callback(callback, entry.name, maxiter,
+                                                         batch_size, epochs, args)  # fmt: skip
     obj = Objective(
         x0=x, fun=fun_only, fg=fg, grad=grad, grad_calls_fun=grad_calls_fun,
         hessp=hessp, args=args, compiled=compiled, lb=lb, ub=ub,
         maxiter=maxiter, gtol=gtol, batch_size=batch_size, epochs=epochs,
         shuffle=bool(common["shuffle"]), seed=seed,
-        callback=_adapt_callback(callback, entry.name),
+        callback=callback,
         return_all=bool(common["return_all"]), disp=bool(common["disp"]),
         first=first,
     )  # fmt: skip
-    out = entry.run(obj, method_opts)
+    try:
+        out = entry.run(obj, method_opts)
+    finally:
+        if progress is not None:
+            progress.close()
     if "fun" not in out or "jac" not in out:
         # minibatch mode: report the full-data loss and gradient at the final x
         f, g = fg(out["x"], *args)

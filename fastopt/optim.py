@@ -377,16 +377,17 @@ class Optimizer:
                 if (value < state.last_value if self._maximize else value > state.last_value)
                 else 0.0
             )
-        kernel = cpu.step
         if self.parallel and x.shape[0] >= cpu.PARALLEL_MIN_SIZE:
-            kernel = cpu.step_parallel
+            kernel = cpu.parallel_kernel(self.kid)
+        else:  # the rule's own kernel: compiles (first use) or loads only this one
+            kernel = cpu.SERIAL[self.kid]
         scalars = state.scalars
         if self._scalar_idx:
             self._load_scalars(state, t - 1)
-            kernel(self.kid, x, g, S, self.h, t, lr, aux, c)
+            kernel(x, g, S, self.h, t, lr, aux, c)
             scalars = self._scalars_now()
         else:
-            kernel(self.kid, x, g, S, self.h, t, lr, aux, c)
+            kernel(x, g, S, self.h, t, lr, aux, c)
         # tuple.__new__ directly: the NamedTuple's generated __new__ is a
         # Python frame of its own (~0.2 us here)
         return _tuple_new(

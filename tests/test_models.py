@@ -727,7 +727,8 @@ def test_verbose_progress_bar(capsys, breast_cancer):
     X, y = breast_cancer
     LogisticRegression(solver="adam", batch_size=64, max_iter=3, verbose=True).fit(X, y)
     out = capsys.readouterr().out
-    assert "LogisticRegression: [" in out and "3/3 epochs" in out and "loss" in out
+    # fastopt/_progress.py: tqdm's bar where installed, else a plain line
+    assert "LogisticRegression: " in out and "3/3" in out and "epochs" in out and "loss" in out
     assert out.endswith("\n")
 
 

@@ -2,7 +2,7 @@
 The methods' paths on 2-D functions
 ===================================
 
-The lecture's visualisation slide: every first-order method started from the
+The visualisation slide of :ref:`the lecture <the-lecture>`: every first-order method started from the
 same point on four 2-D functions, 2000 steps each, with one table of
 learning rates (``_paths.OPTIONS``).  Momentum methods overshoot and curve
 back; the adaptive methods (AdaGrad, RMSProp, Adam) move along each axis at

@@ -2,7 +2,7 @@
 Why Rprop breaks with minibatches and RMSProp does not
 ======================================================
 
-The lecture's "Problems with Rprop": a weight whose gradient is +0.1 in nine
+"Problems with Rprop" in :ref:`the lecture <the-lecture>`: a weight whose gradient is +0.1 in nine
 minibatches and -0.9 in the tenth has a full-batch gradient of zero, so it
 should stay where it is.  Rprop looks only at signs: it steps nine times one
 way and once the other, and drifts.  RMSProp divides by the running RMS of

@@ -1,12 +1,16 @@
 """CPU step kernels compiled from the rules' single ``elem``/``coeffs`` source.
 
-Every variant of every rule goes through one *switch kernel*
-``step(kid, x, g, S, h, t, lr, aux, c)``: ``kid`` indexes
-:data:`fastopt.rules.KERNEL_TABLE`.  A switch kernel caches to disk like any
-other (a kernel that took the element function as an argument, or a closure
-from a factory, would never hit numba's cache), and the branch on ``kid`` is
-loop-invariant, so LLVM unswitches it and each case vectorises on its own
-(``benchmarks/compare.py`` measures this against the copy bandwidth).
+Every variant of every rule (kernel id ``kid``, an index of
+:data:`fastopt.rules.KERNEL_TABLE`) has its own cached kernel
+``SERIAL[kid](x, g, S, h, t, lr, aux, c)`` (and ``PARALLEL[kid]``), written
+from one template (:data:`_TEMPLATE`) that calls the rule's element and
+coefficient functions as module globals, so each caches to disk like any
+other kernel (a kernel that took the element function as an argument, or a
+closure from a factory, would never hit numba's cache).  One kernel per id,
+not one switch kernel over all ids: the first step in a new process with an
+empty cache compiles the rule it runs, not all of them (5.5 s -> ~0.6 s for
+the first Adam step, ``benchmarks/coldstart.py``).  ``step(kid, ...)`` and
+``step_parallel(kid, ...)`` call them by id.
 
 The serial and the parallel kernel share the element source; they differ only
 in ``range`` vs ``prange``.  Serial is the default: on small machines a second
@@ -14,7 +18,7 @@ thread often stalls for a scheduler tick; :data:`PARALLEL_MIN_SIZE` is where
 the parallel kernel starts to pay (see ``benchmarks/compare.py``).
 """
 
-import numba
+import numba  # noqa: F401 - used by _TEMPLATE (numba.prange)
 import numpy as np
 
 from .. import _jit
@@ -31,7 +35,7 @@ for _k, (_key, _kern) in enumerate(KERNEL_TABLE):
     globals()[f"_C{_k}"] = _jit.inline(_kern.coeffs)
 
 N_KERNELS = len(KERNEL_TABLE)
-#: the cases written out in _coeffs and _loops below (a new kernel adds one to each)
+#: the cases written out in _coeffs below (a new kernel adds one)
 _N_CASES = 18
 if N_KERNELS > _N_CASES:  # pragma: no cover - caught by every test run
     raise ImportError(f"kernels/cpu.py switches over {_N_CASES} kernels; the table has {N_KERNELS}")
@@ -89,67 +93,6 @@ def _coeffs(kid, h, t, lr, aux, c):
 
 
 @_jit.inline
-def _loops(kid, x, g, S, c):
-    # One loop per kernel id: a switch inside the loop is not unswitched by
-    # LLVM and was measured 40x slower.  prange is range in the serial kernel.
-    n = x.shape[0]
-    if kid == 0:
-        for i in numba.prange(n):
-            _E0(i, x, g, S, c)  # noqa: F821
-    elif kid == 1:
-        for i in numba.prange(n):
-            _E1(i, x, g, S, c)  # noqa: F821
-    elif kid == 2:
-        for i in numba.prange(n):
-            _E2(i, x, g, S, c)  # noqa: F821
-    elif kid == 3:
-        for i in numba.prange(n):
-            _E3(i, x, g, S, c)  # noqa: F821
-    elif kid == 4:
-        for i in numba.prange(n):
-            _E4(i, x, g, S, c)  # noqa: F821
-    elif kid == 5:
-        for i in numba.prange(n):
-            _E5(i, x, g, S, c)  # noqa: F821
-    elif kid == 6:
-        for i in numba.prange(n):
-            _E6(i, x, g, S, c)  # noqa: F821
-    elif kid == 7:
-        for i in numba.prange(n):
-            _E7(i, x, g, S, c)  # noqa: F821
-    elif kid == 8:
-        for i in numba.prange(n):
-            _E8(i, x, g, S, c)  # noqa: F821
-    elif kid == 9:
-        for i in numba.prange(n):
-            _E9(i, x, g, S, c)  # noqa: F821
-    elif kid == 10:
-        for i in numba.prange(n):
-            _E10(i, x, g, S, c)  # noqa: F821
-    elif kid == 11:
-        for i in numba.prange(n):
-            _E11(i, x, g, S, c)  # noqa: F821
-    elif kid == 12:
-        for i in numba.prange(n):
-            _E12(i, x, g, S, c)  # noqa: F821
-    elif kid == 13:
-        for i in numba.prange(n):
-            _E13(i, x, g, S, c)  # noqa: F821
-    elif kid == 14:
-        for i in numba.prange(n):
-            _E14(i, x, g, S, c)  # noqa: F821
-    elif kid == 15:
-        for i in numba.prange(n):
-            _E15(i, x, g, S, c)  # noqa: F821
-    elif kid == 16:
-        for i in numba.prange(n):
-            _E16(i, x, g, S, c)  # noqa: F821
-    elif kid == 17:
-        for i in numba.prange(n):
-            _E17(i, x, g, S, c)  # noqa: F821
-
-
-@_jit.inline
 def _check(x, g, S):
     # the one check a kernel makes: a shape mismatch would read out of bounds
     # (a rule without slots gets S of shape (0, 0) from a saved state: not read)
@@ -157,20 +100,49 @@ def _check(x, g, S):
         raise ValueError("x, g and the state must have the same length")
 
 
-@_jit.kernel
+# The kernel of id k: exec'd with this file's name (numba's cache locator
+# needs a source file) and a __qualname__ of its own (numba keys a cache index
+# by qualified name and line, the same for every kernel made from the template).
+_TEMPLATE = """
+def {name}(x, g, S, h, t, lr, aux, c):
+    _check(x, g, S)
+    _C{k}(h, t, lr, aux, c)
+    for i in numba.prange(x.shape[0]):
+        _E{k}(i, x, g, S, c)
+"""
+
+
+def _make_kernel(k, parallel):
+    name = f"step{'_parallel' if parallel else ''}_{k}"
+    code = compile(_TEMPLATE.format(name=name, k=k), __file__, "exec")
+    exec(code, globals())
+    fn = globals().pop(name)
+    fn.__doc__ = f"One update of ``x`` (in place) with kernel {k} ({KERNEL_TABLE[k][0]})."
+    return (_jit.parallel_kernel if parallel else _jit.kernel)(fn)
+
+
+#: ``SERIAL[kid]``: the cached serial step kernel of kernel id ``kid``
+SERIAL = tuple(_make_kernel(k, False) for k in range(N_KERNELS))
+#: ``PARALLEL[kid]``: its ``prange`` twin, for ``n >= PARALLEL_MIN_SIZE`` (made
+#: on first use by :func:`parallel_kernel`: most processes never need one)
+PARALLEL = [None] * N_KERNELS
+
+
+def parallel_kernel(kid):
+    """The cached parallel step kernel of kernel id ``kid``."""
+    if PARALLEL[kid] is None:
+        PARALLEL[kid] = _make_kernel(kid, True)
+    return PARALLEL[kid]
+
+
 def step(kid, x, g, S, h, t, lr, aux, c):
     """One update of ``x`` (in place) with kernel ``kid``, serially."""
-    _check(x, g, S)
-    _coeffs(kid, h, t, lr, aux, c)
-    _loops(kid, x, g, S, c)
+    SERIAL[kid](x, g, S, h, t, lr, aux, c)
 
 
-@_jit.parallel_kernel
 def step_parallel(kid, x, g, S, h, t, lr, aux, c):
     """One update of ``x`` (in place) with kernel ``kid``, on numba's threads."""
-    _check(x, g, S)
-    _coeffs(kid, h, t, lr, aux, c)
-    _loops(kid, x, g, S, c)
+    (PARALLEL[kid] or parallel_kernel(kid))(x, g, S, h, t, lr, aux, c)
 
 
 def coefficients(kid, h, t, lr, aux, dtype):

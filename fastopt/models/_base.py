@@ -9,8 +9,6 @@ driver slices ``X`` and ``Y`` (the only arrays in ``args``).
 """
 
 import numbers
-import sys
-import time
 import warnings
 
 import numpy as np
@@ -20,6 +18,7 @@ from sklearn.utils import check_random_state
 from .. import _status
 from .._methods import get_method
 from .._minimize import minimize
+from .._progress import Progress
 
 try:  # scikit-learn >= 1.6
     from sklearn.utils.validation import validate_data
@@ -130,8 +129,7 @@ class Monitor:
         self.bad_epochs = 0
         self.stopped_early = False
         self._acc = 0.0
-        self._last_print = 0.0
-        self._printed = False
+        self._bar = None
 
     def __call__(self, intermediate_result):
         t = intermediate_result.nit
@@ -164,25 +162,14 @@ class Monitor:
     def _show(self, done, loss):
         if not self.verbose:
             return
-        now = time.perf_counter()
-        # at most 10 redraws a second: a redraw costs more than a small step
-        if now - self._last_print < 0.1 and done < self.total:
-            return
-        self._last_print = now
-        width = 30
-        filled = int(width * min(done, self.total) / max(self.total, 1))
-        unit = "iterations" if self.batch_size is None else "epochs"
-        sys.stdout.write(
-            f"\r{self.label}: [{'#' * filled}{'.' * (width - filled)}] "
-            f"{done}/{self.total} {unit}  loss {loss:.6g}"
-        )
-        sys.stdout.flush()
-        self._printed = True
+        if self._bar is None:  # the shared display (fastopt/_progress.py)
+            unit = "iterations" if self.batch_size is None else "epochs"
+            self._bar = Progress(self.label, total=self.total, unit=unit)
+        self._bar.update(done, loss=loss)
 
     def close(self):
-        if self._printed:
-            sys.stdout.write("\n")
-            sys.stdout.flush()
+        if self._bar is not None:
+            self._bar.close()
 
 
 def fit_parameters(est, method, fg, w0, args, gn, gn_diag, n_samples, *,

@@ -176,9 +176,9 @@ def rosenbrock(n=2):
 
     References
     ----------
-    H. H. Rosenbrock, "An automatic method for finding the greatest or least
+    H\\. H. Rosenbrock, "An automatic method for finding the greatest or least
     value of a function", Comput. J. 3:175-184, 1960.
-    W. Kok and C. Sandrock, "Locating and characterizing the stationary points
+    W\\. Kok and C. Sandrock, "Locating and characterizing the stationary points
     of the extended Rosenbrock function", Evol. Comput. 17(3):437-453, 2009.
 
     Examples
