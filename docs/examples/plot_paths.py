@@ -2,12 +2,13 @@
 The methods' paths on 2-D functions
 ===================================
 
-The visualisation slide of :ref:`the lecture <the-lecture>`: every first-order method started from the
-same point on four 2-D functions, 2000 steps each, with one table of
-learning rates (``_paths.OPTIONS``).  Momentum methods overshoot and curve
-back; the adaptive methods (AdaGrad, RMSProp, Adam) move along each axis at
-a similar speed regardless of the gradient's scale; Rprop moves by signs.
-The saddle shows which methods escape a saddle point started just off it.
+The visualisation slide of :ref:`the lecture <the-lecture>`: every
+first-order method started from the same point on four 2-D functions, 2000
+steps each, with one table of learning rates (``_paths.OPTIONS``). Momentum
+methods overshoot and curve back; the adaptive methods (AdaGrad, RMSProp,
+Adam) move along each axis at a similar speed regardless of the gradient's
+scale; Rprop moves by signs. The saddle shows which methods escape a saddle
+point started just off it.
 """
 
 import matplotlib.pyplot as plt
