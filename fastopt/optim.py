@@ -220,6 +220,9 @@ class Optimizer:
         self._lr_of = _schedules.resolve(schedule)
         self.base_lr = float(hyper.learning_rate)
         self.needs_value = self.key in getattr(rule, "NEEDS_VALUE", ())
+        #: whether a step can leave x exactly unchanged (the drivers then skip
+        #: evaluating the same point again)
+        self.zero_steps = bool(getattr(rule, "ZERO_STEPS", False))
         if parallel not in (True, False, None, "auto"):
             raise ValueError(f"Invalid parallel value: {parallel!r}")
         self.parallel = parallel
@@ -378,16 +381,16 @@ class Optimizer:
                 else 0.0
             )
         if self.parallel and x.shape[0] >= cpu.PARALLEL_MIN_SIZE:
-            kernel = cpu.parallel_kernel(self.kid)
+            kernel, kid = cpu.step_parallel, (self.kid,)
         else:  # the rule's own kernel: compiles (first use) or loads only this one
-            kernel = cpu.SERIAL[self.kid]
+            kernel, kid = cpu.SERIAL[self.kid], ()
         scalars = state.scalars
         if self._scalar_idx:
             self._load_scalars(state, t - 1)
-            kernel(x, g, S, self.h, t, lr, aux, c)
+            kernel(*kid, x, g, S, self.h, t, lr, aux, c)
             scalars = self._scalars_now()
         else:
-            kernel(x, g, S, self.h, t, lr, aux, c)
+            kernel(*kid, x, g, S, self.h, t, lr, aux, c)
         # tuple.__new__ directly: the NamedTuple's generated __new__ is a
         # Python frame of its own (~0.2 us here)
         return _tuple_new(

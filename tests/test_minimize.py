@@ -361,7 +361,10 @@ def test_maxiter_stops_with_status_1(method):
         rosen, np.array([-1.2, 1.0]), jac=rosen_der, method=method, options={"maxiter": 17}
     )
     assert res.status == 1 and not res.success
-    assert res.nit == 17 and res.nfev == 18
+    assert res.nit == 17
+    # one evaluation per step, except a step that did not move x (Rprop's
+    # zero steps): that point is not evaluated again
+    assert res.nfev == 18 or (method == "rprop" and res.nfev < 18)
     assert "Maximum number of iterations" in res.message
     assert res.fun == rosen(res.x)
 
@@ -1178,7 +1181,10 @@ def test_compiled_python_and_optimizer_api_agree(case):
     np.testing.assert_allclose(hand, jit.x, rtol=1e-12, atol=0)
     assert jit.fun == pytest.approx(py.fun, rel=1e-12)
     np.testing.assert_allclose(jit.jac, py.jac, rtol=1e-10)
-    assert jit.nfev == py.nfev == jit.njev == N_STEPS + 1
+    assert jit.nfev == py.nfev == jit.njev == py.njev
+    # one evaluation per step, but a step that left x where it was (Rprop
+    # after a sign change everywhere) is not evaluated again
+    assert jit.nfev == N_STEPS + 1 or (method == "rprop" and jit.nfev < N_STEPS + 1)
     if method == "adam":  # jac=True compiles one more loop: once is enough
         jit_fg = fastopt.minimize(ls_fg, x0, args=LS_ARGS, jac=True, method=method, options=opts)
         np.testing.assert_allclose(jit_fg.x, py.x, rtol=1e-12, atol=0)

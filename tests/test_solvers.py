@@ -773,7 +773,7 @@ def test_adahessian_diagonal_minibatch():
 def test_adahessian_diagonal_wrong_shape(compiled):
     obj = rosen_problem(compiled=compiled)
     with pytest.raises(ValueError, match=r"diagonal must return an array of shape \(2,\); "
-                                         r"got shape \(3,\)"):  # fmt: skip
+                                         r"diagonal\(x0?\) returned shape \(3,\)"):  # fmt: skip
         adahessian.run(obj, adahessian.Options(diagonal=bad_diagonal))
 
 
@@ -1114,7 +1114,7 @@ def test_nonfinite_start():
 def test_hessp_wrong_shape(mod, compiled):
     obj = rosen_problem(hessp=bad_shape_hessp, compiled=compiled)
     with pytest.raises(ValueError, match=r"hessp must return an array of shape \(2,\); "
-                                         r"got shape \(2, 1\)"):  # fmt: skip
+                                         r"hessp\(x0?, v\) returned shape \(2, 1\)"):  # fmt: skip
         mod.run(obj, mod.Options())
     if mod is hessian_free:
         with pytest.raises(ValueError, match=r"gauss_newton must .* \(2, 1\)"):

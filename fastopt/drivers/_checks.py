@@ -111,3 +111,12 @@ def projected_inf_norm(x, g, lb, ub):
         if not a <= out:
             out = a
     return out
+
+
+@_jit.kernel
+def same_point(x, y):
+    """True when ``x`` and ``y`` hold the same values: a step that did not move."""
+    for i in range(x.shape[0]):
+        if x[i] != y[i]:
+            return False
+    return True

@@ -68,7 +68,7 @@ def run_first_order(obj, opt):
             lrs = fo.lr_table(opt, t, min(nsteps, obj.maxiter - t))
             status, t, gnorm, f, f_prev, nfev = det(
                 *det_first, x, obj.args, opt.kid, S, opt.h, c, lrs, t, x_good, g_good, lb, ub,
-                bounded, t, nsteps, obj.maxiter, obj.gtol, gnorm, f, f_prev, nfev,
+                bounded, opt.zero_steps, t, nsteps, obj.maxiter, obj.gtol, gnorm, f, f_prev, nfev,
             )  # fmt: skip
             if status == fo.RUNNING and per_step:
                 status = after_step(t, f, g_good)

@@ -27,7 +27,15 @@ from .._status import EPOCHS, MAXITER, SUCCESS
 from .._user import GLUE_CACHE_SIZE, BoundedCache
 from ..kernels import cpu
 from ..rules import KERNEL_TABLE
-from ._checks import accept, copy_into, finite_fg, finite_x, project, projected_inf_norm
+from ._checks import (
+    accept,
+    copy_into,
+    finite_fg,
+    finite_x,
+    project,
+    projected_inf_norm,
+    same_point,
+)
 
 # The loops call `step`: the cached switch kernel when they run as Python;
 # a per-rule inlined step when compiled (see `compiled_loops`).
@@ -37,10 +45,14 @@ RUNNING = -1
 
 
 def deterministic_loop(
-    fg, x, args, kid, S, h, c, lrs, t0, x_good, g_good, lb, ub, bounded,
+    fg, x, args, kid, S, h, c, lrs, t0, x_good, g_good, lb, ub, bounded, zero_steps,
     t, nsteps, maxiter, gtol, gnorm, f, f_prev, nfev,
 ):  # fmt: skip
     """Full-gradient steps from ``x`` (where ``f``, ``g_good`` are known).
+
+    ``zero_steps``: the rule can leave ``x`` exactly where it was (Rprop
+    after a sign change in every component); such a step is not evaluated
+    again, as scipy's suites require (no point evaluated twice in a row).
 
     Returns ``(status, t, gnorm, f, f_prev, nfev)``; ``status`` is
     ``RUNNING`` when ``nsteps`` were taken without meeting a stop test.
@@ -59,6 +71,9 @@ def deterministic_loop(
         step(kid, x, g_good, S, h, t, lr, aux, c)
         if bounded:
             project(x, lb, ub)
+        if zero_steps and same_point(x, x_good):
+            f_prev = f  # same point: same f and g as the evaluation before
+            continue
         f_new, g = fg(x, *args)
         nfev += 1
         bad, gn = accept(x, f_new, g, x_good, g_good)
@@ -255,6 +270,7 @@ def compiled_loops(kid, fg):
             "accept": _jit.inline(accept.py_func),
             "project": _jit.inline(project.py_func),
             "projected_inf_norm": _jit.inline(projected_inf_norm.py_func),
+            "same_point": _jit.inline(same_point.py_func),
             "finite_fg": _jit.inline(finite_fg.py_func),
             "finite_x": _jit.inline(finite_x.py_func),
             "copy_into": _jit.inline(copy_into.py_func),

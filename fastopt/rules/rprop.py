@@ -186,6 +186,10 @@ KERNELS = {
 
 #: the variant that needs the objective value at every step
 NEEDS_VALUE = ("irprop+",)
+#: a step can leave x unchanged (iRprop-/iRprop+ zero the gradient where its
+#: sign changed; all at once is common in few dimensions): the drivers then
+#: do not evaluate the same point again
+ZERO_STEPS = True
 
 
 def kernel_key(h):
