@@ -8,6 +8,7 @@ True
 from . import schedules
 from ._minimize import METHODS, as_scipy_method, minimize
 from .optim import Optimizer, OptState, optimizer
+from ._params import pack, packed_buffer
 
 __version__ = "0.1.0"
 
@@ -20,4 +21,6 @@ __all__ = [
     "optimizer",
     "schedules",
     "__version__",
+    "pack",
+    "packed_buffer",
 ]
