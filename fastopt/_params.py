@@ -29,13 +29,26 @@ the rows of the flat state (``state["exp_avg"]`` is the flat vector) and a
 state saved from a flat run restores onto the structured parameters and back.
 """
 
+import weakref
+
 import numpy as np
+
+from . import _device
 
 _ND = np.ndarray
 
+#: device views made by pack(): id(view) -> (weakref to the view, buffer,
+#: offset); device arrays have no ``.base`` to find the buffer from (and
+#: compare element-wise, so they cannot be WeakKeyDictionary keys)
+_DEVICE_PACKS = {}
+
+
+def _is_leaf(x):
+    return isinstance(x, _ND) or _device.is_device_array(x)
+
 
 def _flatten(tree, path, leaves, paths):
-    if isinstance(tree, _ND):
+    if _is_leaf(tree):
         leaves.append(tree)
         paths.append(path)
     elif isinstance(tree, dict):
@@ -45,9 +58,9 @@ def _flatten(tree, path, leaves, paths):
         for k, v in enumerate(tree):
             _flatten(v, (*path, k), leaves, paths)
     else:
-        where = "/".join(map(str, path)) or "params"
+        where = f"params[{_key(path)}]" if path else "params"
         raise TypeError(
-            f"{where}: expected a numpy array or a dict/list/tuple of them, "
+            f"{where}: expected a numpy array (or a dict/list/tuple of them), "
             f"got {type(tree).__name__}"
         )
 
@@ -84,20 +97,41 @@ def pack(params, dtype=None):
     leaves, _ = flatten(params)
     if not leaves:
         raise ValueError("params holds no arrays")
+    on_device = not isinstance(leaves[0], _ND)
+    if on_device != any(not isinstance(a, _ND) for a in leaves) or (
+        on_device and not all(_device.is_device_array(a) for a in leaves)
+    ):
+        raise ValueError("params mix host and device arrays: pack one kind")
     if dtype is None:
-        dtype = np.result_type(*leaves)
+        dtype = np.result_type(*(a.dtype for a in leaves))
     dtype = np.dtype(dtype)
     if dtype not in (np.float32, np.float64):
         raise ValueError(f"params must be float32 or float64, got {dtype}")
-    buf = np.empty(sum(a.size for a in leaves), dtype=dtype)
+    n = sum(int(np.prod(a.shape)) for a in leaves)
+    if on_device:  # a device buffer and device views into it (see _DEVICE_PACKS)
+        from .kernels import cuda as kc
+
+        leaves = [kc.as_numba(a) for a in leaves]
+        buf = _device.require_cuda().device_array(n, dtype=dtype)
+    else:
+        buf = np.empty(n, dtype=dtype)
     it = iter(range(len(leaves)))
-    offsets = np.cumsum([0] + [a.size for a in leaves])
+    offsets = np.cumsum([0] + [int(np.prod(a.shape)) for a in leaves])
 
     def rebuild(tree):
-        if isinstance(tree, _ND):
+        if _is_leaf(tree):
             k = next(it)
-            view = buf[offsets[k] : offsets[k + 1]].reshape(tree.shape)
-            view[...] = tree
+            a, b = int(offsets[k]), int(offsets[k + 1])
+            view = buf[a:b].reshape(tuple(tree.shape))
+            if on_device:
+                src = leaves[k]
+                if src.dtype != dtype:
+                    src = _device.require_cuda().to_device(src.copy_to_host().astype(dtype))
+                buf[a:b].copy_to_device(src.reshape(b - a))
+                _DEVICE_PACKS[id(view)] = (weakref.ref(view), buf, a)
+                weakref.finalize(view, _DEVICE_PACKS.pop, id(view), None)
+            else:
+                view[...] = tree
             return view
         if isinstance(tree, dict):
             return type(tree)((key, rebuild(v)) for key, v in tree.items())
@@ -118,6 +152,17 @@ def _common_buffer(leaves):
     """The 1-D array whose consecutive pieces the ``leaves`` are, in order, or None."""
     if not leaves:
         return None
+    if not isinstance(leaves[0], _ND):  # device views from pack()
+        pos, base = 0, None
+        for a in leaves:
+            entry = _DEVICE_PACKS.get(id(a))
+            if entry is None or entry[0]() is not a:
+                return None
+            if (base is not None and entry[1] is not base) or entry[2] != pos:
+                return None
+            base = entry[1]
+            pos += int(np.prod(a.shape))
+        return base if pos == base.shape[0] else None
     base = leaves[0].base
     if not isinstance(base, _ND) or base.ndim != 1 or not base.flags.c_contiguous:
         return None
@@ -144,8 +189,10 @@ class Layout:
 
     def __init__(self, leaves, paths, group_of_leaf):
         self.paths = paths
-        self.shapes = tuple(a.shape for a in leaves)
-        self.sizes = tuple(a.size for a in leaves)
+        #: params on the device: runs are kernel launches (kernels/cuda.py)
+        self.device = not isinstance(leaves[0], _ND)
+        self.shapes = tuple(tuple(a.shape) for a in leaves)
+        self.sizes = tuple(int(np.prod(a.shape)) for a in leaves)
         off = np.cumsum((0, *self.sizes))
         self.offsets = tuple(int(o) for o in off)
         self.n = self.offsets[-1]
@@ -176,7 +223,7 @@ class Layout:
     def _views_of(self, leaves):
         if self.base is not None:
             return tuple(self.base[s:e] for s, e, _ in self.runs)
-        return tuple(a.reshape(-1) for a in leaves)
+        return tuple(a.reshape(n) for a, n in zip(leaves, self.sizes, strict=True))
 
     def check_leaves(self, leaves, paths, what):
         """Shapes, dtypes and key paths of ``leaves`` against this layout."""
@@ -186,7 +233,7 @@ class Layout:
                 f"{_show(paths)} vs {_show(self.paths)}"
             )
         for a, shape, p in zip(leaves, self.shapes, paths, strict=True):
-            if a.shape != shape:
+            if tuple(a.shape) != shape:
                 raise ValueError(f"{what}[{_key(p)}] has shape {a.shape}; expected {shape}")
             if a.dtype != self.dtype:
                 raise ValueError(f"{what}[{_key(p)}] is {a.dtype}; the params are {self.dtype}")
@@ -201,7 +248,9 @@ class Layout:
             return self._x_views
         self.check_leaves(leaves, paths, "params")
         for a, p in zip(leaves, paths, strict=True):
-            if not a.flags.c_contiguous or not a.flags.writeable:
+            if isinstance(a, _ND) == self.device:
+                raise ValueError(f"params[{_key(p)}] moved between host and device since init")
+            if not self.device and (not a.flags.c_contiguous or not a.flags.writeable):
                 raise ValueError(f"params[{_key(p)}] must be contiguous and writeable")
         if self.base is not None and _common_buffer(leaves) is not self.base:
             raise ValueError("params were packed at init and are not the same buffer now")
@@ -211,6 +260,8 @@ class Layout:
 
     def g_views(self, grads):
         """1-D views (or gathered copies) of the gradient, run by run."""
+        if self.device:
+            return self._device_g_views(grads)
         if isinstance(grads, _ND):
             if grads.ndim != 1 or grads.shape[0] != self.n:
                 raise ValueError(f"a flat gradient must have shape ({self.n},), got {grads.shape}")
@@ -230,6 +281,30 @@ class Layout:
         buf = self._gather
         for a, s, e in zip(leaves, self.offsets[:-1], self.offsets[1:], strict=True):
             buf[s:e] = a.reshape(-1)
+        return tuple(buf[s:e] for s, e, _ in self.runs)
+
+    def _device_g_views(self, grads):
+        from .kernels import cuda as kc
+
+        if not is_structured(grads):  # one flat gradient (device, or host: uploaded)
+            g = kc.as_grad(grads, _Len(self.n, self.dtype), where="g")
+            return tuple(g[s:e] for s, e, _ in self.runs)
+        leaves, paths = flatten(grads)
+        self.check_leaves(leaves, paths, "grads")
+        if self.base is None:
+            return tuple(
+                kc.as_grad(a.reshape(n), _Len(n, self.dtype), where=f"grads[{_key(p)}]")
+                for a, n, p in zip(leaves, self.sizes, paths, strict=True)
+            )
+        gbase = _common_buffer(leaves)
+        if gbase is not None:
+            return tuple(gbase[s:e] for s, e, _ in self.runs)
+        if self._gather is None:  # one device buffer, filled leaf by leaf
+            self._gather = _device.require_cuda().device_array(self.n, dtype=self.dtype)
+        buf = self._gather
+        for a, n, s, p in zip(leaves, self.sizes, self.offsets[:-1], paths, strict=True):
+            g = kc.as_grad(a.reshape(n), _Len(n, self.dtype), where=f"grads[{_key(p)}]")
+            buf[s : s + n].copy_to_device(g)
         return tuple(buf[s:e] for s, e, _ in self.runs)
 
     def blocks(self, buf, nslots):
@@ -255,6 +330,14 @@ class Layout:
         for (s, e, _), b in zip(self.runs, self.blocks(buf, nslots), strict=True):
             b[...] = S[:, s:e]
         return buf
+
+
+class _Len:
+    """What ``kernels.cuda.as_grad`` reads of ``x``: its length and dtype."""
+
+    def __init__(self, n, dtype=None):
+        self.shape = (n,)
+        self.dtype = dtype
 
 
 def _key(path):

@@ -297,14 +297,23 @@ class Optimizer:
         leaves, paths = _params.flatten(params)
         if not leaves:
             raise ValueError("params holds no arrays")
+        on_device = not isinstance(leaves[0], np.ndarray)
+        if on_device:
+            from .kernels import cuda
+
+            _device.require_cuda()
+            leaves = [cuda.as_numba(a) for a in leaves]
         dtype = leaves[0].dtype
         for a, p in zip(leaves, paths, strict=True):
             where = f"params[{_params._key(p)}]"
+            if isinstance(a, np.ndarray) == on_device:
+                raise ValueError(f"{where}: params mix host and device arrays")
             if a.dtype not in (np.float32, np.float64):
                 raise ValueError(f"{where} must be float32 or float64, got {a.dtype}")
             if a.dtype != dtype:
                 raise ValueError(f"{where} is {a.dtype}; the first array is {dtype}: use one dtype")
-            if not a.flags.c_contiguous or not a.flags.writeable:
+            contiguous = a.is_c_contiguous() if on_device else a.flags.c_contiguous
+            if not contiguous or not (on_device or a.flags.writeable):
                 raise ValueError(f"{where} must be contiguous and writeable (updated in place)")
         group_of = _params.resolve_groups([names for names, _ in self.groups], paths)
         return _params.Layout(leaves, paths, group_of)
@@ -325,6 +334,8 @@ class Optimizer:
             for name, value in self.rule.slot_init(self._group_hyper[grp]).items():
                 block[self.slot_names.index(name)] = value
         scalars = tuple((k, float(self._group_h0[grp][i])) for k, grp, i in self._scalar_keys())
+        if layout.device:
+            buf = _device.require_cuda().to_device(buf)
         return OptState(0, buf, self.slot_names, _NAN, self.key, scalars, layout)
 
     def state_from_dict(self, d, like=None):
@@ -349,6 +360,8 @@ class Optimizer:
             if self.slot_names and S.dtype != layout.dtype:
                 raise ValueError(f"the state is {S.dtype} but the params are {layout.dtype}")
             buf = layout.from_rows(S) if self.slot_names else np.zeros(0, layout.dtype)
+            if layout.device:
+                buf = _device.require_cuda().to_device(buf)
             return flat._replace(slots=buf, layout=layout)
         return self._state_from_dict(d, self._scalar_keys()[: len(self._scalar_names)])
 
@@ -513,12 +526,12 @@ class Optimizer:
             raise ValueError(f"Invalid count value: {t!r} (need an integer >= 0)")
         nslots = len(self.slot_names)
         buf = state.slots
+        on_device = _device.is_numba_device_array(buf)
         if (
-            type(buf) is not _NDARRAY
+            (on_device != layout.device or (type(buf) is not _NDARRAY and not on_device))
             or buf.ndim != 1
             or buf.shape[0] != nslots * layout.n
             or buf.dtype != layout.dtype
-            or not buf.flags.c_contiguous
         ):
             raise ValueError("the state's slots do not fit its layout (a state of other params?)")
         if len(state.scalars) != len(self._scalar_keys()):
@@ -540,13 +553,19 @@ class Optimizer:
         for (_, grp, i), (_, v) in zip(self._scalar_keys(), state.scalars, strict=True):
             hs[grp][i] = v
             hs[grp][self._scalars_t] = t - 1
-        c = self._c[layout.dtype]
-        kernel = cpu.step
-        if self.parallel and layout.n >= cpu.PARALLEL_MIN_SIZE:
-            kernel = cpu.step_parallel
         kid = self.kid
-        for (_, _, grp), xv, gv, S in zip(layout.runs, xs, gs, blocks, strict=True):
-            kernel(kid, xv, gv, S, hs[grp], t, lrs[grp], aux, c)
+        if layout.device:  # one launch per run: one for a packed buffer
+            from .kernels import cuda
+
+            for (_, _, grp), xv, gv, S in zip(layout.runs, xs, gs, blocks, strict=True):
+                cuda.launch_step(kid, hs[grp], t, lrs[grp], aux, xv, gv, S)
+        else:
+            c = self._c[layout.dtype]
+            kernel = cpu.step
+            if self.parallel and layout.n >= cpu.PARALLEL_MIN_SIZE:
+                kernel = cpu.step_parallel
+            for (_, _, grp), xv, gv, S in zip(layout.runs, xs, gs, blocks, strict=True):
+                kernel(kid, xv, gv, S, hs[grp], t, lrs[grp], aux, c)
         scalars = tuple((k, float(hs[grp][i])) for k, grp, i in self._scalar_keys())
         last = _NAN if value is None else float(value)
         return OptState(t, buf, self.slot_names, last, self.key, scalars, layout)
