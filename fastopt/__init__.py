@@ -8,6 +8,7 @@ True
 from . import schedules
 from ._methods import METHODS
 from ._minimize import as_scipy_method, minimize
+from ._params import pack, packed_buffer
 from .optim import Optimizer, OptState, optimizer
 
 __version__ = "0.1.0"
@@ -37,4 +38,6 @@ __all__ = [
     "optimizer",
     "schedules",
     "__version__",
+    "pack",
+    "packed_buffer",
 ]

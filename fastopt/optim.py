@@ -16,7 +16,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from . import _device
+from . import _device, _params
 from . import schedules as _schedules
 from .kernels import cpu
 from .rules import KERNEL_IDS, KERNEL_TABLE, RULE_DEFAULTS, RULES
@@ -55,22 +55,35 @@ class OptState(NamedTuple):
     last_value: float = float("nan")
     kernel: str | None = None
     scalars: tuple = ()
+    layout: object = None
+
+    def _rows(self):
+        S = self.slots
+        if not isinstance(S, np.ndarray):  # device state: one copy to the host
+            S = S.copy_to_host()
+        if self.layout is not None:  # structured params: the flat rows
+            S = self.layout.rows(S, len(self.names))
+        return S
 
     def to_dict(self):
-        """A plain dict of arrays and numbers (copies), e.g. for ``np.savez``."""
+        """A plain dict of arrays and numbers (copies), e.g. for ``np.savez``.
+
+        For structured parameters the slots are the rows of the flat vector
+        (the arrays concatenated in order), as for a flat ``x``.
+        """
         d = {"count": int(self.count), "last_value": float(self.last_value)}
         if self.kernel is not None:
             d["kernel"] = self.kernel
         d.update(self.scalars)
-        S = self.slots
-        if not isinstance(S, np.ndarray):  # device state: one copy to the host
-            S = S.copy_to_host()
+        S = self._rows()
         for k, name in enumerate(self.names):
             d[name] = S[k].copy()
         return d
 
     def __getitem__(self, key):
         if isinstance(key, str):
+            if self.layout is not None:
+                return self._rows()[self.names.index(key)]
             return self.slots[self.names.index(key)]
         return tuple.__getitem__(self, key)
 
@@ -204,7 +217,7 @@ class Optimizer:
     place too: keep ``state.to_dict()`` copies to snapshot).
     """
 
-    def __init__(self, method, rule, hyper, schedule=None, parallel=False):
+    def __init__(self, method, rule, hyper, schedule=None, parallel=False, groups=()):
         self.method = method
         self.rule = rule
         self.hyper = hyper
@@ -212,10 +225,19 @@ class Optimizer:
         # the table's own string: step() compares a state's variant by identity
         self.key = KERNEL_TABLE[self.kid][0]
         self.slot_names = KERNEL_TABLE[self.kid][1].slots
-        h = tuple(float(getattr(hyper, f)) for f in numeric_fields(rule.Hyper))
-        if hasattr(rule, "prepare"):
-            h = rule.prepare(h)
-        self.h = np.array(h, dtype=np.float64)
+        self.h = _h_array(rule, hyper)
+        #: parameter groups: ``(names, hyper)`` each (see :func:`optimizer`)
+        self.groups = tuple((tuple(names), gh) for names, gh in groups)
+        for _, gh in self.groups:
+            if rule.kernel_key(gh) != self.key:
+                raise ValueError(
+                    f"a group selects the {rule.kernel_key(gh)!r} variant and the top level "
+                    f"{self.key!r}: groups may change numbers, not the variant"
+                )
+        self._group_h = (self.h, *(_h_array(rule, gh) for _, gh in self.groups))
+        # the scalar state's start values (coeffs changes h as it steps)
+        self._group_h0 = tuple(h.copy() for h in self._group_h)
+        self._group_hyper = (hyper, *(gh for _, gh in self.groups))
         self.schedule = schedule
         self._lr_of = _schedules.resolve(schedule)
         self.base_lr = float(hyper.learning_rate)
@@ -241,7 +263,7 @@ class Optimizer:
         # pickle and deepcopy by the definition (method, options, schedule),
         # not the compiled parts: rule modules and resolved schedules do not
         # pickle, and the rebuilt optimizer compiles to the same kernels
-        return (_rebuild, (self.method, self.hyper, self.schedule, self.parallel))
+        return (_rebuild, (self.method, self.hyper, self.schedule, self.parallel, self.groups))
 
     def __repr__(self):
         opts = ", ".join(f"{k}={v!r}" for k, v in self.hyper._asdict().items())
@@ -261,11 +283,63 @@ class Optimizer:
             from .kernels import cuda
 
             return cuda.init_state(self, x)
+        if _params.is_structured(x):
+            return self._init_tree(x)
+        if self.groups:
+            raise ValueError(
+                "groups name entries of structured params (a dict, list or tuple of "
+                "arrays); x is a single array"
+            )
         x = _check_params(x)
         S = np.zeros((len(self.slot_names), x.shape[0]), dtype=x.dtype)
         for name, value in self.rule.slot_init(self.hyper).items():
             S[self.slot_names.index(name)] = value
         return OptState(0, S, self.slot_names, kernel=self.key, scalars=self._scalars0)
+
+    def _layout(self, params):
+        leaves, paths = _params.flatten(params)
+        if not leaves:
+            raise ValueError("params holds no arrays")
+        on_device = not isinstance(leaves[0], np.ndarray)
+        if on_device:
+            from .kernels import cuda
+
+            _device.require_cuda()
+            leaves = [cuda.as_numba(a) for a in leaves]
+        dtype = leaves[0].dtype
+        for a, p in zip(leaves, paths, strict=True):
+            where = f"params[{_params._key(p)}]"
+            if isinstance(a, np.ndarray) == on_device:
+                raise ValueError(f"{where}: params mix host and device arrays")
+            if a.dtype not in (np.float32, np.float64):
+                raise ValueError(f"{where} must be float32 or float64, got {a.dtype}")
+            if a.dtype != dtype:
+                raise ValueError(f"{where} is {a.dtype}; the first array is {dtype}: use one dtype")
+            contiguous = a.is_c_contiguous() if on_device else a.flags.c_contiguous
+            if not contiguous or not (on_device or a.flags.writeable):
+                raise ValueError(f"{where} must be contiguous and writeable (updated in place)")
+        group_of = _params.resolve_groups([names for names, _ in self.groups], paths)
+        return _params.Layout(leaves, paths, group_of)
+
+    def _scalar_keys(self):
+        """``(state key, group, index in h)`` of every scalar of the state."""
+        return tuple(
+            (name if grp == 0 else f"{name}/{grp}", grp, i)
+            for grp in range(len(self._group_h))
+            for name, i in zip(self._scalar_names, self._scalar_idx, strict=True)
+        )
+
+    def _init_tree(self, params):
+        layout = self._layout(params)
+        nslots = len(self.slot_names)
+        buf = np.zeros(nslots * layout.n, dtype=layout.dtype)
+        for (_, _, grp), block in zip(layout.runs, layout.blocks(buf, nslots), strict=True):
+            for name, value in self.rule.slot_init(self._group_hyper[grp]).items():
+                block[self.slot_names.index(name)] = value
+        scalars = tuple((k, float(self._group_h0[grp][i])) for k, grp, i in self._scalar_keys())
+        if layout.device:
+            buf = _device.require_cuda().to_device(buf)
+        return OptState(0, buf, self.slot_names, _NAN, self.key, scalars, layout)
 
     def state_from_dict(self, d, like=None):
         """Rebuild a state from :meth:`OptState.to_dict` output (e.g. ``np.load``).
@@ -280,6 +354,21 @@ class Optimizer:
             from .kernels import cuda
 
             return cuda.upload_state(self.state_from_dict(d), like)
+        if like is not None and _params.is_structured(like):
+            flat = self._state_from_dict(d, self._scalar_keys())
+            layout = self._layout(like)
+            S = flat.slots
+            if self.slot_names and S.shape != (len(self.slot_names), layout.n):
+                raise ValueError(f"state slots have shape {S.shape}; the params have {layout.n}")
+            if self.slot_names and S.dtype != layout.dtype:
+                raise ValueError(f"the state is {S.dtype} but the params are {layout.dtype}")
+            buf = layout.from_rows(S) if self.slot_names else np.zeros(0, layout.dtype)
+            if layout.device:
+                buf = _device.require_cuda().to_device(buf)
+            return flat._replace(slots=buf, layout=layout)
+        return self._state_from_dict(d, self._scalar_keys()[: len(self._scalar_names)])
+
+    def _state_from_dict(self, d, scalar_keys):
         kernel = d.get("kernel")
         if kernel is not None:
             kernel = str(np.asarray(kernel))  # np.load gives 0-d arrays
@@ -314,7 +403,7 @@ class Optimizer:
         S = np.stack(rows) if rows else np.zeros((0, 0))
         last = float(np.asarray(d.get("last_value", np.nan)))
         scalars = []
-        for name in self._scalar_names:
+        for name, _, _ in scalar_keys:
             if name not in d:
                 raise ValueError(f"state dict lacks [{name!r}] for {self.key}")
             v = np.asarray(d[name])
@@ -336,6 +425,8 @@ class Optimizer:
         size and dtype; otherwise ValueError.
         """
         if type(x) is not _NDARRAY:
+            if _params.is_structured(x):
+                return self._step_tree(x, g, state, value)
             if _device.is_device_array(x):
                 from .kernels import cuda
 
@@ -395,7 +486,15 @@ class Optimizer:
         # Python frame of its own (~0.2 us here)
         return _tuple_new(
             OptState,
-            (t, S, self.slot_names, _NAN if value is None else float(value), self.key, scalars),
+            (
+                t,
+                S,
+                self.slot_names,
+                _NAN if value is None else float(value),
+                self.key,
+                scalars,
+                None,
+            ),
         )
 
     def _scalars_now(self):
@@ -416,6 +515,83 @@ class Optimizer:
             self.h[i] = v
         self.h[self._scalars_t] = count
 
+    def _step_tree(self, params, grads, state, value):
+        """:meth:`step` for structured params: one kernel call per run of the layout."""
+        layout = state.layout if isinstance(state, OptState) else None
+        if layout is None:
+            raise ValueError(
+                "params are structured but the state is not: create it with opt.init(params) "
+                "or opt.state_from_dict(d, like=params)"
+            )
+        if state.kernel != self.key:
+            raise ValueError(f"state is of {state.kernel!r}; this optimizer runs {self.key!r}")
+        t = state.count
+        if isinstance(t, bool) or not isinstance(t, int | np.integer) or t < 0:
+            raise ValueError(f"Invalid count value: {t!r} (need an integer >= 0)")
+        nslots = len(self.slot_names)
+        buf = state.slots
+        on_device = _device.is_numba_device_array(buf)
+        if (
+            (on_device != layout.device or (type(buf) is not _NDARRAY and not on_device))
+            or buf.ndim != 1
+            or buf.shape[0] != nslots * layout.n
+            or buf.dtype != layout.dtype
+        ):
+            raise ValueError("the state's slots do not fit its layout (a state of other params?)")
+        if len(state.scalars) != len(self._scalar_keys()):
+            raise ValueError("the state's scalars do not match this optimizer's groups")
+        xs = layout.x_views(params)
+        gs = layout.g_views(grads)
+        blocks = layout.blocks(buf, nslots)
+        t = int(t) + 1
+        hs = self._group_h
+        lrs = self._group_lrs(t - 1)
+        aux = 0.0
+        if self.needs_value:
+            if value is None:
+                raise ValueError(
+                    "rprop variant 'irprop+' needs the objective: step(x, g, state, value=f)"
+                )
+            last = state.last_value
+            aux = 1.0 if (value < last if self._maximize else value > last) else 0.0
+        for (_, grp, i), (_, v) in zip(self._scalar_keys(), state.scalars, strict=True):
+            hs[grp][i] = v
+            hs[grp][self._scalars_t] = t - 1
+        kid = self.kid
+        if layout.device:  # one launch per run: one for a packed buffer
+            from .kernels import cuda
+
+            for (_, _, grp), xv, gv, S in zip(layout.runs, xs, gs, blocks, strict=True):
+                cuda.launch_step(kid, hs[grp], t, lrs[grp], aux, xv, gv, S)
+        else:
+            c = self._c[layout.dtype]
+            kernel = cpu.step
+            if self.parallel and layout.n >= cpu.PARALLEL_MIN_SIZE:
+                kernel = cpu.step_parallel
+            for (_, _, grp), xv, gv, S in zip(layout.runs, xs, gs, blocks, strict=True):
+                kernel(kid, xv, gv, S, hs[grp], t, lrs[grp], aux, c)
+        scalars = tuple((k, float(hs[grp][i])) for k, grp, i in self._scalar_keys())
+        last = _NAN if value is None else float(value)
+        return OptState(t, buf, self.slot_names, last, self.key, scalars, layout)
+
+    def _group_lrs(self, t):
+        """The rate of update ``t`` (0-based) of every group.
+
+        A :mod:`fastopt.schedules` object scales each group's own base rate
+        (as torch's schedulers scale each group's ``lr``); a plain callable
+        gives the top-level rate, and a group's rate is scaled by the ratio of
+        its base rate to the top-level one.
+        """
+        bases = tuple(float(gh.learning_rate) for gh in self._group_hyper)
+        if self._lr_of is None:
+            return bases
+        if isinstance(self.schedule, _schedules.Schedule):
+            return tuple(self._lr_of(t, b) for b in bases)
+        top = self._lr_of(t, bases[0])
+        if bases[0] == 0.0:
+            return (top,) * len(bases)
+        return tuple(top * (b / bases[0]) for b in bases)
+
     def _checked(self, x, g, state):
         """``(slots, count)`` of ``state`` for a step of ``x`` with ``g``, or a ValueError."""
         x = _check_params(x)
@@ -427,6 +603,8 @@ class Optimizer:
             raise ValueError(f"g must have the dtype of x ({x.dtype}), got {g.dtype}")
         if not isinstance(state, OptState):
             raise TypeError(f"state must be an OptState (from init), got {type(state).__name__}")
+        if state.layout is not None:
+            raise ValueError("the state is for structured params (init(params)); x is one array")
         if state.kernel is not None and state.kernel != self.key:
             raise ValueError(
                 f"state is of {state.kernel!r}; this optimizer runs {self.key!r} "
@@ -459,9 +637,19 @@ class Optimizer:
         return S, int(t)
 
 
-def _rebuild(method, hyper, schedule, parallel):
+def _rebuild(method, hyper, schedule, parallel, groups=()):
     """An :class:`Optimizer` from what :meth:`Optimizer.__reduce__` saved."""
-    return Optimizer(method, RULES[method], hyper, schedule=schedule, parallel=parallel)
+    return Optimizer(
+        method, RULES[method], hyper, schedule=schedule, parallel=parallel, groups=groups
+    )
+
+
+def _h_array(rule, hyper):
+    """The float64 hyperparameter array of ``hyper`` (with ``prepare``'s constants)."""
+    h = tuple(float(getattr(hyper, f)) for f in numeric_fields(rule.Hyper))
+    if hasattr(rule, "prepare"):
+        h = rule.prepare(h)
+    return np.array(h, dtype=np.float64)
 
 
 def _check_params(x):
@@ -487,7 +675,7 @@ def warn_if_schedule_unused(method, schedule, stacklevel):
         )
 
 
-def optimizer(method, *, schedule=None, parallel=False, **hyper):
+def optimizer(method, *, schedule=None, parallel=False, groups=None, **hyper):
     """Create an :class:`Optimizer` for your own loop.
 
     Parameters
@@ -504,6 +692,17 @@ def optimizer(method, *, schedule=None, parallel=False, **hyper):
         (``fastopt.kernels.cpu.PARALLEL_MIN_SIZE``, past where the parallel
         step was measured to win with 2 to 16 threads on quiet machines).  Off by
         default: on small shared machines a second thread often stalls.
+    groups : list of dict, optional
+        Parameter groups, torch's semantics: each dict has ``"params"``, a
+        list of the entries of the params container it covers (keys of a
+        dict, indices of a list, tuple paths into nested containers; an entry
+        that is a container covers all its arrays), and the options that
+        differ from the top level (``{"params": ["b1", "b2"],
+        "weight_decay": 0.0, "lr": 3e-3}``).  Entries no group names use the
+        top-level options.  Groups need structured params (``init(params)``
+        with a dict, list or tuple); they may change numbers, not the kernel
+        variant (``amsgrad``, ``centered``, ``variant`` ... stay as at the top
+        level).  See :doc:`/user_guide/params`.
     **hyper
         The rule's hyperparameters (see the rule's docstring).  Every rule
         also takes ``maximize=False`` (torch's semantics: ascend, with the
@@ -524,4 +723,38 @@ def optimizer(method, *, schedule=None, parallel=False, **hyper):
         raise ValueError(f"Unknown method {method!r}; first-order methods are: {', '.join(RULES)}")
     rule, h, _ = make_hyper(method, hyper, on_unknown="raise")
     warn_if_schedule_unused(method, schedule, stacklevel=3)
-    return Optimizer(method, rule, h, schedule=schedule, parallel=parallel)
+    group_specs = _group_specs(method, rule, hyper, groups)
+    return Optimizer(method, rule, h, schedule=schedule, parallel=parallel, groups=group_specs)
+
+
+def _group_specs(method, rule, top, groups):
+    """``[(names, hyper)]`` of torch-style ``groups`` (options over the top level's)."""
+    if groups is None:
+        return ()
+    if isinstance(groups, dict) or not isinstance(groups, list | tuple):
+        raise TypeError(f"groups must be a list of dicts, got {type(groups).__name__}")
+    fields = rule.Hyper._fields
+    top_canonical, _ = _expand_aliases(method, fields, top)
+    specs = []
+    for k, grp in enumerate(groups):
+        if not isinstance(grp, dict):
+            raise TypeError(f"groups[{k}] must be a dict, got {type(grp).__name__}")
+        if "params" not in grp:
+            raise ValueError(f"groups[{k}] has no 'params' (the entries it covers)")
+        names = grp["params"]
+        if isinstance(names, str | int) or not isinstance(names, list | tuple):
+            names = [names]
+        opts = {key: v for key, v in grp.items() if key != "params"}
+        for bad in ("schedule", "parallel", "groups"):
+            if bad in opts:
+                raise TypeError(f"groups[{k}]: {bad!r} is set for the whole optimizer only")
+        try:
+            # the group's options as written (messages name them so), over the
+            # top level's fields that the group does not set
+            canonical, _ = _expand_aliases(method, fields, opts)
+            merged = {f: v for f, v in top_canonical.items() if f not in canonical}
+            _, gh, _ = make_hyper(method, {**merged, **opts}, on_unknown="raise")
+        except (TypeError, ValueError) as e:
+            raise type(e)(f"groups[{k}]: {e}") from None
+        specs.append((list(names), gh))
+    return tuple(specs)

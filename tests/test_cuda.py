@@ -765,3 +765,46 @@ def test_cuda_array_interface_round_trip(lib):
     s = opt.init(xa)
     opt.step(xa, jac(xa), s)
     assert float((xa * xa).sum()) > 0
+
+
+# --- structured params and groups on the device (issue 13.6) ---------------------------
+
+
+@needs_device
+@pytest.mark.parametrize("packed", [False, True], ids=["separate", "packed"])
+@pytest.mark.parametrize("key", ["adam", "nadam", "irprop+"])
+def test_structured_params_and_groups_on_device(key, packed):
+    """Device arrays in a dict, with a group: the same steps as the host (to 1e-12).
+
+    Packed (fastopt.pack of device arrays): one launch per run, one run per
+    stretch of a group; separate arrays: one launch per array.
+    """
+    cu = cuda()
+    method, opts = CONFIGS[key]
+    opt = fastopt.optimizer(method, groups=[{"params": ["b"], "lr": 0.02}], **opts)
+    rng = np.random.default_rng(5)
+    host = {"W": rng.normal(size=(6, 5)), "b": rng.normal(size=5), "v": rng.normal(size=7)}
+    dev = {k: cu.to_device(v.copy()) for k, v in host.items()}
+    if packed:
+        dev = fastopt.pack(dev)
+        assert fastopt.packed_buffer(dev) is not None
+    s, sd = opt.init(host), opt.init(dev)
+    assert sd.layout.device and len(sd.layout.runs) == 3  # W | b (its group) | v
+    # without groups a packed model is one launch per step
+    assert len(fastopt.optimizer(method, **opts).init(dev).layout.runs) == (1 if packed else 3)
+    for t in range(6):
+        g = {k: grad_at(v.ravel(), t).reshape(v.shape) for k, v in host.items()}
+        gd = {k: cu.to_device(v) for k, v in g.items()}
+        value = float((7 * t) % 5)
+        s = opt.step(host, g, s, value=value)
+        sd = opt.step(dev, gd if t % 2 else np.concatenate([v.ravel() for v in g.values()]),
+                      sd, value=value)  # fmt: skip
+    for k in host:
+        np.testing.assert_allclose(dev[k].copy_to_host(), host[k], rtol=1e-12, atol=1e-14)
+    d, dd = s.to_dict(), sd.to_dict()
+    for name in opt.slot_names:
+        np.testing.assert_allclose(dd[name], d[name], rtol=1e-12, atol=1e-14, err_msg=name)
+    assert sd.scalars == s.scalars
+    # the device state restores onto device params
+    sr = opt.state_from_dict(dd, like=dev)
+    assert _device.is_numba_device_array(sr.slots) and sr.layout.device

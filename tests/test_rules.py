@@ -704,7 +704,8 @@ ERROR_INPUTS = [
         "x must be float32 or float64",
         x=np.zeros(3, dtype=np.int64),
     ),
-    _err("x-list", "adam", {}, TypeError, "x must be a numpy array", x=[0.0, 1.0]),
+    # a list is structured params (test_groups.py): of arrays, not of numbers
+    _err("x-list", "adam", {}, TypeError, r"params\[0\]: expected a numpy array", x=[0.0, 1.0]),
     _err(
         "g-length",
         "adam",
