@@ -97,4 +97,6 @@ def run_first_order(obj, opt):
     if allvecs is not None:
         out["allvecs"] = allvecs
     out["state"] = state._replace(count=out["nit"])
+    if opt._scalar_idx:  # NAdam's mu_product: the loops carry it in opt.h
+        out["state"] = out["state"]._replace(scalars=opt._scalars_now())
     return out
