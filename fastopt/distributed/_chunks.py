@@ -220,8 +220,10 @@ class Chunks:
         # fn is (kind, user function, x, ...): the user function is sent to
         # each actor once (pickling a numba dispatcher costs ~7 ms) and named
         # by a token afterwards
-        kind, user, rest = fn, args[0], args[1:]
         actors = self._get_actors()
+        if not args or not callable(args[0]):
+            return _add([f.result() for f in [a.apply_direct(fn, *args) for a in actors]])
+        kind, user, rest = fn, args[0], args[1:]
         token = id(user)
         futs = []
         for k, actor in enumerate(actors):
@@ -278,6 +280,9 @@ class _Evaluator:
 
     def apply(self, kind, token, *args):
         return _apply_group(self.parts, self.weights, kind, self.fns[token], *args)
+
+    def apply_direct(self, fn, *args):
+        return _apply_group(self.parts, self.weights, fn, *args)
 
 
 def _apply_group(parts, weights, fn, *args):
