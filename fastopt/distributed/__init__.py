@@ -17,6 +17,6 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
     ) from exc
 
 from ._chunks import Chunks
-from ._minimize import batch_order, minimize, part_orders
+from ._minimize import batch_order, minimize
 
-__all__ = ["Chunks", "batch_order", "minimize", "part_orders"]
+__all__ = ["Chunks", "batch_order", "minimize"]
