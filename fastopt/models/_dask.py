@@ -48,6 +48,9 @@ def _require_dask(est, X, y):
         raise ValueError(f"Expected 2D array, got X with shape {X.shape}")
     if y.ndim not in (1, 2):
         raise ValueError(f"y must be 1-D or 2-D; got shape {y.shape}")
+    from ..distributed._chunks import row_chunks
+
+    row_chunks((X, y), ("X", "y"))  # before any work on y (its classes)
 
 
 # ---------------------------------------------------------------------------
