@@ -17,6 +17,7 @@ from sklearn.preprocessing import LabelEncoder
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted
 
+from . import _dask
 from . import _linear_kernels as lk
 from ._base import (
     LINEAR_LBFGS,
@@ -245,6 +246,8 @@ class LinearRegression(RegressorMixin, _LinearModel):
         self.solver_options = solver_options
         self.verbose = verbose
 
+    score = _dask.score
+
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.target_tags.multi_output = True
@@ -252,6 +255,8 @@ class LinearRegression(RegressorMixin, _LinearModel):
 
     def fit(self, X, y):
         """Fit the model to ``X`` (n_samples, n_features) and ``y`` (n_samples[, n_targets])."""
+        if _dask.is_dask(X, y):
+            return _dask.fit(self, X, y)
         alpha = _check_real("alpha", self.alpha)
         X, y = _check_X(self, X, reset=True, y=y, multi_output=True, y_numeric=True)
         Y = y.reshape(-1, 1) if y.ndim == 1 else y
@@ -265,12 +270,15 @@ class LinearRegression(RegressorMixin, _LinearModel):
             self.intercept_ = b
         return self
 
+    @_dask.lazy
     def predict(self, X):
         """Predicted targets, shape (n_samples,) or (n_samples, n_targets)."""
         return self._decision(X)
 
 
 class _LinearClassifier(ClassifierMixin, _LinearModel):
+    score = _dask.score
+
     def _encode(self, y):
         check_classification_targets(y)
         enc = LabelEncoder()
@@ -283,11 +291,13 @@ class _LinearClassifier(ClassifierMixin, _LinearModel):
             )
         return yi
 
+    @_dask.lazy
     def decision_function(self, X):
         """Confidence scores :math:`Xw + b`, shape (n_samples,) for two classes."""
         scores = self._decision(X)
         return scores.ravel() if scores.shape[1] == 1 else scores
 
+    @_dask.lazy
     def predict(self, X):
         """Predicted class labels."""
         scores = self.decision_function(X)
@@ -362,6 +372,8 @@ class LogisticRegression(_LinearClassifier):
 
     def fit(self, X, y):
         """Fit the model to ``X`` (n_samples, n_features) and labels ``y``."""
+        if _dask.is_dask(X, y):
+            return _dask.fit(self, X, y)
         C = _check_real("C", self.C, strict=True, allow_inf=True)
         X, y = _check_X(self, X, reset=True, y=y)
         yi = self._encode(y)
@@ -382,6 +394,7 @@ class LogisticRegression(_LinearClassifier):
         self.intercept_ = b
         return self
 
+    @_dask.lazy
     def predict_proba(self, X):
         """Class probabilities, shape (n_samples, n_classes)."""
         scores = self._decision(X)
@@ -391,6 +404,7 @@ class LogisticRegression(_LinearClassifier):
             return np.column_stack([expit(-z), expit(z)])
         return softmax(scores, axis=1)
 
+    @_dask.lazy
     def predict_log_proba(self, X):
         """Logarithms of :meth:`predict_proba`, computed without underflow."""
         scores = self._decision(X)
@@ -461,6 +475,8 @@ class LinearSVC(_LinearClassifier):
 
     def fit(self, X, y):
         """Fit the model to ``X`` (n_samples, n_features) and labels ``y``."""
+        if _dask.is_dask(X, y):
+            return _dask.fit(self, X, y)
         C = _check_real("C", self.C, strict=True)
         s = _check_real("intercept_scaling", self.intercept_scaling, strict=True)
         X, y = _check_X(self, X, reset=True, y=y)

@@ -19,6 +19,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted
 
+from . import _dask
 from . import _mlp_kernels as mk
 from ._base import check_common_params, fit_parameters, seed_from
 from ._linear import _check_real, _check_X
@@ -254,8 +255,12 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     # the docstring is assembled below the class: the parameters are shared
     # with MLPRegressor
 
+    score = _dask.score
+
     def fit(self, X, y):
         """Fit the network to ``X`` (n_samples, n_features) and labels ``y``."""
+        if _dask.is_dask(X, y):
+            return _dask.fit(self, X, y)
         X, y = _check_X(self, X, reset=True, y=y)
         check_classification_targets(y)
         enc = LabelEncoder()
@@ -277,6 +282,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         self.out_activation_ = "logistic" if K == 2 else "softmax"
         return self._fit_network(X, Y, loss)
 
+    @_dask.lazy
     def predict_proba(self, X):
         """Class probabilities, shape (n_samples, n_classes)."""
         O = self._outputs(X)
@@ -286,6 +292,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
             return np.column_stack([expit(-z), expit(z)])
         return softmax(O, axis=1)
 
+    @_dask.lazy
     def predict_log_proba(self, X):
         """Logarithms of :meth:`predict_proba`, computed without underflow."""
         O = self._outputs(X)
@@ -294,6 +301,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
             return np.column_stack([-np.logaddexp(0.0, z), -np.logaddexp(0.0, -z)])
         return log_softmax(O, axis=1)
 
+    @_dask.lazy
     def predict(self, X):
         """Predicted class labels."""
         O = self._outputs(X)
@@ -304,6 +312,8 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
 class MLPRegressor(RegressorMixin, _BaseMLP):
     # the docstring is assembled below the class (see MLPClassifier)
 
+    score = _dask.score
+
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.target_tags.multi_output = True
@@ -311,12 +321,15 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
 
     def fit(self, X, y):
         """Fit the network to ``X`` (n_samples, n_features) and ``y`` (n_samples[, n_targets])."""
+        if _dask.is_dask(X, y):
+            return _dask.fit(self, X, y)
         X, y = _check_X(self, X, reset=True, y=y, multi_output=True, y_numeric=True)
         self._y_1d = y.ndim == 1
         Y = y.reshape(-1, 1) if y.ndim == 1 else y
         self.out_activation_ = "identity"
         return self._fit_network(X, Y, mk.SQUARED)
 
+    @_dask.lazy
     def predict(self, X):
         """Predicted targets, shape (n_samples,) or (n_samples, n_targets)."""
         O = self._outputs(X)
