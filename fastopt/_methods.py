@@ -38,6 +38,8 @@ class Method:
     run: Callable  # (Objective, opts) -> dict
     default_maxiter: int
     uses_hessp: bool = False
+    #: the options ``minimize(tol=t)`` sets to ``t`` (scipy sets each method's own)
+    tol_options: tuple = ("gtol",)
 
 
 def _first_order_entry(name):
@@ -61,8 +63,10 @@ def _solver_entry(name, module):
         module.validate(o)
         return o, unknown
 
-    return Method(name, "second-order", options, module.run, default_maxiter=1000,
-                  uses_hessp=getattr(module, "USES_HESSP", True))  # fmt: skip
+    return Method(name, "second-order", options, module.run,
+                  default_maxiter=getattr(module, "DEFAULT_MAXITER", 1000),
+                  uses_hessp=getattr(module, "USES_HESSP", True),
+                  tol_options=getattr(module, "TOL_OPTIONS", ("gtol",)))  # fmt: skip
 
 
 def _build_registry():

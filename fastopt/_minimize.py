@@ -197,7 +197,8 @@ def minimize(fun, x0, args=(), method="adam", jac=None, hess=None, hessp=None,
     constraints : ()
         Not supported: anything else raises ValueError.
     tol : float, optional
-        Sets ``gtol`` unless ``options`` gives it.
+        Sets ``gtol`` unless ``options`` gives it (for ``lbfgs`` also
+        ``ftol``, as scipy's L-BFGS-B).
     callback : callable, optional
         ``callback(xk)`` or ``callback(intermediate_result: OptimizeResult)``,
         after every update; raising ``StopIteration`` ends the run (status 99).
@@ -261,7 +262,8 @@ def minimize(fun, x0, args=(), method="adam", jac=None, hess=None, hessp=None,
                          "use bounds, or scipy.optimize.minimize(method='SLSQP')")  # fmt: skip
     opts = dict(options or {})
     if tol is not None:
-        opts.setdefault("gtol", tol)
+        for name in entry.tol_options:
+            opts.setdefault(name, tol)
     common = {k: opts.pop(k, v) for k, v in COMMON.items()}
     if entry.kind != "first-order":
         for k in FIRST_ORDER_ONLY:
@@ -362,6 +364,8 @@ def minimize(fun, x0, args=(), method="adam", jac=None, hess=None, hessp=None,
         res["nhev"] = int(out["nhev"])
     if "allvecs" in out:
         res["allvecs"] = out["allvecs"]
+    if "hess_inv" in out:
+        res["hess_inv"] = out["hess_inv"]
     if obj.disp:
         print(res.message)
         print(f"         Current function value: {res.fun:.6g}")

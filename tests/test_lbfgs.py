@@ -107,7 +107,7 @@ def test_objectives_gradients():
 def test_registry_and_alias():
     assert SOLVERS["lbfgs"] is lbfgs
     assert "lbfgs" in fastopt.METHODS
-    assert lbfgs.ALIASES == ("l-bfgs",)
+    assert lbfgs.ALIASES == ("l-bfgs", "l-bfgs-b")
     assert ALIASES["l-bfgs"] == "lbfgs"
     assert get_method("L-BFGS").name == "lbfgs"
     # the alias names no other method and is no other method's alias
@@ -118,7 +118,7 @@ def test_registry_and_alias():
 def test_interface():
     lbfgs.validate(lbfgs.Options())
     out = lbfgs.run(make(maxiter=3), lbfgs.Options())
-    assert set(out) == {"x", "fun", "jac", "status", "nit", "nfev", "njev", "nhev"}
+    assert set(out) == {"x", "fun", "jac", "status", "nit", "nfev", "njev", "nhev", "hess_inv"}
     assert out["status"] == _status.MAXITER and out["nit"] == 3 and out["nhev"] == 0
     assert out["fun"] == rosen_fun(out["x"])
     np.testing.assert_array_equal(out["jac"], rosen_fg(out["x"])[1])
@@ -148,12 +148,6 @@ def test_validate_messages(kwargs, message):
     with pytest.raises(ValueError, match=message):
         fastopt.minimize(rosen_fun.py_func, np.array(ROSEN_X0), jac=lambda x: rosen_fg(x)[1],
                          method="lbfgs", options=kwargs)  # fmt: skip
-
-
-def test_bounds_rejected():
-    obj = make(lb=np.full(2, -5.0), ub=np.full(2, 5.0))
-    with pytest.raises(ValueError, match="method 'lbfgs' does not support bounds"):
-        lbfgs.run(obj, lbfgs.Options())
 
 
 def test_caller_arrays_untouched():
@@ -209,7 +203,7 @@ def _our_search(phi, stp, c1, c2, maxls=30):
     """Run _search_start/_search_step on ``phi(a) -> (f, f')``; all trial steps."""
     ls = np.zeros(lbfgs._LS_SIZE)
     f0, g0 = phi(0.0)
-    lbfgs._search_start(ls, f0, g0, stp, c1)
+    lbfgs._search_start(ls, f0, g0, stp, c1, lbfgs._STPMAX)
     steps = []
     for _ in range(maxls):
         steps.append(stp)
@@ -601,8 +595,8 @@ def test_minimize_limits():
     assert res.status == _status.MAXITER and res.nit == 5
     res = fastopt.minimize(rosen_fg, x0, jac=True, method="lbfgs", options={"maxfev": 7})
     assert res.status == _status.MAXFEV and res.nfev == 7
-    with pytest.raises(ValueError, match="does not support bounds"):
-        fastopt.minimize(rosen_fg, x0, jac=True, method="lbfgs", bounds=[(-2, 2), (-2, 2)])
+    res = fastopt.minimize(rosen_fg, x0, jac=True, method="lbfgs", options={"maxfun": 7})
+    assert res.status == _status.MAXFEV and res.nfev == 7
 
 
 def test_hessp_is_not_used_and_warns():
