@@ -40,6 +40,8 @@ def as_bounds(bounds, x):
             raise ValueError(f"bounds has {len(b)} pairs but x0 has {n} elements")
         lb = np.array([-np.inf if p[0] is None else p[0] for p in b], dtype=float)
         ub = np.array([np.inf if p[1] is None else p[1] for p in b], dtype=float)
+    if np.isnan(lb).any() or np.isnan(ub).any():
+        raise ValueError("bounds must not be NaN (use None or +-inf for no bound)")
     if np.any(lb > ub):
         k = int(np.flatnonzero(lb > ub)[0])
         raise ValueError(f"bounds: lower bound {lb[k]} > upper bound {ub[k]} at index {k}")
