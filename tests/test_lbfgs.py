@@ -834,3 +834,11 @@ def test_bounded_nan_keeps_last_finite_iterate_and_maxiter():
     res = fastopt.minimize(rosen_fg, np.array([-1.2, 1.0]), jac=True, method="lbfgs",
                            bounds=[(-2, 2), (-2, 2)], options={"maxiter": 3})  # fmt: skip
     assert res.status == _status.MAXITER and res.nit == 3
+
+
+@pytest.mark.parametrize("method", ["scg", "hessian-free"])
+def test_other_solvers_name_lbfgs_for_bounds(method):
+    with pytest.raises(ValueError, match=f"method '{method}' does not support bounds; "
+                       "use method='lbfgs'"):  # fmt: skip
+        fastopt.minimize(rosen_fg, np.array(ROSEN_X0), jac=True, method=method,
+                         bounds=[(-2, 2), (-2, 2)])  # fmt: skip
