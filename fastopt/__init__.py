@@ -6,6 +6,7 @@ True
 """
 
 from . import schedules
+from ._many import minimize_many
 from ._methods import METHODS
 from ._minimize import as_scipy_method, minimize
 from .optim import Optimizer, OptState, optimizer
@@ -18,6 +19,7 @@ __all__ = [
     "OptState",
     "as_scipy_method",
     "minimize",
+    "minimize_many",
     "optimizer",
     "schedules",
     "__version__",
