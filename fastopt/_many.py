@@ -157,9 +157,11 @@ def _first_order_one(k, X, lb, ub, bounded, args, XO, GO, FO, IO, P):
     # literal, and the loop compiled again for it)
     maxiter, gtol, kid, S0, h, lrs, ncoef, zero, one = P
     x, g, f, ok = _start(k, X, lb, ub, bounded, args, XO, GO, FO, IO)
-    if not ok:
-        return
     n = x.shape[0]
+    if not ok:
+        for i in range(n):
+            GO[k, i] = 0.0  # the first-order driver's g_good: nothing accepted
+        return
     S = S0.copy()
     c = np.zeros(ncoef)
     x_good = x.copy()
