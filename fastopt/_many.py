@@ -319,7 +319,7 @@ def minimize_many(fun, X0, args=(), shared_args=(), jac=True, method="lbfgs", bo
     --------
     >>> import numba, numpy as np, fastopt
     >>> @numba.njit
-    ... def fg(x, t, y):
+    ... def fg(x, y, t):  # x, then the row arguments, then the shared ones
     ...     r = x[0] * np.exp(-x[1] * t) - y
     ...     e = np.exp(-x[1] * t)
     ...     g = np.array([2 * np.sum(r * e), -2 * np.sum(r * x[0] * t * e)])
@@ -328,7 +328,7 @@ def minimize_many(fun, X0, args=(), shared_args=(), jac=True, method="lbfgs", bo
     >>> true = np.array([[1.0, 0.5], [2.0, 1.5], [0.5, 1.0]])
     >>> Y = true[:, :1] * np.exp(-true[:, 1:] * t)
     >>> res = fastopt.minimize_many(fg, np.ones((3, 2)), args=(Y,), shared_args=(t,),
-    ...                             bounds=[(0, None), (0, 10)], options={"gtol": 1e-10})
+    ...                             bounds=[(0, None), (0, 10)], tol=1e-12)
     >>> bool(res.success.all()), np.round(res.x, 6).tolist()
     (True, [[1.0, 0.5], [2.0, 1.5], [0.5, 1.0]])
     """

@@ -13,9 +13,10 @@ limited-memory matrix is kept in its compact form (Byrd, Nocedal & Schnabel
 with the pairs as the rows of ``S``, ``Y`` (oldest first), :math:`D` the
 diagonal and :math:`L` the strictly lower triangle of :math:`S^T Y`
 (``SY[i, j]`` :math:`= s_i^T y_j`), and :math:`\theta = y^T y / s^T y` of the
-newest pair.  The matrices are at most :math:`2m \times 2m`: they are
-factored by LU with partial pivoting (a singular or non-finite factor makes
-the loop drop its memory, as L-BFGS-B does when its Cholesky factor fails).
+newest pair.  The :math:`2m \times 2m` systems are solved by blocks with
+two :math:`m \times m` Cholesky factors each, as L-BFGS-B's ``formt`` and
+``formk`` do (a factor that is not positive definite makes the loop drop its
+memory, as L-BFGS-B does).
 """
 
 import math
@@ -55,69 +56,76 @@ def proj_grad_norm(x, g, lb, ub):
 
 
 @_jit.kernel
-def lu_factor(a, k, piv):
-    """LU with partial pivoting of ``a[:k, :k]`` in place; False when singular."""
+def chol_factor(a, r0, k):
+    """Cholesky ``L L'`` of ``a[r0:r0+k, r0:r0+k]`` in place (lower); False if not pd."""
     for j in range(k):
-        pr = j
-        pmax = abs(a[j, j])
-        for i in range(j + 1, k):
-            if abs(a[i, j]) > pmax:
-                pmax = abs(a[i, j])
-                pr = i
-        if not (pmax > 0.0 and math.isfinite(pmax)):
+        s = a[r0 + j, r0 + j]
+        for t in range(j):
+            s -= a[r0 + j, r0 + t] * a[r0 + j, r0 + t]
+        if not (s > 0.0 and math.isfinite(s)):
             return False
-        piv[j] = pr
-        if pr != j:
-            for col in range(k):
-                t = a[j, col]
-                a[j, col] = a[pr, col]
-                a[pr, col] = t
-        inv = 1.0 / a[j, j]
+        d = math.sqrt(s)
+        a[r0 + j, r0 + j] = d
         for i in range(j + 1, k):
-            lij = a[i, j] * inv
-            a[i, j] = lij
-            for col in range(j + 1, k):
-                a[i, col] -= lij * a[j, col]
+            s = a[r0 + i, r0 + j]
+            for t in range(j):
+                s -= a[r0 + i, r0 + t] * a[r0 + j, r0 + t]
+            a[r0 + i, r0 + j] = s / d
     return True
 
 
 @_jit.kernel
-def lu_solve(a, k, piv, b, out):
-    """``out[:k] = A^{-1} b[:k]`` from :func:`lu_factor`'s factors."""
+def chol_solve(a, r0, k, out, o0):
+    """``out[o0:o0+k] = (L L')^{-1} out[o0:o0+k]`` from :func:`chol_factor`'s factor."""
     for i in range(k):
-        out[i] = b[i]
-    for j in range(k):
-        p = piv[j]
-        if p != j:
-            t = out[j]
-            out[j] = out[p]
-            out[p] = t
-    for i in range(k):
-        s = out[i]
-        for j in range(i):
-            s -= a[i, j] * out[j]
-        out[i] = s
+        s = out[o0 + i]
+        for t in range(i):
+            s -= a[r0 + i, r0 + t] * out[o0 + t]
+        out[o0 + i] = s / a[r0 + i, r0 + i]
     for i in range(k - 1, -1, -1):
-        s = out[i]
-        for j in range(i + 1, k):
-            s -= a[i, j] * out[j]
-        out[i] = s / a[i, i]
+        s = out[o0 + i]
+        for t in range(i + 1, k):
+            s -= a[r0 + t, r0 + i] * out[o0 + t]
+        out[o0 + i] = s / a[r0 + i, r0 + i]
 
 
 @_jit.kernel
 def form_middle(SY, SS, col, theta, K, piv):
-    r"""Build and factor :math:`K = M^{-1}` of the compact form (``2 col`` square)."""
-    for i in range(2 * col):
-        for j in range(2 * col):
-            K[i, j] = 0.0
+    r"""Factor the middle matrix :math:`K = M^{-1}` (L-BFGS-B's ``formt``).
+
+    :math:`K` is quasi-definite; its Schur complement
+    :math:`T = \theta S^T S + L D^{-1} L^T` is positive definite, and its
+    Cholesky factor (in ``K[:col, :col]``) is all :func:`mid_solve` needs.
+    ``piv`` is unused (kept for the loop's signature).  False if ``T`` is not
+    numerically positive definite.
+    """
     for i in range(col):
-        K[i, i] = -SY[i, i]
+        for j in range(i + 1):
+            t = theta * SS[i, j]
+            for q in range(j):  # (L D^-1 L')_ij, L_iq = SY[i, q] for q < i
+                t += SY[i, q] * SY[j, q] / SY[q, q]
+            K[i, j] = t
+    return chol_factor(K, 0, col)
+
+
+@_jit.kernel
+def mid_solve(SY, col, K, piv, v, out):
+    r"""``out = M v`` (solve :math:`K\,out = v`) by blocks, with :func:`form_middle`'s factor.
+
+    With :math:`K = [[-D, L^T], [L, \theta S^T S]]`:
+    :math:`b = T^{-1}(v_2 + L D^{-1} v_1)`, :math:`a = D^{-1}(L^T b - v_1)`.
+    """
+    for i in range(col):
+        w = v[col + i]
         for j in range(i):
-            K[col + i, j] = SY[i, j]  # L
-            K[j, col + i] = SY[i, j]  # L'
-        for j in range(col):
-            K[col + i, col + j] = theta * SS[i, j]
-    return lu_factor(K, 2 * col, piv)
+            w += SY[i, j] * v[j] / SY[j, j]
+        out[col + i] = w
+    chol_solve(K, 0, col, out, col)
+    for i in range(col):
+        w = -v[i]
+        for j in range(i + 1, col):
+            w += SY[j, i] * out[col + j]
+        out[i] = w / SY[i, i]
 
 
 @_jit.kernel
@@ -157,7 +165,7 @@ def add_pair(S, Y, SY, SS, col, s, y):
 
 
 @_jit.kernel
-def cauchy_point(x, g, lb, ub, S, Y, col, theta, K, piv, xcp, c, p, v, wbp, dv, tb, ib, where):
+def cauchy_point(x, g, lb, ub, S, Y, SY, col, theta, K, piv, xcp, c, p, v, wbp, dv, tb, ib, where):
     r"""The generalized Cauchy point along the projected steepest-descent path.
 
     Byrd et al. (1995), Algorithm CP (L-BFGS-B's ``cauchy``): the piecewise
@@ -221,7 +229,7 @@ def cauchy_point(x, g, lb, ub, S, Y, col, theta, K, piv, xcp, c, p, v, wbp, dv, 
     f2 = -theta * f1
     f2_org = f2
     if col > 0:
-        lu_solve(K, col2, piv, p, v)
+        mid_solve(SY, col, K, piv, p, v)
         vp = 0.0
         for j in range(col2):
             vp += v[j] * p[j]
@@ -267,7 +275,7 @@ def cauchy_point(x, g, lb, ub, S, Y, col, theta, K, piv, xcp, c, p, v, wbp, dv, 
                 for j in range(col):
                     wbp[j] = Y[j, b]
                     wbp[col + j] = theta * S[j, b]
-                lu_solve(K, col2, piv, wbp, v)
+                mid_solve(SY, col, K, piv, wbp, v)
                 wmc = 0.0
                 wmp = 0.0
                 wmw = 0.0
@@ -329,7 +337,7 @@ def subspace_point(x, g, lb, ub, S, Y, SY, SS, col, theta, K, piv, Kz, pivz,
             nfree += 1
     if nfree == 0 or col == 0:
         return True
-    lu_solve(K, col2, piv, c, v)  # v = M c
+    mid_solve(SY, col, K, piv, c, v)  # v = M c
     for i in range(n):
         if where[i] != FREE:
             continue
@@ -351,22 +359,48 @@ def subspace_point(x, g, lb, ub, S, Y, SY, SS, col, theta, K, piv, Kz, pivz,
         wv[col + a] = theta * sa
         for b in range(col):
             yy = 0.0
-            ys = 0.0
             sy = 0.0
             ss = 0.0
             for i in range(n):
                 if where[i] == FREE:
                     yy += Y[a, i] * Y[b, i]
-                    ys += Y[a, i] * S[b, i]
                     sy += S[a, i] * Y[b, i]
                     ss += S[a, i] * S[b, i]
-            Kz[a, b] = (-SY[a, a] if a == b else 0.0) - yy / theta
-            Kz[a, col + b] = (SY[b, a] if b > a else 0.0) - ys  # L' - Y_Z'S_Z
-            Kz[col + a, b] = (SY[a, b] if a > b else 0.0) - sy  # L - S_Z'Y_Z
+            # Kz = [[-P, Q'], [Q, R]]: P = D + Y_Z'Y_Z / theta, Q = L - S_Z'Y_Z,
+            # R = theta S_A'S_A (L-BFGS-B's formk), stored as P, Q, R
+            Kz[a, b] = (SY[a, a] if a == b else 0.0) + yy / theta
+            Kz[col + a, b] = (SY[a, b] if a > b else 0.0) - sy
             Kz[col + a, col + b] = theta * (SS[a, b] - ss)
-    if not lu_factor(Kz, col2, pivz):
+    # Block solve of Kz v = wv: P = Lp Lp', E = R + Q P^-1 Q' = Le Le' (both
+    # positive definite), b = E^-1 (v2 + Q P^-1 v1), a = P^-1 (Q' b - v1).
+    if not chol_factor(Kz, 0, col):
         return False
-    lu_solve(Kz, col2, pivz, wv, v)
+    for j in range(col):
+        for t in range(col):
+            v[t] = Kz[col + j, t]
+        chol_solve(Kz, 0, col, v, 0)
+        for i in range(j, col):
+            e = 0.0
+            for t in range(col):
+                e += Kz[col + i, t] * v[t]
+            Kz[col + i, col + j] += e
+    if not chol_factor(Kz, col, col):
+        return False
+    for t in range(col):
+        v[t] = wv[t]
+    chol_solve(Kz, 0, col, v, 0)
+    for i in range(col):
+        w = wv[col + i]
+        for t in range(col):
+            w += Kz[col + i, t] * v[t]
+        v[col + i] = w
+    chol_solve(Kz, col, col, v, col)
+    for i in range(col):
+        w = -wv[i]
+        for t in range(col):
+            w += Kz[col + t, i] * v[col + t]
+        v[i] = w
+    chol_solve(Kz, 0, col, v, 0)
     inv = 1.0 / theta
     for i in range(n):
         if where[i] != FREE:

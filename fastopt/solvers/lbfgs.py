@@ -26,6 +26,13 @@ strong Wolfe conditions
 
 so :math:`y_k^T s_k > 0` and :math:`H_{k+1}` stays positive definite.  One
 iteration usually costs one value-and-gradient evaluation.
+
+With bounds the loop is L-BFGS-B (Byrd, Lu, Nocedal & Zhu 1995; version 3.0
+with Morales & Nocedal's 2011 projection): a generalized Cauchy point along
+the projected steepest-descent path, a subspace minimisation over the
+variables free there, and this line search on the feasible segment, with the
+compact limited-memory form (:mod:`fastopt.solvers._lbfgsb`); convergence is
+tested on the projected gradient.  See :func:`_lbfgsb_loop`.
 """
 
 import math
@@ -651,7 +658,7 @@ def _lbfgsb_loop(
         if col > 0:
             ok = form_middle(SY, SS, col, theta, K, piv)
         if ok:
-            ok = cauchy_point(x, g, lb, ub, S, Y, col, theta, K, piv, xcp, c, p, v, wbp,
+            ok = cauchy_point(x, g, lb, ub, S, Y, SY, col, theta, K, piv, xcp, c, p, v, wbp,
                               dv, tb, ib, where)  # fmt: skip
         if ok:
             ok = subspace_point(x, g, lb, ub, S, Y, SY, SS, col, theta, K, piv, Kz, pivz,
