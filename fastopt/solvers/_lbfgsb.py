@@ -307,7 +307,7 @@ def cauchy_point(x, g, lb, ub, S, Y, SY, col, theta, K, piv, xcp, c, p, v, wbp, 
 
 @_jit.kernel
 def subspace_point(x, g, lb, ub, S, Y, SY, SS, col, theta, K, piv, Kz, pivz,
-                   xcp, c, where, du, v, wv, z):  # fmt: skip
+                   xcp, c, where, du, v, wv, z, idx):  # fmt: skip
     r"""Minimize the model over the variables free at the Cauchy point; write ``z``.
 
     Byrd et al. (1995) section 5.1 (direct primal method, L-BFGS-B's
@@ -325,6 +325,7 @@ def subspace_point(x, g, lb, ub, S, Y, SY, SS, col, theta, K, piv, Kz, pivz,
     on the box; if the projection is not a descent direction from ``x``,
     L-BFGS-B 2.1's step is taken instead (the longest feasible fraction of
     :math:`\hat d`, the variable that limits it set to its bound).
+    ``idx`` (``n`` integers) is a work array (the free variables' indices).
     Returns False when a factor fails.
     """
     n = x.shape[0]
@@ -334,6 +335,7 @@ def subspace_point(x, g, lb, ub, S, Y, SY, SS, col, theta, K, piv, Kz, pivz,
     nfree = 0
     for i in range(n):
         if where[i] == FREE:
+            idx[nfree] = i
             nfree += 1
     if nfree == 0 or col == 0:
         return True
@@ -351,25 +353,29 @@ def subspace_point(x, g, lb, ub, S, Y, SY, SS, col, theta, K, piv, Kz, pivz,
     for a in range(col):
         ya = 0.0
         sa = 0.0
-        for i in range(n):
-            if where[i] == FREE:
-                ya += Y[a, i] * du[i]
-                sa += S[a, i] * du[i]
+        for q in range(nfree):
+            i = idx[q]
+            ya += Y[a, i] * du[i]
+            sa += S[a, i] * du[i]
         wv[a] = ya
         wv[col + a] = theta * sa
-        for b in range(col):
+        # Kz = [[-P, Q'], [Q, R]]: P = D + Y_Z'Y_Z / theta, Q = L - S_Z'Y_Z,
+        # R = theta S_A'S_A (L-BFGS-B's formk), stored as P, Q (full) and the
+        # lower triangles of P and R (all the Cholesky factors read)
+        for b in range(a + 1):
             yy = 0.0
             sy = 0.0
+            ys = 0.0
             ss = 0.0
-            for i in range(n):
-                if where[i] == FREE:
-                    yy += Y[a, i] * Y[b, i]
-                    sy += S[a, i] * Y[b, i]
-                    ss += S[a, i] * S[b, i]
-            # Kz = [[-P, Q'], [Q, R]]: P = D + Y_Z'Y_Z / theta, Q = L - S_Z'Y_Z,
-            # R = theta S_A'S_A (L-BFGS-B's formk), stored as P, Q, R
+            for q in range(nfree):
+                i = idx[q]
+                yy += Y[a, i] * Y[b, i]
+                sy += S[a, i] * Y[b, i]
+                ys += Y[a, i] * S[b, i]
+                ss += S[a, i] * S[b, i]
             Kz[a, b] = (SY[a, a] if a == b else 0.0) + yy / theta
             Kz[col + a, b] = (SY[a, b] if a > b else 0.0) - sy
+            Kz[col + b, a] = -ys  # (L)[b, a] = 0 for b <= a
             Kz[col + a, col + b] = theta * (SS[a, b] - ss)
     # Block solve of Kz v = wv: P = Lp Lp', E = R + Q P^-1 Q' = Le Le' (both
     # positive definite), b = E^-1 (v2 + Q P^-1 v1), a = P^-1 (Q' b - v1).
@@ -495,3 +501,22 @@ def clip_into(x, lb, ub):
             x[i] = lb[i]
         elif x[i] > ub[i]:
             x[i] = ub[i]
+
+
+@_jit.kernel
+def bounds_kind(lb, ub):
+    """-1: a NaN or ``lb > ub``; 0: no finite bound; 1: some; 2: every side finite."""
+    any_finite = False
+    all_finite = True
+    for i in range(lb.shape[0]):
+        lo = lb[i]
+        hi = ub[i]
+        if math.isnan(lo) or math.isnan(hi) or lo > hi:
+            return -1
+        a = math.isfinite(lo)
+        b = math.isfinite(hi)
+        any_finite = any_finite or a or b
+        all_finite = all_finite and a and b
+    if all_finite:
+        return 2
+    return 1 if any_finite else 0

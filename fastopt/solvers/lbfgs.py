@@ -53,6 +53,7 @@ from .._status import (
 from ._lazy_loop import LazyLoop, use_compiled
 from ._lbfgsb import (
     add_pair,
+    bounds_kind,
     cauchy_point,
     clip_into,
     form_middle,
@@ -662,7 +663,7 @@ def _lbfgsb_loop(
                               dv, tb, ib, where)  # fmt: skip
         if ok:
             ok = subspace_point(x, g, lb, ub, S, Y, SY, SS, col, theta, K, piv, Kz, pivz,
-                                xcp, c, where, dv, v, wv, z)  # fmt: skip
+                                xcp, c, where, dv, v, wv, z, ib)  # fmt: skip
         gd = 0.0
         if ok:
             lincomb_into(d, 1.0, z, -1.0, x)
@@ -843,9 +844,10 @@ def run(obj, opts):
     fg = obj.fg
     if not compiled and obj.x0.dtype != np.float64:
         fg = _float64_gradient(fg)
-    lb, ub = _finite_bounds(obj)
+    lb, ub, boxed = _finite_bounds(obj)
     if lb is not None:
-        return _run_bounded(obj, opts, fg, compiled, args, x, x0, f, g, lb, ub, maxfev, reused)
+        return _run_bounded(obj, opts, fg, compiled, args, x, x0, f, g, lb, ub, boxed, maxfev,
+                            reused)  # fmt: skip
     loop, fns = _LOOP.select(compiled, fg)
 
     n = x.shape[0]
@@ -894,24 +896,25 @@ def _c1(opts, bounded):
 
 
 def _finite_bounds(obj):
-    """``(lb, ub)`` as float64 arrays, or ``(None, None)`` when no side is finite.
+    """``(lb, ub, boxed)`` as float64 arrays, or ``(None, None, False)`` when no side is finite.
 
     Infinite bounds on every side are no constraint: the unbounded loop runs
     (L-BFGS-B's own ``cnstnd`` is False then, and its iteration is the same).
+    ``boxed``: every variable has two finite bounds.
     """
     if obj.lb is None and obj.ub is None:
-        return None, None
+        return None, None, False
     n = obj.x0.shape[0]
-    lb = np.full(n, -np.inf) if obj.lb is None else np.array(obj.lb, dtype=np.float64)
-    ub = np.full(n, np.inf) if obj.ub is None else np.array(obj.ub, dtype=np.float64)
-    if np.any(np.isnan(lb)) or np.any(np.isnan(ub)):
-        raise ValueError("bounds must not be NaN")
-    if np.any(lb > ub):
-        k = int(np.flatnonzero(lb > ub)[0])
-        raise ValueError(f"bounds: lower bound {lb[k]} > upper bound {ub[k]} at index {k}")
-    if not (np.isfinite(lb).any() or np.isfinite(ub).any()):
-        return None, None
-    return lb, ub
+    lb = np.full(n, -np.inf) if obj.lb is None else np.ascontiguousarray(obj.lb, np.float64)
+    ub = np.full(n, np.inf) if obj.ub is None else np.ascontiguousarray(obj.ub, np.float64)
+    if lb.shape != (n,) or ub.shape != (n,):
+        raise ValueError(f"bounds must have shape ({n},)")
+    kind = bounds_kind(lb, ub)
+    if kind < 0:
+        raise ValueError("bounds must not be NaN, and each lower bound <= its upper bound")
+    if kind == 0:
+        return None, None, False
+    return lb, ub, kind == 2
 
 
 def _hess_inv(S, Y, n):
@@ -951,14 +954,13 @@ def bounded_state(x, f, g, lb, ub, maxcor):
     return work, fs, ns
 
 
-def _run_bounded(obj, opts, fg, compiled, args, x, x0, f, g, lb, ub, maxfev, reused):
+def _run_bounded(obj, opts, fg, compiled, args, x, x0, f, g, lb, ub, boxed, maxfev, reused):
     """:func:`run` with bounds: the L-BFGS-B loop (:func:`_lbfgsb_loop`)."""
     loop, fns = _BLOOP.select(compiled, fg)
     work, fs, ns = bounded_state(x, f, g, lb, ub, opts.maxcor)
     maxiter, gtol = int(obj.maxiter), float(obj.gtol)
     ftol, maxls = float(opts.ftol), int(opts.maxls)
     c1, c2 = _c1(opts, True), float(opts.c2)
-    boxed = bool(np.all(np.isfinite(lb)) and np.all(np.isfinite(ub)))
 
     def advance(nsteps):
         return loop(*fns, args, x, g, lb, ub, *work, fs, ns,
