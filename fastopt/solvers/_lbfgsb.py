@@ -381,15 +381,23 @@ def subspace_point(x, g, lb, ub, S, Y, SY, SS, col, theta, K, piv, Kz, pivz,
     # positive definite), b = E^-1 (v2 + Q P^-1 v1), a = P^-1 (Q' b - v1).
     if not chol_factor(Kz, 0, col):
         return False
-    for j in range(col):
-        for t in range(col):
-            v[t] = Kz[col + j, t]
-        chol_solve(Kz, 0, col, v, 0)
-        for i in range(j, col):
-            e = 0.0
-            for t in range(col):
-                e += Kz[col + i, t] * v[t]
-            Kz[col + i, col + j] += e
+    # Q P^-1 Q' = W'W with W = Lp^-1 Q' (all columns at once, in Kz's unused
+    # upper-right block: the inner loops run along rows, and vectorise)
+    for i in range(col):
+        for j in range(col):
+            Kz[i, col + j] = Kz[col + j, i]
+        for t in range(i):
+            lit = Kz[i, t]
+            for j in range(col):
+                Kz[i, col + j] -= lit * Kz[t, col + j]
+        inv = 1.0 / Kz[i, i]
+        for j in range(col):
+            Kz[i, col + j] *= inv
+    for t in range(col):
+        for i in range(col):
+            wti = Kz[t, col + i]
+            for j in range(i + 1):
+                Kz[col + i, col + j] += wti * Kz[t, col + j]
     if not chol_factor(Kz, col, col):
         return False
     for t in range(col):
