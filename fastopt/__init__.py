@@ -6,6 +6,7 @@ True
 """
 
 from . import schedules
+from ._many import minimize_many
 from ._methods import METHODS
 from ._minimize import as_scipy_method, minimize
 from ._params import pack, packed_buffer
@@ -35,6 +36,7 @@ __all__ = [
     "OptState",
     "as_scipy_method",
     "minimize",
+    "minimize_many",
     "optimizer",
     "schedules",
     "__version__",

@@ -107,7 +107,7 @@ def test_objectives_gradients():
 def test_registry_and_alias():
     assert SOLVERS["lbfgs"] is lbfgs
     assert "lbfgs" in fastopt.METHODS
-    assert lbfgs.ALIASES == ("l-bfgs",)
+    assert lbfgs.ALIASES == ("l-bfgs", "l-bfgs-b")
     assert ALIASES["l-bfgs"] == "lbfgs"
     assert get_method("L-BFGS").name == "lbfgs"
     # the alias names no other method and is no other method's alias
@@ -118,7 +118,7 @@ def test_registry_and_alias():
 def test_interface():
     lbfgs.validate(lbfgs.Options())
     out = lbfgs.run(make(maxiter=3), lbfgs.Options())
-    assert set(out) == {"x", "fun", "jac", "status", "nit", "nfev", "njev", "nhev"}
+    assert set(out) == {"x", "fun", "jac", "status", "nit", "nfev", "njev", "nhev", "hess_inv"}
     assert out["status"] == _status.MAXITER and out["nit"] == 3 and out["nhev"] == 0
     assert out["fun"] == rosen_fun(out["x"])
     np.testing.assert_array_equal(out["jac"], rosen_fg(out["x"])[1])
@@ -148,12 +148,6 @@ def test_validate_messages(kwargs, message):
     with pytest.raises(ValueError, match=message):
         fastopt.minimize(rosen_fun.py_func, np.array(ROSEN_X0), jac=lambda x: rosen_fg(x)[1],
                          method="lbfgs", options=kwargs)  # fmt: skip
-
-
-def test_bounds_rejected():
-    obj = make(lb=np.full(2, -5.0), ub=np.full(2, 5.0))
-    with pytest.raises(ValueError, match="method 'lbfgs' does not support bounds"):
-        lbfgs.run(obj, lbfgs.Options())
 
 
 def test_caller_arrays_untouched():
@@ -209,7 +203,7 @@ def _our_search(phi, stp, c1, c2, maxls=30):
     """Run _search_start/_search_step on ``phi(a) -> (f, f')``; all trial steps."""
     ls = np.zeros(lbfgs._LS_SIZE)
     f0, g0 = phi(0.0)
-    lbfgs._search_start(ls, f0, g0, stp, c1)
+    lbfgs._search_start(ls, f0, g0, stp, c1, lbfgs._STPMAX)
     steps = []
     for _ in range(maxls):
         steps.append(stp)
@@ -601,8 +595,8 @@ def test_minimize_limits():
     assert res.status == _status.MAXITER and res.nit == 5
     res = fastopt.minimize(rosen_fg, x0, jac=True, method="lbfgs", options={"maxfev": 7})
     assert res.status == _status.MAXFEV and res.nfev == 7
-    with pytest.raises(ValueError, match="does not support bounds"):
-        fastopt.minimize(rosen_fg, x0, jac=True, method="lbfgs", bounds=[(-2, 2), (-2, 2)])
+    res = fastopt.minimize(rosen_fg, x0, jac=True, method="lbfgs", options={"maxfun": 7})
+    assert res.status == _status.MAXFEV and res.nfev == 7
 
 
 def test_hessp_is_not_used_and_warns():
@@ -640,3 +634,211 @@ def test_a_trial_point_meeting_gtol_within_rounding_of_f_ends_the_run(monkeypatc
     monkeypatch.setattr(lbfgs_mod, "_F_ROUNDING", -1.0)  # strict: the old behaviour
     strict = fastopt.minimize(fg, x0, jac=True, method="lbfgs", options=opts)
     assert strict.status != _status.SUCCESS and strict.nfev > res.nfev
+
+
+# --------------------------------------------------------------------------
+# Bounds: L-BFGS-B
+
+
+class TestLBFGSBBounds:
+    """scipy's ``TestLBFGSBBounds`` (``test_optimize.py``), for ``method="lbfgs"``."""
+
+    bounds = ((1, None), (None, None))
+    solution = (1, 0)
+
+    @staticmethod
+    def fun(x, p=2.0):
+        return 1.0 / p * (x[0] ** p + x[1] ** p)
+
+    @staticmethod
+    def jac(x, p=2.0):
+        return x ** (p - 1)
+
+    def fj(self, x, p=2.0):
+        return self.fun(x, p), self.jac(x, p)
+
+    def test_objective_gradient(self):
+        assert check_grad(self.fun, self.jac, np.array([1.3, -0.4])) < 1e-6
+
+    def test_minimize_bounds(self):
+        res = fastopt.minimize(self.fun, [0, -1], method="lbfgs", jac=self.jac,
+                               bounds=self.bounds)  # fmt: skip
+        assert res.success, res.message
+        np.testing.assert_allclose(res.x, self.solution, atol=1e-6)
+
+    def test_funjac(self):
+        res = fastopt.minimize(self.fj, [0, -1], args=(2.0,), jac=True, method="lbfgs",
+                               bounds=self.bounds)  # fmt: skip
+        assert res.success, res.message
+        np.testing.assert_allclose(res.x, self.solution, atol=1e-6)
+
+    @pytest.mark.parametrize("bounds", [[(10, 1), (1, 10)], [(1, 10), (10, 1)]])
+    def test_incorrect_bounds(self, bounds):
+        with pytest.raises(ValueError, match=".*bound.*"):
+            fastopt.minimize(self.fun, [0, -1], method="lbfgs", jac=self.jac, bounds=bounds)
+
+    @pytest.mark.parametrize("jac", ["2-point", "3-point", None])
+    @pytest.mark.parametrize("args", [(2.0,), ()])
+    def test_bounds_fd(self, jac, args):
+        # x0 outside the bounds is clipped, with every finite-difference form
+        res = fastopt.minimize(self.fun, [0, -1], args=args, method="lbfgs", jac=jac,
+                               bounds=self.bounds)  # fmt: skip
+        assert res.success, res.message
+        np.testing.assert_allclose(res.x, self.solution, atol=1e-6)
+
+
+def test_all_bounds_equal():
+    # scipy's test: every variable fixed by its bounds is a success at once
+    def f(x, p1=1):
+        return np.linalg.norm(x) + p1
+
+    bounds = [(1, 1), (2, 2)]
+    for args in [(), (2,)]:
+        res = fastopt.minimize(f, (1.0, 3.0), args=args, bounds=bounds, method="lbfgs")
+        assert res.success and res.nit == 0
+        np.testing.assert_allclose(res.x, [1.0, 2.0])
+        np.testing.assert_allclose(res.fun, f([1.0, 2.0], *args))
+
+
+def _box_qp(seed, n=20):
+    rng = np.random.default_rng(seed)
+    a = rng.standard_normal((n, n))
+    q = a @ a.T + 0.1 * np.eye(n)
+    b = 5.0 * rng.standard_normal(n)
+    return q, b
+
+
+@numba.njit
+def qp_fg(x, q, b):
+    g = q @ x - b
+    return 0.5 * x @ (g - b), g
+
+
+@numba.njit
+def rosen_nd_fg(x):
+    n = x.shape[0]
+    f = 0.0
+    g = np.zeros(n)
+    for i in range(n - 1):
+        t = x[i + 1] - x[i] * x[i]
+        f += 100.0 * t * t + (1.0 - x[i]) ** 2
+        g[i] += -400.0 * x[i] * t - 2.0 * (1.0 - x[i])
+        g[i + 1] += 200.0 * t
+    return f, g
+
+
+def test_bounded_objectives_gradients():
+    q, b = _box_qp(0)
+    x = np.linspace(-1, 1, 20)
+    assert check_grad(lambda v: qp_fg(v, q, b)[0], lambda v: qp_fg(v, q, b)[1], x) < 1e-5
+    x = np.linspace(-1, 1, 10)
+    assert check_grad(lambda v: rosen_nd_fg(v)[0], lambda v: rosen_nd_fg(v)[1], x) < 1e-4
+
+
+BOUNDED_CASES = {
+    "rosen lower": (rosen_fg, (-1.2, 1.0), [(-2, 0.5), (None, None)], ()),
+    "rosen box": (rosen_fg, (-1.2, 1.0), [(-2, 2), (1.5, 3)], ()),
+    "rosen 10-D": (rosen_nd_fg, (3.0,) * 10, [(-2, 2)] * 5 + [(1.5, 3)] * 5, ()),
+    **{f"box QP {s}": (qp_fg, (0.0,) * 20, [(-1, 1)] * 20, _box_qp(s)) for s in range(4)},
+}
+
+
+@pytest.mark.parametrize("name", sorted(BOUNDED_CASES))
+def test_bounded_takes_scipy_iterates(name):
+    # L-BFGS-B's own algorithm: same iterates as scipy's L-BFGS-B (same
+    # counts, x to rounding), and hess_inv is the same operator
+    fg, x0, bounds, args = BOUNDED_CASES[name]
+    x0 = np.array(x0)
+    ref = scipy_minimize(fg.py_func, x0, args=args, jac=True, method="L-BFGS-B",
+                         bounds=bounds)  # fmt: skip
+    res = fastopt.minimize(fg, x0, args=args, jac=True, method="lbfgs", bounds=bounds)
+    assert res.success == ref.success and res.success, res.message
+    assert (res.nit, res.nfev, res.njev) == (ref.nit, ref.nfev, ref.njev)
+    np.testing.assert_allclose(res.x, ref.x, rtol=1e-10, atol=1e-12)
+    assert res.fun <= ref.fun + 1e-12 * abs(ref.fun)
+    # scipy's hess_inv leaves out the last step's pair (it stops before the
+    # update) and keeps its ring's order once full; lbfgs has every pair in
+    # order, oldest first, and the last step's is the newest
+    sk, ref_sk = res.hess_inv.sk, ref.hess_inv.sk
+    if len(ref_sk) < 10:
+        np.testing.assert_allclose(sk[: len(ref_sk)], ref_sk, rtol=1e-8, atol=1e-12)
+    assert len(sk) == min(10, len(ref_sk) + 1)
+
+
+@pytest.mark.parametrize("name", ["rosen box", "rosen 10-D", "box QP 0"])
+def test_bounded_compiled_matches_python(name):
+    fg, x0, bounds, args = BOUNDED_CASES[name]
+    runs = [fastopt.minimize(f, np.array(x0), args=args, jac=True, method="lbfgs",
+                             bounds=bounds, options={"return_all": True, "gtol": 1e-9})
+            for f in (fg.py_func, fg)]  # fmt: skip
+    py, nb = runs
+    np.testing.assert_array_equal(np.array(nb.allvecs), np.array(py.allvecs))
+    assert (py.nit, py.nfev, py.status) == (nb.nit, nb.nfev, nb.status)
+    whole = fastopt.minimize(fg, np.array(x0), args=args, jac=True, method="lbfgs",
+                             bounds=bounds, options={"gtol": 1e-9})  # fmt: skip
+    np.testing.assert_array_equal(whole.x, nb.x)
+
+
+def test_optimum_on_a_bound_is_a_success_in_a_few_iterations():
+    # issue 11: the projected gradient is tested, not the gradient
+    for compiled in (False, True):
+        fg = rosen_nd_fg if compiled else rosen_nd_fg.py_func
+        res = fastopt.minimize(fg, np.full(4, 0.0), jac=True, method="lbfgs",
+                               bounds=[(None, 0.5)] * 4)  # fmt: skip
+        assert res.status == _status.SUCCESS and res.nit < 30, (res.status, res.nit)
+        pg = np.where(res.x >= 0.5, np.maximum(res.jac, 0.0), res.jac)  # projected
+        assert np.abs(pg).max() <= 1e-5 and np.abs(res.jac).max() > 1e-2
+
+
+def test_bounds_forms_and_infinite_sides():
+    from scipy.optimize import Bounds
+
+    x0 = np.array([-1.2, 1.0])
+    ref = fastopt.minimize(rosen_fg, x0, jac=True, method="lbfgs", bounds=[(-2, 0.5), (None, None)])
+    for bounds in [Bounds([-2, -np.inf], [0.5, np.inf]), [(-2, 0.5), (-np.inf, np.inf)]]:
+        res = fastopt.minimize(rosen_fg, x0, jac=True, method="lbfgs", bounds=bounds)
+        np.testing.assert_array_equal(res.x, ref.x)
+    # all sides infinite: no constraint, the unbounded loop
+    free = fastopt.minimize(rosen_fg, x0, jac=True, method="lbfgs")
+    res = fastopt.minimize(rosen_fg, x0, jac=True, method="lbfgs", bounds=[(None, None)] * 2)
+    np.testing.assert_array_equal(res.x, free.x)
+    assert res.nfev == free.nfev
+    with pytest.raises(ValueError, match="bound"):
+        fastopt.minimize(rosen_fg, x0, jac=True, method="lbfgs", bounds=[(np.nan, 1), (0, 1)])
+
+
+def test_tol_sets_ftol_and_gtol_and_defaults():
+    x0 = np.array([-1.2, 1.0])
+    for bounds in (None, [(-2, 2), (-2, 2)]):
+        ref = scipy_minimize(rosen_fg.py_func, x0, jac=True, method="L-BFGS-B", tol=1e-3,
+                             bounds=bounds)  # fmt: skip
+        res = fastopt.minimize(rosen_fg, x0, jac=True, method="lbfgs", tol=1e-3,
+                               bounds=bounds)  # fmt: skip
+        loose = fastopt.minimize(rosen_fg, x0, jac=True, method="lbfgs", bounds=bounds,
+                                 options={"gtol": 1e-3})  # fmt: skip
+        assert res.nit == ref.nit and res.nit < loose.nit  # ftol 1e-3 stopped it earlier
+    assert get_method("lbfgs").default_maxiter == 15000 == lbfgs.Options().maxfun
+    res = fastopt.minimize(rosen_fg, x0, jac=True, method="lbfgs")
+    from scipy.optimize import LbfgsInvHessProduct
+
+    assert isinstance(res.hess_inv, LbfgsInvHessProduct) and res.hess_inv.shape == (2, 2)
+
+
+def test_bounded_nan_keeps_last_finite_iterate_and_maxiter():
+    global NAN_AT
+    NAN_AT = 0.0
+    res = fastopt.minimize(nan_rosen_fg, np.array([-1.2, 1.0]), jac=True, method="lbfgs",
+                           bounds=[(-2, 2), (-2, 2)])  # fmt: skip
+    assert not res.success and res.status == _status.NONFINITE_F
+    assert np.isfinite(res.fun) and res.x[0] <= NAN_AT
+    res = fastopt.minimize(rosen_fg, np.array([-1.2, 1.0]), jac=True, method="lbfgs",
+                           bounds=[(-2, 2), (-2, 2)], options={"maxiter": 3})  # fmt: skip
+    assert res.status == _status.MAXITER and res.nit == 3
+
+
+@pytest.mark.parametrize("method", ["scg", "hessian-free"])
+def test_other_solvers_name_lbfgs_for_bounds(method):
+    with pytest.raises(ValueError, match=f"method '{method}' does not support bounds; "
+                       "use method='lbfgs'"):  # fmt: skip
+        fastopt.minimize(rosen_fg, np.array(ROSEN_X0), jac=True, method=method,
+                         bounds=[(-2, 2), (-2, 2)])  # fmt: skip

@@ -51,7 +51,9 @@ FULL_BATCH_METHODS = frozenset({"scg", "lbfgs", "hessian-free"})
 #: raw-digits fit at ``tol=1e-10`` with a gradient of 2e-7 and coefficients
 #: 1.4e-4 away from the optimum, where ftol = 0 gets within 1.2e-6
 #: (``tests/test_models.py``).
-LINEAR_LBFGS = {"ftol": 0.0, "maxls": 50}
+#: No evaluation limit but ``max_iter`` (``maxfun``, 15000 by default as
+#: scipy's, would end the raw-digits fit, which needs about 15000 iterations).
+LINEAR_LBFGS = {"ftol": 0.0, "maxls": 50, "maxfun": None}
 
 
 def solver_fields(name):

@@ -25,7 +25,9 @@ ALL_STEPS = 2**62
 def reject_bounds(obj, method):
     """Raise ValueError when bounds were given to a method that has none."""
     if obj.lb is not None or obj.ub is not None:
-        raise ValueError(f"method '{method}' does not support bounds")
+        raise ValueError(
+            f"method '{method}' does not support bounds; use method='lbfgs' (L-BFGS-B) for bounds"
+        )
 
 
 def start_point(obj):

@@ -26,6 +26,13 @@ strong Wolfe conditions
 
 so :math:`y_k^T s_k > 0` and :math:`H_{k+1}` stays positive definite.  One
 iteration usually costs one value-and-gradient evaluation.
+
+With bounds the loop is L-BFGS-B (Byrd, Lu, Nocedal & Zhu 1995; version 3.0
+with Morales & Nocedal's 2011 projection): a generalized Cauchy point along
+the projected steepest-descent path, a subspace minimisation over the
+variables free there, and this line search on the feasible segment, with the
+compact limited-memory form (:mod:`fastopt.solvers._lbfgsb`); convergence is
+tested on the projected gradient.  See :func:`_lbfgsb_loop`.
 """
 
 import math
@@ -44,10 +51,32 @@ from .._status import (
     SUCCESS,
 )
 from ._lazy_loop import LazyLoop, use_compiled
-from ._run import RUNNING, drive, nonfinite_fg, reject_bounds, result, start_fg, start_point
-from ._vectors import all_finite, dot, dot_compiled, inf_norm, lincomb_into, scale_into
+from ._lbfgsb import (
+    add_pair,
+    bounds_kind,
+    cauchy_point,
+    clip_into,
+    form_middle,
+    max_feasible_step,
+    proj_grad_norm,
+    subspace_point,
+)
+from ._run import RUNNING, drive, nonfinite_fg, result, start_fg, start_point
+from ._vectors import (
+    all_finite,
+    copy_into,
+    dot,
+    dot_compiled,
+    inf_norm,
+    lincomb_into,
+    scale_into,
+)
 
-ALIASES = ("l-bfgs",)
+ALIASES = ("l-bfgs", "l-bfgs-b")
+#: L-BFGS-B's iteration limit (scipy's default ``maxiter``)
+DEFAULT_MAXITER = 15000
+#: the options ``minimize(tol=...)`` sets, as scipy's L-BFGS-B
+TOL_OPTIONS = ("gtol", "ftol")
 #: L-BFGS builds its curvature from gradient differences: a ``hessp`` is not
 #: used (``minimize`` warns, as scipy does)
 USES_HESSP = False
@@ -69,9 +98,11 @@ _XTOL = 0.1
 class Options(NamedTuple):
     r"""Options of ``method="lbfgs"``.
 
-    ``maxiter`` (iterations, default 1000) and ``gtol`` (the gradient's
-    inf-norm test, default 1e-5) are :func:`fastopt.minimize`'s common
-    options, as for every method.
+    ``maxiter`` (iterations, default 15000 as L-BFGS-B's) and ``gtol``
+    (default 1e-5: the inf-norm of the gradient, of the *projected* gradient
+    with bounds) are :func:`fastopt.minimize`'s common options, as for every
+    method; ``minimize(tol=t)`` sets both ``gtol`` and ``ftol`` to ``t``, as
+    scipy's L-BFGS-B.
 
     Attributes
     ----------
@@ -83,16 +114,19 @@ class Options(NamedTuple):
         :math:`f_k - f_{k+1} \le \mathrm{ftol}\cdot\max(|f_k|, |f_{k+1}|, 1)`,
         scipy L-BFGS-B's test; 0 disables it. Default 2.2e-9
         (scipy's ``factr = 1e7`` times machine epsilon).
+    maxfun : int or None
+        Maximum number of evaluations of ``fg`` (scipy's name and default,
+        15000; None: no limit beyond ``maxiter``); a line search stops when
+        it is reached.
     maxfev : int or None
-        Maximum number of evaluations of ``fg`` (None: no limit beyond
-        ``maxiter``); a line search stops when it is reached.
+        The same limit under fastopt's older name (the smaller one applies).
     maxls : int
         Maximum number of evaluations in one line search (scipy's name).
         Default 20.
-    c1 : float
+    c1 : float or None
         Sufficient-decrease constant of the Wolfe conditions,
-        :math:`0 < c_1 < c_2`. Default 1e-4 (Nocedal & Wright; L-BFGS-B
-        uses 1e-3).
+        :math:`0 < c_1 < c_2`. Default None: 1e-4 without bounds (Nocedal &
+        Wright), L-BFGS-B's 1e-3 with bounds.
     c2 : float
         Curvature constant of the strong Wolfe conditions,
         :math:`c_1 < c_2 < 1`. Default 0.9.
@@ -102,8 +136,9 @@ class Options(NamedTuple):
     ftol: float = 2.2e-9
     maxfev: int | None = None
     maxls: int = 20
-    c1: float = 1e-4
+    c1: float | None = None
     c2: float = 0.9
+    maxfun: int | None = 15000
 
 
 def _is_int(v):
@@ -121,9 +156,12 @@ def validate(opts):
         raise ValueError(f"Invalid maxfev value: {opts.maxfev}")
     if not (_is_int(opts.maxls) and opts.maxls >= 1):
         raise ValueError(f"Invalid maxls value: {opts.maxls} (need an integer >= 1)")
-    if not (isinstance(opts.c1, int | float | np.floating) and 0 < opts.c1 < 1):
+    if opts.maxfun is not None and not (_is_int(opts.maxfun) and opts.maxfun >= 1):
+        raise ValueError(f"Invalid maxfun value: {opts.maxfun}")
+    c1 = 1e-4 if opts.c1 is None else opts.c1
+    if not (isinstance(c1, int | float | np.floating) and 0 < c1 < 1):
         raise ValueError(f"Invalid c1 value: {opts.c1} (need 0 < c1 < 1)")
-    if not (isinstance(opts.c2, int | float | np.floating) and opts.c1 < opts.c2 < 1):
+    if not (isinstance(opts.c2, int | float | np.floating) and c1 < opts.c2 < 1):
         raise ValueError(f"Invalid c2 value: {opts.c2} (need c1 < c2 < 1)")
 
 
@@ -200,8 +238,8 @@ _FG, _CONV, _WARN, _ERROR = 1, 2, 3, 4
 
 #: slots of the line-search state array
 (_STAGE, _BRACKT, _GINIT, _GTEST, _GX, _GY, _FINIT, _FX, _FY, _STX, _STY,
- _STMIN, _STMAX, _WIDTH, _WIDTH1) = range(15)  # fmt: skip
-_LS_SIZE = 15
+ _STMIN, _STMAX, _WIDTH, _WIDTH1, _STPMAX_AT) = range(16)  # fmt: skip
+_LS_SIZE = 16
 
 
 @_jit.kernel
@@ -321,19 +359,22 @@ def _dcstep(stx, fx, dx, sty, fy, dy, stp, fp, dp, brackt, stpmin, stpmax):
 
 
 @_jit.kernel
-def _search_start(ls, f0, g0, stp, c1):
+def _search_start(ls, f0, g0, stp, c1, stpmax):
     """Start a line search: MINPACK-2 ``dcsrch`` with ``task = 'START'``.
 
     ``f0``, ``g0``: the value and the (negative) directional derivative at
-    step 0; ``stp``: the first trial step (in ``(0, _STPMAX]``).
+    step 0; ``stp``: the first trial step (in ``(0, stpmax]``); ``stpmax``:
+    the largest step (:data:`_STPMAX` without bounds, the step to the
+    nearest bound with them).
     """
     ls[_STAGE] = 1.0
     ls[_BRACKT] = 0.0
     ls[_FINIT] = f0
     ls[_GINIT] = g0
     ls[_GTEST] = c1 * g0
-    ls[_WIDTH] = _STPMAX
-    ls[_WIDTH1] = _STPMAX / 0.5
+    ls[_STPMAX_AT] = stpmax
+    ls[_WIDTH] = stpmax
+    ls[_WIDTH1] = stpmax / 0.5
     ls[_STX] = 0.0
     ls[_FX] = f0
     ls[_GX] = g0
@@ -360,6 +401,7 @@ def _search_step(ls, stp, f, g, c2):
     stmin = ls[_STMIN]
     stmax = ls[_STMAX]
     stage = ls[_STAGE]
+    stpmax = ls[_STPMAX_AT]
     ftest = finit + stp * gtest
     if stage == 1.0 and f <= ftest and g >= 0.0:
         stage = 2.0
@@ -370,7 +412,7 @@ def _search_step(ls, stp, f, g, c2):
         return stp, _WARN  # rounding errors prevent progress
     if brackt and stmax - stmin <= _XTOL * stmax:
         return stp, _WARN  # the bracket is below xtol
-    if stp == _STPMAX and f <= ftest and g <= gtest:
+    if stp == stpmax and f <= ftest and g <= gtest:
         return stp, _WARN
     if stp == 0.0 and (f > ftest or g >= gtest):
         return stp, _WARN
@@ -408,7 +450,7 @@ def _search_step(ls, stp, f, g, c2):
     else:
         stmin = stp + 1.1 * (stp - stx)
         stmax = stp + 4.0 * (stp - stx)
-    stp = max(0.0, min(stp, _STPMAX))
+    stp = max(0.0, min(stp, stpmax))
     if brackt and (stp <= stmin or stp >= stmax or stmax - stmin <= _XTOL * stmax):
         # No further progress is possible: try the best step found.
         stp = stx
@@ -494,7 +536,7 @@ def _lbfgs_loop(
         else:
             stp = 1.0
         # Moré-Thuente line search for the strong Wolfe conditions.
-        _search_start(ls, f, dg, stp, c1)
+        _search_start(ls, f, dg, stp, c1, _STPMAX)
         task = _FG
         nls = 0
         while True:
@@ -570,6 +612,144 @@ def _lbfgs_loop(
 
 
 _LOOP = LazyLoop(_lbfgs_loop, 1, cache=True)
+
+
+def _lbfgsb_loop(
+    fg, args, x, g, lb, ub, d, xt, z, xcp, s, y, S, Y, SY, SS, K, piv, Kz, pivz,
+    c, p, v, wbp, wv, dv, tb, ib, where, ls, fs, ns,
+    nsteps, maxiter, maxfev, gtol, ftol, maxls, c1, c2, boxed,
+):  # fmt: skip
+    """Run L-BFGS-B iterations until ``nsteps`` more are accepted or a stop test.
+
+    The bounded loop (Byrd, Lu, Nocedal & Zhu 1995, as L-BFGS-B 3.0's
+    ``mainlb``): generalized Cauchy point, subspace minimisation with
+    Morales & Nocedal's projection, and a Moré-Thuente line search on the
+    feasible segment from ``x`` to the subspace point ``z``.  State in and
+    out as :func:`_lbfgs_loop`'s: ``x, g``, the memory ``S, Y`` (rows oldest
+    first) with ``SY = S Y'`` and ``SS = S S'``, ``fs = [f, theta]`` and
+    ``ns = [nit, nfev, njev, count, pending]``; the other arrays are work
+    buffers (see :func:`run`).
+    """
+    f = float(fs[0])
+    theta = float(fs[1])
+    nit = int(ns[0])
+    nfev = int(ns[1])
+    njev = int(ns[2])
+    col = int(ns[3])
+    pending = int(ns[4])
+    stop_at = nit + nsteps
+    status = RUNNING
+    pgnorm = proj_grad_norm(x, g, lb, ub)
+    while True:
+        if nit >= stop_at:
+            break
+        if pgnorm <= gtol:
+            status = SUCCESS
+            break
+        if pending != RUNNING:
+            status = pending
+            break
+        if nit >= maxiter:
+            status = MAXITER
+            break
+        if nfev >= maxfev:
+            status = MAXFEV
+            break
+        ok = True
+        if col > 0:
+            ok = form_middle(SY, SS, col, theta, K, piv)
+        if ok:
+            ok = cauchy_point(x, g, lb, ub, S, Y, SY, col, theta, K, piv, xcp, c, p, v, wbp,
+                              dv, tb, ib, where)  # fmt: skip
+        if ok:
+            ok = subspace_point(x, g, lb, ub, S, Y, SY, SS, col, theta, K, piv, Kz, pivz,
+                                xcp, c, where, dv, v, wv, z, ib)  # fmt: skip
+        gd = 0.0
+        if ok:
+            lincomb_into(d, 1.0, z, -1.0, x)
+            gd = dot(g, d)
+        if not (ok and gd < 0.0):
+            # A singular factor, or no descent (rounding): L-BFGS-B drops
+            # the memory and starts again from the projected gradient.
+            if col > 0:
+                col = 0
+                theta = 1.0
+                continue
+            status = LINESEARCH
+            break
+        # The largest step that stays in the box (L-BFGS-B's lnsrlb); the
+        # first iteration steps at most to the Cauchy point.
+        stpmx = _STPMAX
+        if nit == 0:
+            stpmx = 1.0
+        else:
+            stpmx = max_feasible_step(x, d, lb, ub, stpmx)
+        stp = 1.0
+        if nit == 0 and not boxed:
+            stp = min(1.0 / math.sqrt(dot(d, d)), stpmx)
+        stp = min(stp, stpmx)
+        _search_start(ls, f, gd, stp, c1, stpmx)
+        task = _FG
+        nls = 0
+        f_new = f
+        while True:
+            if nls >= maxls:
+                task = _ERROR
+                break
+            if nfev >= maxfev:
+                status = MAXFEV
+                break
+            if stp == 1.0:
+                copy_into(xt, z)
+            else:
+                lincomb_into(xt, 1.0, x, stp, d)
+                clip_into(xt, lb, ub)
+            f_new, g_new = fg(xt, *args)
+            nfev += 1
+            njev += 1
+            nls += 1
+            if not math.isfinite(f_new):
+                status = NONFINITE_F
+                break
+            if not all_finite(g_new):
+                status = NONFINITE_G
+                break
+            stp, task = _search_step(ls, stp, f_new, dot(g_new, d), c2)
+            if task != _FG:
+                break
+        if status != RUNNING:
+            break
+        if task == _ERROR:
+            # L-BFGS-B: refresh the memory and retry; without one, stop.
+            if col > 0:
+                col = 0
+                theta = 1.0
+                continue
+            status = LINESEARCH
+            break
+        # CONV or WARN (a step to the bound, or rounding): L-BFGS-B takes it.
+        sy, yy, _ = _accept(x, xt, g, g_new, s, y)
+        pgnorm = proj_grad_norm(x, g, lb, ub)
+        # The update is skipped unless s'y > eps (-g's) (L-BFGS-B's test).
+        if sy > _EPS * (-gd * stp):
+            col = add_pair(S, Y, SY, SS, col, s, y)
+            theta = yy / sy
+        nit += 1
+        f_old = f
+        f = float(f_new)
+        if ftol > 0.0 and f_old - f <= ftol * max(abs(f_old), abs(f), 1.0):
+            pending = FTOL
+    fs[0] = f
+    fs[1] = theta
+    ns[0] = nit
+    ns[1] = nfev
+    ns[2] = njev
+    ns[3] = col
+    ns[4] = pending
+    return status
+
+
+_BLOOP = LazyLoop(_lbfgsb_loop, 1, cache=True)
 
 
 def _float64_gradient(fg):
@@ -651,8 +831,7 @@ def run(obj, opts):
        20(3):286-307, 1994.
     """
     validate(opts)
-    reject_bounds(obj, "lbfgs")
-    maxfev = 2**62 if opts.maxfev is None else int(opts.maxfev)
+    maxfev = _max_evaluations(opts)
     args = tuple(obj.args)
     x = start_point(obj)
     x0 = x.copy()
@@ -665,6 +844,10 @@ def run(obj, opts):
     fg = obj.fg
     if not compiled and obj.x0.dtype != np.float64:
         fg = _float64_gradient(fg)
+    lb, ub, boxed = _finite_bounds(obj)
+    if lb is not None:
+        return _run_bounded(obj, opts, fg, compiled, args, x, x0, f, g, lb, ub, boxed, maxfev,
+                            reused)  # fmt: skip
     loop, fns = _LOOP.select(compiled, fg)
 
     n = x.shape[0]
@@ -680,7 +863,7 @@ def run(obj, opts):
     ns = np.array([0, 1, 1, 0, 0, RUNNING], dtype=np.int64)
     maxiter, gtol = int(obj.maxiter), float(obj.gtol)
     ftol, maxls = float(opts.ftol), int(opts.maxls)
-    c1, c2 = float(opts.c1), float(opts.c2)
+    c1, c2 = _c1(opts, False), float(opts.c2)
 
     def advance(nsteps):
         return loop(
@@ -692,4 +875,102 @@ def run(obj, opts):
         return x, float(fs[0]), g, int(ns[0])
 
     status, allvecs = drive(advance, current, obj, x0)
-    return result(x, fs[0], g, status, ns[0], ns[1], ns[2], 0, allvecs, reused)
+    out = result(x, fs[0], g, status, ns[0], ns[1], ns[2], 0, allvecs, reused)
+    head, count = int(ns[3]), int(ns[4])
+    rows = [(head - count + j) % m1 for j in range(count)]  # oldest first
+    out["hess_inv"] = _hess_inv(S[rows], Y[rows], n)
+    return out
+
+
+def _max_evaluations(opts):
+    """The evaluation limit: the smaller of ``maxfun`` and ``maxfev``."""
+    limits = [int(v) for v in (opts.maxfun, opts.maxfev) if v is not None]
+    return min(limits) if limits else 2**62
+
+
+def _c1(opts, bounded):
+    """``c1``, or its default: 1e-4 without bounds, L-BFGS-B's 1e-3 with them."""
+    if opts.c1 is not None:
+        return float(opts.c1)
+    return 1e-3 if bounded else 1e-4
+
+
+def _finite_bounds(obj):
+    """``(lb, ub, boxed)`` as float64 arrays, or ``(None, None, False)`` when no side is finite.
+
+    Infinite bounds on every side are no constraint: the unbounded loop runs
+    (L-BFGS-B's own ``cnstnd`` is False then, and its iteration is the same).
+    ``boxed``: every variable has two finite bounds.
+    """
+    if obj.lb is None and obj.ub is None:
+        return None, None, False
+    n = obj.x0.shape[0]
+    lb = np.full(n, -np.inf) if obj.lb is None else np.ascontiguousarray(obj.lb, np.float64)
+    ub = np.full(n, np.inf) if obj.ub is None else np.ascontiguousarray(obj.ub, np.float64)
+    if lb.shape != (n,) or ub.shape != (n,):
+        raise ValueError(f"bounds must have shape ({n},)")
+    kind = bounds_kind(lb, ub)
+    if kind < 0:
+        raise ValueError("bounds must not be NaN, and each lower bound <= its upper bound")
+    if kind == 0:
+        return None, None, False
+    return lb, ub, kind == 2
+
+
+def _hess_inv(S, Y, n):
+    """The inverse Hessian approximation as scipy's ``LbfgsInvHessProduct``.
+
+    scipy's L-BFGS-B returns the same object, built from the same pairs
+    (oldest first); without pairs it is the identity.
+    """
+    from scipy.optimize import LbfgsInvHessProduct
+
+    if S.shape[0] == 0:
+        S, Y = np.zeros((0, n)), np.zeros((0, n))
+    return LbfgsInvHessProduct(S.copy(), Y.copy())
+
+
+def bounded_state(x, f, g, lb, ub, maxcor):
+    """The arrays :func:`_lbfgsb_loop` runs on, after ``x, g`` and the bounds.
+
+    Returns the tuple of work arrays and memory (in the loop's argument
+    order, ``d`` to ``ls``) and the state ``fs``, ``ns``.
+    """
+    n = x.shape[0]
+    m = int(maxcor)
+    m2 = 2 * m
+    work = (
+        np.empty(n), np.empty(n), np.empty(n), np.empty(n),  # d, xt, z, xcp
+        np.empty(n), np.empty(n),  # s, y
+        np.zeros((m, n)), np.zeros((m, n)), np.zeros((m, m)), np.zeros((m, m)),  # S Y SY SS
+        np.zeros((m2, m2)), np.zeros(m2, dtype=np.int64),  # K, piv
+        np.zeros((m2, m2)), np.zeros(m2, dtype=np.int64),  # Kz, pivz
+        np.zeros(m2), np.zeros(m2), np.zeros(m2), np.zeros(m2), np.zeros(m2),  # c p v wbp wv
+        np.zeros(n), np.zeros(n), np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64),
+        np.zeros(_LS_SIZE),
+    )  # fmt: skip
+    fs = np.array([f, 1.0])
+    ns = np.array([0, 1, 1, 0, RUNNING], dtype=np.int64)
+    return work, fs, ns
+
+
+def _run_bounded(obj, opts, fg, compiled, args, x, x0, f, g, lb, ub, boxed, maxfev, reused):
+    """:func:`run` with bounds: the L-BFGS-B loop (:func:`_lbfgsb_loop`)."""
+    loop, fns = _BLOOP.select(compiled, fg)
+    work, fs, ns = bounded_state(x, f, g, lb, ub, opts.maxcor)
+    maxiter, gtol = int(obj.maxiter), float(obj.gtol)
+    ftol, maxls = float(opts.ftol), int(opts.maxls)
+    c1, c2 = _c1(opts, True), float(opts.c2)
+
+    def advance(nsteps):
+        return loop(*fns, args, x, g, lb, ub, *work, fs, ns,
+                    nsteps, maxiter, maxfev, gtol, ftol, maxls, c1, c2, boxed)  # fmt: skip
+
+    def current():
+        return x, float(fs[0]), g, int(ns[0])
+
+    status, allvecs = drive(advance, current, obj, x0)
+    out = result(x, fs[0], g, status, ns[0], ns[1], ns[2], 0, allvecs, reused)
+    count = int(ns[3])
+    out["hess_inv"] = _hess_inv(work[6][:count], work[7][:count], x.shape[0])
+    return out

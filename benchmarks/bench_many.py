@@ -1,0 +1,112 @@
+"""L-BFGS-B bounds and ``minimize_many`` in asv (issue 15).
+
+* ``BoundedRosen10.time_*``: one bounded 10-D Rosenbrock solve, fastopt
+  ``lbfgs`` with an ``@njit`` objective and scipy's L-BFGS-B (NumPy ``rosen``).
+* ``DecayFits.time_*``: 2,000 fits of ``a exp(-b t) + c`` (50 points, gtol
+  1e-8, ``a, b >= 0``): ``minimize_many`` in one call, serial and on the
+  parallel driver (as many threads as numba has: 1 under asv's pinning),
+  and fastopt's own Python loop of ``minimize``.
+* ``DecayFits.track_*``: mean iterations and success rate (machine-independent).
+
+The compiled loops are built at import (asv's fork server imports the suite
+once); ``benchmarks/many_compare.py`` prints the ratios with scipy in one run.
+"""
+
+import os
+
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
+             "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS", "NUMBA_NUM_THREADS"):  # fmt: skip
+    os.environ[_var] = "1"
+
+import numba  # noqa: E402
+import numpy as np  # noqa: E402
+import scipy.optimize as so  # noqa: E402
+
+import fastopt  # noqa: E402
+
+
+@numba.njit
+def rosen_nd_fg(x):
+    """n-D Rosenbrock value and gradient."""
+    n = x.shape[0]
+    f = 0.0
+    g = np.zeros(n)
+    for i in range(n - 1):
+        t = x[i + 1] - x[i] * x[i]
+        f += 100.0 * t * t + (1.0 - x[i]) ** 2
+        g[i] += -400.0 * x[i] * t - 2.0 * (1.0 - x[i])
+        g[i + 1] += 200.0 * t
+    return f, g
+
+
+@numba.njit
+def decay_fg(p, y, t):
+    """Sum of squares of ``a exp(-b t) + c - y`` and its gradient."""
+    a, b, c = p[0], p[1], p[2]
+    e = np.exp(-b * t)
+    r = a * e + c - y
+    g = np.empty(3)
+    g[0] = 2.0 * np.sum(r * e)
+    g[1] = -2.0 * np.sum(r * a * t * e)
+    g[2] = 2.0 * np.sum(r)
+    return np.sum(r * r), g
+
+
+X0_10 = np.full(10, 3.0)
+BOUNDS_10 = [(-2.0, 2.0)] * 5 + [(1.5, 3.0)] * 5
+
+K = 2000
+T = np.linspace(0.0, 5.0, 50)
+_rng = np.random.default_rng(0)
+_P = np.column_stack([_rng.uniform(1, 3, K), _rng.uniform(0.3, 2, K), _rng.uniform(-0.5, 0.5, K)])
+Y = _P[:, :1] * np.exp(-_P[:, 1:2] * T) + _P[:, 2:] + 0.01 * _rng.standard_normal((K, T.size))
+X0 = np.tile([1.0, 1.0, 0.0], (K, 1))
+DECAY_BOUNDS = [(0.0, None), (0.0, None), (None, None)]
+OPTIONS = {"gtol": 1e-8}
+
+
+def _rosen10():
+    return fastopt.minimize(rosen_nd_fg, X0_10, jac=True, method="lbfgs", bounds=BOUNDS_10)
+
+
+def _many(parallel=False):
+    return fastopt.minimize_many(decay_fg, X0, args=(Y,), shared_args=(T,), bounds=DECAY_BOUNDS,
+                                 options=OPTIONS, parallel=parallel)  # fmt: skip
+
+
+_rosen10()
+_many(False)
+_many(True)
+
+
+class BoundedRosen10:
+    """Seconds per bounded 10-D Rosenbrock solve (compile time excluded)."""
+
+    def time_lbfgs_njit(self):
+        _rosen10()
+
+    def time_scipy_lbfgsb(self):
+        so.minimize(so.rosen, X0_10, jac=so.rosen_der, method="L-BFGS-B", bounds=BOUNDS_10)
+
+
+class DecayFits:
+    """Seconds for 2,000 three-parameter decay fits."""
+
+    timeout = 300
+
+    def time_minimize_many(self):
+        _many(False)
+
+    def time_minimize_many_parallel_driver(self):
+        _many(True)
+
+    def time_minimize_loop(self):
+        for k in range(K):
+            fastopt.minimize(decay_fg, X0[k], args=(Y[k], T), jac=True, method="lbfgs",
+                             bounds=DECAY_BOUNDS, options=OPTIONS)  # fmt: skip
+
+    def track_mean_nit(self):
+        return float(_many().nit.mean())
+
+    def track_success_rate(self):
+        return float(_many().success.mean())

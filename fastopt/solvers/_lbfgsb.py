@@ -1,0 +1,530 @@
+r"""The bound-constrained steps of L-BFGS-B (Byrd, Lu, Nocedal & Zhu 1995).
+
+Cached kernels that :func:`fastopt.solvers.lbfgs._lbfgsb_loop` calls once per
+iteration; the Python and compiled loops call the same machine code.  The
+limited-memory matrix is kept in its compact form (Byrd, Nocedal & Schnabel
+1994)
+
+.. math::
+
+    B = \theta I - W M W^T, \qquad W = [\,Y \;\; \theta S\,], \qquad
+    M^{-1} = K = \begin{bmatrix} -D & L^T \\ L & \theta S^T S \end{bmatrix},
+
+with the pairs as the rows of ``S``, ``Y`` (oldest first), :math:`D` the
+diagonal and :math:`L` the strictly lower triangle of :math:`S^T Y`
+(``SY[i, j]`` :math:`= s_i^T y_j`), and :math:`\theta = y^T y / s^T y` of the
+newest pair.  The :math:`2m \times 2m` systems are solved by blocks with
+two :math:`m \times m` Cholesky factors each, as L-BFGS-B's ``formt`` and
+``formk`` do (a factor that is not positive definite makes the loop drop its
+memory, as L-BFGS-B does).
+"""
+
+import math
+
+import numpy as np
+
+from .. import _jit
+
+_EPS = float(np.finfo(np.float64).eps)
+
+#: ``where`` codes at the generalized Cauchy point (L-BFGS-B's ``iwhere``):
+#: free, at the lower bound, at the upper bound, fixed (``lb == ub``)
+FREE, AT_LOWER, AT_UPPER, FIXED = 0, 1, 2, 3
+
+
+@_jit.kernel
+def proj_grad_norm(x, g, lb, ub):
+    r"""Inf-norm of the projected gradient, L-BFGS-B's ``projgr``.
+
+    Component :math:`i` is :math:`x_i - P(x_i - g_i)`, P the projection on
+    :math:`[l_i, u_i]`: zero for a variable on a bound whose gradient points
+    out of the box.  NaN if ``g`` holds a NaN.
+    """
+    out = 0.0
+    for i in range(x.shape[0]):
+        gi = g[i]
+        if gi < 0.0:
+            gi = max(x[i] - ub[i], gi)
+        else:
+            gi = min(x[i] - lb[i], gi)
+        v = abs(gi)
+        if not v <= out:
+            out = v
+            if math.isnan(v):
+                break
+    return out
+
+
+@_jit.kernel
+def chol_factor(a, r0, k):
+    """Cholesky ``L L'`` of ``a[r0:r0+k, r0:r0+k]`` in place (lower); False if not pd."""
+    for j in range(k):
+        s = a[r0 + j, r0 + j]
+        for t in range(j):
+            s -= a[r0 + j, r0 + t] * a[r0 + j, r0 + t]
+        if not (s > 0.0 and math.isfinite(s)):
+            return False
+        d = math.sqrt(s)
+        a[r0 + j, r0 + j] = d
+        for i in range(j + 1, k):
+            s = a[r0 + i, r0 + j]
+            for t in range(j):
+                s -= a[r0 + i, r0 + t] * a[r0 + j, r0 + t]
+            a[r0 + i, r0 + j] = s / d
+    return True
+
+
+@_jit.kernel
+def chol_solve(a, r0, k, out, o0):
+    """``out[o0:o0+k] = (L L')^{-1} out[o0:o0+k]`` from :func:`chol_factor`'s factor."""
+    for i in range(k):
+        s = out[o0 + i]
+        for t in range(i):
+            s -= a[r0 + i, r0 + t] * out[o0 + t]
+        out[o0 + i] = s / a[r0 + i, r0 + i]
+    for i in range(k - 1, -1, -1):
+        s = out[o0 + i]
+        for t in range(i + 1, k):
+            s -= a[r0 + t, r0 + i] * out[o0 + t]
+        out[o0 + i] = s / a[r0 + i, r0 + i]
+
+
+@_jit.kernel
+def form_middle(SY, SS, col, theta, K, piv):
+    r"""Factor the middle matrix :math:`K = M^{-1}` (L-BFGS-B's ``formt``).
+
+    :math:`K` is quasi-definite; its Schur complement
+    :math:`T = \theta S^T S + L D^{-1} L^T` is positive definite, and its
+    Cholesky factor (in ``K[:col, :col]``) is all :func:`mid_solve` needs.
+    ``piv`` is unused (kept for the loop's signature).  False if ``T`` is not
+    numerically positive definite.
+    """
+    for i in range(col):
+        for j in range(i + 1):
+            t = theta * SS[i, j]
+            for q in range(j):  # (L D^-1 L')_ij, L_iq = SY[i, q] for q < i
+                t += SY[i, q] * SY[j, q] / SY[q, q]
+            K[i, j] = t
+    return chol_factor(K, 0, col)
+
+
+@_jit.kernel
+def mid_solve(SY, col, K, piv, v, out):
+    r"""``out = M v`` (solve :math:`K\,out = v`) by blocks, with :func:`form_middle`'s factor.
+
+    With :math:`K = [[-D, L^T], [L, \theta S^T S]]`:
+    :math:`b = T^{-1}(v_2 + L D^{-1} v_1)`, :math:`a = D^{-1}(L^T b - v_1)`.
+    """
+    for i in range(col):
+        w = v[col + i]
+        for j in range(i):
+            w += SY[i, j] * v[j] / SY[j, j]
+        out[col + i] = w
+    chol_solve(K, 0, col, out, col)
+    for i in range(col):
+        w = -v[i]
+        for j in range(i + 1, col):
+            w += SY[j, i] * out[col + j]
+        out[i] = w / SY[i, i]
+
+
+@_jit.kernel
+def add_pair(S, Y, SY, SS, col, s, y):
+    """Append the pair ``(s, y)`` (dropping the oldest when full); returns the new count.
+
+    Keeps ``SY[i, j] = s_i . y_j`` and ``SS[i, j] = s_i . s_j`` current in
+    :math:`O(mn)`.
+    """
+    m = S.shape[0]
+    n = S.shape[1]
+    if col == m:
+        for i in range(m - 1):
+            for t in range(n):
+                S[i, t] = S[i + 1, t]
+                Y[i, t] = Y[i + 1, t]
+            for j in range(m - 1):
+                SY[i, j] = SY[i + 1, j + 1]
+                SS[i, j] = SS[i + 1, j + 1]
+        col = m - 1
+    for t in range(n):
+        S[col, t] = s[t]
+        Y[col, t] = y[t]
+    for i in range(col + 1):
+        sy_i = 0.0  # s_i . y_new
+        sy_n = 0.0  # s_new . y_i
+        ss = 0.0
+        for t in range(n):
+            sy_i += S[i, t] * y[t]
+            sy_n += s[t] * Y[i, t]
+            ss += S[i, t] * s[t]
+        SY[i, col] = sy_i
+        SY[col, i] = sy_n
+        SS[i, col] = ss
+        SS[col, i] = ss
+    return col + 1
+
+
+@_jit.kernel
+def cauchy_point(x, g, lb, ub, S, Y, SY, col, theta, K, piv, xcp, c, p, v, wbp, dv, tb, ib, where):
+    r"""The generalized Cauchy point along the projected steepest-descent path.
+
+    Byrd et al. (1995), Algorithm CP (L-BFGS-B's ``cauchy``): the piecewise
+    quadratic :math:`m(x(t))`, :math:`x(t) = P(x - t g)`, is searched from
+    :math:`t = 0` over its breakpoints in increasing order, updating
+    :math:`f' = g^T d + \ldots` and :math:`f''` in :math:`O(m)` per
+    breakpoint through the compact form, until the first local minimizer.
+    Writes the point to ``xcp``, :math:`c = W^T(x^c - x)` to ``c`` and each
+    variable's state there to ``where`` (:data:`FREE`, :data:`AT_LOWER`,
+    :data:`AT_UPPER`, :data:`FIXED`).  ``p, v, wbp`` (``2m``), ``dv, tb``
+    (``n``) and ``ib`` (``n``, integer) are work arrays.  Returns False when
+    a factor fails (a non-finite product).
+    """
+    n = x.shape[0]
+    col2 = 2 * col
+    for j in range(col2):
+        p[j] = 0.0
+        c[j] = 0.0
+    f1 = 0.0
+    nbreak = 0
+    bounded = True
+    moving = False
+    for i in range(n):
+        neg = -g[i]
+        if lb[i] == ub[i]:
+            w = FIXED
+        else:
+            w = FREE
+            if x[i] <= lb[i]:
+                if neg <= 0.0:
+                    w = AT_LOWER
+            elif x[i] >= ub[i]:
+                if neg >= 0.0:
+                    w = AT_UPPER
+        where[i] = w
+        if w != FREE or neg == 0.0:
+            dv[i] = 0.0
+            continue
+        moving = True
+        dv[i] = neg
+        f1 -= neg * neg
+        for j in range(col):
+            p[j] += Y[j, i] * neg
+            p[col + j] += S[j, i] * neg
+        if neg < 0.0 and lb[i] > -math.inf:
+            tb[nbreak] = (x[i] - lb[i]) / (-neg)
+            ib[nbreak] = i
+            nbreak += 1
+        elif neg > 0.0 and ub[i] < math.inf:
+            tb[nbreak] = (ub[i] - x[i]) / neg
+            ib[nbreak] = i
+            nbreak += 1
+        else:
+            bounded = False
+    for j in range(col):
+        p[col + j] *= theta
+    for i in range(n):
+        xcp[i] = x[i]
+    if not moving:
+        return True
+    f2 = -theta * f1
+    f2_org = f2
+    if col > 0:
+        mid_solve(SY, col, K, piv, p, v)
+        vp = 0.0
+        for j in range(col2):
+            vp += v[j] * p[j]
+        f2 -= vp
+    dtm = -f1 / f2
+    tsum = 0.0
+    all_fixed = False
+    if nbreak > 0:
+        order = np.argsort(tb[:nbreak])
+        tj = 0.0
+        k = 0
+        while k < nbreak:
+            tj0 = tj
+            b = ib[order[k]]
+            tj = tb[order[k]]
+            dt = tj - tj0
+            if dtm < dt:
+                break
+            # pass the breakpoint: variable b stops at its bound
+            tsum += dt
+            k += 1
+            dib = dv[b]
+            dv[b] = 0.0
+            if dib > 0.0:
+                zib = ub[b] - x[b]
+                xcp[b] = ub[b]
+                where[b] = AT_UPPER
+            else:
+                zib = lb[b] - x[b]
+                xcp[b] = lb[b]
+                where[b] = AT_LOWER
+            if k == nbreak and nbreak == n:
+                # every variable is at a bound: that is the point
+                dtm = dt
+                all_fixed = True
+                break
+            dib2 = dib * dib
+            f1 = f1 + dt * f2 + dib2 - theta * dib * zib
+            f2 = f2 - theta * dib2
+            if col > 0:
+                for j in range(col2):
+                    c[j] += dt * p[j]
+                for j in range(col):
+                    wbp[j] = Y[j, b]
+                    wbp[col + j] = theta * S[j, b]
+                mid_solve(SY, col, K, piv, wbp, v)
+                wmc = 0.0
+                wmp = 0.0
+                wmw = 0.0
+                for j in range(col2):
+                    wmc += c[j] * v[j]
+                    wmp += p[j] * v[j]
+                    wmw += wbp[j] * v[j]
+                for j in range(col2):
+                    p[j] -= dib * wbp[j]
+                f1 += dib * wmc
+                f2 += 2.0 * dib * wmp - dib2 * wmw
+            f2 = max(_EPS * f2_org, f2)
+            if k < nbreak:
+                dtm = -f1 / f2
+            elif bounded:
+                dtm = 0.0
+            else:
+                dtm = -f1 / f2
+    if not all_fixed:
+        if not dtm > 0.0:
+            dtm = 0.0
+        tsum += dtm
+        for i in range(n):
+            xcp[i] += tsum * dv[i]
+    for j in range(col2):
+        c[j] += dtm * p[j]
+    return math.isfinite(f1) and math.isfinite(f2)
+
+
+@_jit.kernel
+def subspace_point(x, g, lb, ub, S, Y, SY, SS, col, theta, K, piv, Kz, pivz,
+                   xcp, c, where, du, v, wv, z, idx):  # fmt: skip
+    r"""Minimize the model over the variables free at the Cauchy point; write ``z``.
+
+    Byrd et al. (1995) section 5.1 (direct primal method, L-BFGS-B's
+    ``cmprlb`` and ``subsm``): with :math:`Z` the free variables, the reduced
+    gradient :math:`r = -Z^T(g + \theta(x^c - x) - W M c)` and the reduced
+    matrix :math:`\hat B = \theta I - W_Z M W_Z^T`, the Newton step is
+    :math:`\hat d = \hat B^{-1} r`, by Sherman-Morrison-Woodbury
+
+    .. math::
+
+        \hat B^{-1} = \frac1\theta I + \frac1{\theta^2} W_Z
+        \left(K - \tfrac1\theta W_Z^T W_Z\right)^{-1} W_Z^T.
+
+    Morales & Nocedal (2011): the point :math:`x^c + \hat d` is projected
+    on the box; if the projection is not a descent direction from ``x``,
+    L-BFGS-B 2.1's step is taken instead (the longest feasible fraction of
+    :math:`\hat d`, the variable that limits it set to its bound).
+    ``idx`` (``n`` integers) is a work array (the free variables' indices).
+    Returns False when a factor fails.
+    """
+    n = x.shape[0]
+    col2 = 2 * col
+    for i in range(n):
+        z[i] = xcp[i]
+    nfree = 0
+    for i in range(n):
+        if where[i] == FREE:
+            idx[nfree] = i
+            nfree += 1
+    if nfree == 0 or col == 0:
+        return True
+    mid_solve(SY, col, K, piv, c, v)  # v = M c
+    for i in range(n):
+        if where[i] != FREE:
+            continue
+        r = -theta * (xcp[i] - x[i]) - g[i]
+        for j in range(col):
+            r += Y[j, i] * v[j] + theta * S[j, i] * v[col + j]
+        du[i] = r
+    # wv = W_Z' r and Kz = K - W_Z' W_Z / theta
+    for j in range(col2):
+        wv[j] = 0.0
+    for a in range(col):
+        ya = 0.0
+        sa = 0.0
+        for q in range(nfree):
+            i = idx[q]
+            ya += Y[a, i] * du[i]
+            sa += S[a, i] * du[i]
+        wv[a] = ya
+        wv[col + a] = theta * sa
+        # Kz = [[-P, Q'], [Q, R]]: P = D + Y_Z'Y_Z / theta, Q = L - S_Z'Y_Z,
+        # R = theta S_A'S_A (L-BFGS-B's formk), stored as P, Q (full) and the
+        # lower triangles of P and R (all the Cholesky factors read)
+        for b in range(a + 1):
+            yy = 0.0
+            sy = 0.0
+            ys = 0.0
+            ss = 0.0
+            for q in range(nfree):
+                i = idx[q]
+                yy += Y[a, i] * Y[b, i]
+                sy += S[a, i] * Y[b, i]
+                ys += Y[a, i] * S[b, i]
+                ss += S[a, i] * S[b, i]
+            Kz[a, b] = (SY[a, a] if a == b else 0.0) + yy / theta
+            Kz[col + a, b] = (SY[a, b] if a > b else 0.0) - sy
+            Kz[col + b, a] = -ys  # (L)[b, a] = 0 for b <= a
+            Kz[col + a, col + b] = theta * (SS[a, b] - ss)
+    # Block solve of Kz v = wv: P = Lp Lp', E = R + Q P^-1 Q' = Le Le' (both
+    # positive definite), b = E^-1 (v2 + Q P^-1 v1), a = P^-1 (Q' b - v1).
+    if not chol_factor(Kz, 0, col):
+        return False
+    # Q P^-1 Q' = W'W with W = Lp^-1 Q' (all columns at once, in Kz's unused
+    # upper-right block: the inner loops run along rows, and vectorise)
+    for i in range(col):
+        for j in range(col):
+            Kz[i, col + j] = Kz[col + j, i]
+        for t in range(i):
+            lit = Kz[i, t]
+            for j in range(col):
+                Kz[i, col + j] -= lit * Kz[t, col + j]
+        inv = 1.0 / Kz[i, i]
+        for j in range(col):
+            Kz[i, col + j] *= inv
+    for t in range(col):
+        for i in range(col):
+            wti = Kz[t, col + i]
+            for j in range(i + 1):
+                Kz[col + i, col + j] += wti * Kz[t, col + j]
+    if not chol_factor(Kz, col, col):
+        return False
+    for t in range(col):
+        v[t] = wv[t]
+    chol_solve(Kz, 0, col, v, 0)
+    for i in range(col):
+        w = wv[col + i]
+        for t in range(col):
+            w += Kz[col + i, t] * v[t]
+        v[col + i] = w
+    chol_solve(Kz, col, col, v, col)
+    for i in range(col):
+        w = -wv[i]
+        for t in range(col):
+            w += Kz[col + t, i] * v[col + t]
+        v[i] = w
+    chol_solve(Kz, 0, col, v, 0)
+    inv = 1.0 / theta
+    for i in range(n):
+        if where[i] != FREE:
+            continue
+        w = 0.0
+        for j in range(col):
+            w += Y[j, i] * v[j] + theta * S[j, i] * v[col + j]
+        du[i] = inv * du[i] + inv * inv * w
+    # Morales & Nocedal: project x^c + d on the box
+    hit = False
+    for i in range(n):
+        if where[i] != FREE:
+            continue
+        zi = xcp[i] + du[i]
+        if zi <= lb[i]:
+            zi = lb[i]
+            hit = True
+        elif zi >= ub[i]:
+            zi = ub[i]
+            hit = True
+        z[i] = zi
+    if not hit:
+        return True
+    ddp = 0.0
+    for i in range(n):
+        ddp += (z[i] - x[i]) * g[i]
+    if not ddp > 0.0:
+        return True
+    # not a descent direction: the longest feasible step along d from x^c
+    for i in range(n):
+        z[i] = xcp[i]
+    alpha = 1.0
+    ibd = -1
+    for i in range(n):
+        if where[i] != FREE:
+            continue
+        di = du[i]
+        t1 = alpha
+        if di < 0.0 and lb[i] > -math.inf:
+            t2 = lb[i] - z[i]
+            if t2 >= 0.0:
+                t1 = 0.0
+            elif di * alpha < t2:
+                t1 = t2 / di
+        elif di > 0.0 and ub[i] < math.inf:
+            t2 = ub[i] - z[i]
+            if t2 <= 0.0:
+                t1 = 0.0
+            elif di * alpha > t2:
+                t1 = t2 / di
+        if t1 < alpha:
+            alpha = t1
+            ibd = i
+    if alpha < 1.0 and ibd >= 0:
+        if du[ibd] > 0.0:
+            z[ibd] = ub[ibd]
+        else:
+            z[ibd] = lb[ibd]
+        du[ibd] = 0.0
+    for i in range(n):
+        if where[i] == FREE:
+            z[i] += alpha * du[i]
+    return True
+
+
+@_jit.kernel
+def max_feasible_step(x, d, lb, ub, big):
+    """The largest ``t <= big`` with ``x + t d`` in the box (L-BFGS-B's ``lnsrlb``)."""
+    stpmx = big
+    for i in range(x.shape[0]):
+        di = d[i]
+        if di < 0.0 and lb[i] > -math.inf:
+            a2 = lb[i] - x[i]
+            if a2 >= 0.0:
+                stpmx = 0.0
+            elif di * stpmx < a2:
+                stpmx = a2 / di
+        elif di > 0.0 and ub[i] < math.inf:
+            a2 = ub[i] - x[i]
+            if a2 <= 0.0:
+                stpmx = 0.0
+            elif di * stpmx > a2:
+                stpmx = a2 / di
+    return stpmx
+
+
+@_jit.kernel
+def clip_into(x, lb, ub):
+    """``x`` clipped to ``[lb, ub]`` in place (a trial step's rounding can cross a bound)."""
+    for i in range(x.shape[0]):
+        if x[i] < lb[i]:
+            x[i] = lb[i]
+        elif x[i] > ub[i]:
+            x[i] = ub[i]
+
+
+@_jit.kernel
+def bounds_kind(lb, ub):
+    """-1: a NaN or ``lb > ub``; 0: no finite bound; 1: some; 2: every side finite."""
+    any_finite = False
+    all_finite = True
+    for i in range(lb.shape[0]):
+        lo = lb[i]
+        hi = ub[i]
+        if math.isnan(lo) or math.isnan(hi) or lo > hi:
+            return -1
+        a = math.isfinite(lo)
+        b = math.isfinite(hi)
+        any_finite = any_finite or a or b
+        all_finite = all_finite and a and b
+    if all_finite:
+        return 2
+    return 1 if any_finite else 0
