@@ -731,6 +731,32 @@ def test_adahessian_divergence_returns_best_iterate(compiled):
     assert out["fun"] == 0.5 * 0.0625**2 and out["jac"][0] == 0.0625
 
 
+def _lsq_wrong_diagonal(x, a, b):
+    """The exact Gauss-Newton diagonal of lsq_fun, but 1e-12 where |x_i| < 0.1 (at x0 = 0)."""
+    exact = np.sum(a * a, axis=0) / a.shape[0]
+    return np.where(np.abs(x) < 0.1, 1e-12, exact)
+
+
+@pytest.mark.parametrize("compiled", [False, True])
+def test_adahessian_minibatch_divergence_is_a_failure(compiled):
+    # Issue 11: the divergence guard ran in full-data mode only; a minibatch
+    # run thrown to f ~ 1e20 by a near-zero curvature at x0 (then back to
+    # the exact one: a finite crawl down) finished its epochs with status
+    # EPOCHS (success).  Now DIVERGED, at the iterate with the lowest batch
+    # loss (x0), with the full-data fun and jac there.
+    diag = numba.njit(_lsq_wrong_diagonal) if compiled else _lsq_wrong_diagonal
+    obj = _lsq_problem(hessp=None, batch_size=50, epochs=5, seed=0, compiled=compiled,
+                       return_all=True)  # fmt: skip
+    out = adahessian.run(obj, adahessian.Options(learning_rate=0.5, b1=0.0, b2=0.0, eps=0.0,
+                                                 diagonal=diag))  # fmt: skip
+    assert out["status"] == _status.DIVERGED and out["status"] not in _status.SUCCESSFUL
+    assert out["nit"] == 1  # the blow-up shows in the second batch's loss
+    np.testing.assert_array_equal(out["x"], np.zeros(5))
+    assert out["fun"] == lsq_fun(out["x"], LSQ_A, LSQ_B)
+    np.testing.assert_array_equal(out["jac"], lsq_grad(out["x"], LSQ_A, LSQ_B))
+    assert lsq_fun(out["allvecs"][-1], LSQ_A, LSQ_B) > 1e10
+
+
 @pytest.mark.parametrize("compiled", [False, True])
 def test_adahessian_exact_diagonal_matches_numpy(compiled):
     # diagonal= replaces the Hutchinson estimate; with the exact diag(A) of a
@@ -879,6 +905,44 @@ def test_adahessian_minibatch_least_squares(product):
     assert out["nit"] == 40 * 10
     np.testing.assert_allclose(out["x"], LSQ_X, atol=0.02)
     assert out["fun"] < 1.01 * LSQ_FSTAR
+
+
+@pytest.mark.parametrize("compiled", [False, True])
+def test_first_order_minibatch_divergence_is_a_failure(compiled):
+    # Issue 11: SGD with a learning rate past 2 / lambda_max grows the
+    # iterates by ~2.5x per update; after 5 epochs f is ~1e16, finite, and
+    # the run reported EPOCHS (success=True).  The full-data f at the end
+    # decides: DIVERGED, x = x0 (the better full-data point), exact counts.
+    from fastopt.drivers.driver import MINIBATCH_DIVERGENCE, minibatch_diverged
+
+    calls = [0]
+
+    def fg(x, a, b):
+        calls[0] += 1
+        return lsq_fg(x, a, b)
+
+    x0 = np.full(5, 0.1)
+    f0 = lsq_fun(x0, LSQ_A, LSQ_B)
+    opts = {"batch_size": 50, "epochs": 5, "seed": 0}
+    fun = lsq_fg if compiled else fg
+    res = fastopt.minimize(fun, x0, args=(LSQ_A, LSQ_B), jac=True, method="sgd",
+                           options={**opts, "learning_rate": 2.5})  # fmt: skip
+    assert res.status == _status.DIVERGED and not res.success
+    np.testing.assert_array_equal(res.x, x0)
+    assert res.fun == f0
+    np.testing.assert_array_equal(res.jac, lsq_grad(x0, LSQ_A, LSQ_B))
+    if not compiled:
+        assert res.nfev == calls[0] == 5 * 4 + 2  # batches, the check at x0, the end
+    # a learning rate that converges is still a success
+    ok = fastopt.minimize(fun, x0, args=(LSQ_A, LSQ_B), jac=True, method="sgd",
+                          options={**opts, "learning_rate": 0.1})  # fmt: skip
+    assert ok.status == _status.EPOCHS and ok.success and ok.fun < f0
+    # the rule
+    assert minibatch_diverged(math.inf, 1.0) and minibatch_diverged(math.nan, 1.0)
+    assert not minibatch_diverged(1.0 + 0.5 * MINIBATCH_DIVERGENCE, 1.0)
+    assert minibatch_diverged(1.0 + 2.0 * MINIBATCH_DIVERGENCE, 1.0)
+    assert not minibatch_diverged(0.5 * MINIBATCH_DIVERGENCE, 2.0**-10)  # scale floor 1
+    assert not minibatch_diverged(-1e6 + 0.5e9, -1e6)  # scale |f0|
 
 
 # --------------------------------------------------------------------------
