@@ -1147,6 +1147,37 @@ def test_jac_true_evaluates_no_point_twice_in_a_row(mod, compiled):
     assert out["nfev"] == log[0] and out["njev"] <= out["nfev"]
 
 
+def test_ctrl_c_stops_a_compiled_run():
+    # Issue 11: drive() ran the whole compiled run in one nopython call, where
+    # a KeyboardInterrupt cannot be raised: Ctrl-C waited for the run's end
+    # (these runs take 4 s to minutes).  Chunks of ~0.1 s return to Python.
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    script = Path(__file__).with_name("ctrl_c_child.py")
+    methods = ["scg", "hessian-free", "adahessian"]
+    proc = subprocess.Popen([sys.executable, str(script), *methods], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=os.environ.copy())  # fmt: skip
+    try:
+        for method in methods:
+            line = proc.stdout.readline()
+            assert line.strip() == "ready", (line, proc.stderr.read() if not line else "")
+            time.sleep(0.5)  # well inside the run
+            sent = time.time()
+            proc.send_signal(signal.SIGINT)
+            line = proc.stdout.readline().split()
+            assert line and line[0] == "interrupted", (method, line)
+            assert float(line[1]) - sent < 1.5, (method, float(line[1]) - sent)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        proc.kill()
+        proc.wait()
+
+
 # --------------------------------------------------------------------------
 # Non-finite values, shapes, callbacks
 
