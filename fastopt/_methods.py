@@ -38,6 +38,22 @@ class Method:
     run: Callable  # (Objective, opts) -> dict
     default_maxiter: int
     uses_hessp: bool = False
+    #: whether the method has a minibatch mode (``batch_size``/``epochs``)
+    minibatch: bool = True
+
+    def check_minibatch(self):
+        """Raise ValueError when ``batch_size``/``epochs`` go to a full-batch method.
+
+        Such a method would ignore the batches (issue 11: it ran on the full
+        data with ``maxiter = 2**63``).
+        """
+        if not self.minibatch:
+            takes = ", ".join(m for m, e in _REGISTRY.items() if e.kind != "first-order"
+                              and e.minibatch)  # fmt: skip
+            raise ValueError(
+                f"method '{self.name}' is a full-batch method and takes no batch_size or "
+                f"epochs; minibatch methods: the first-order rules (e.g. 'adam') and {takes}"
+            )
 
 
 def _first_order_entry(name):
@@ -62,7 +78,8 @@ def _solver_entry(name, module):
         return o, unknown
 
     return Method(name, "second-order", options, module.run, default_maxiter=1000,
-                  uses_hessp=getattr(module, "USES_HESSP", True))  # fmt: skip
+                  uses_hessp=getattr(module, "USES_HESSP", True),
+                  minibatch=getattr(module, "MINIBATCH", False))  # fmt: skip
 
 
 def _build_registry():

@@ -291,6 +291,7 @@ def minimize(fun, x0, args=(), method="adam", jac=None, hess=None, hessp=None,
     batch_size = common["batch_size"]
     epochs = common["epochs"]
     if batch_size is not None:
+        entry.check_minibatch()
         if not (isinstance(batch_size, int | np.integer) and batch_size >= 1):
             raise ValueError(f"Invalid batch_size value: {batch_size!r} (need an integer >= 1)")
         epochs = 1 if epochs is None else epochs

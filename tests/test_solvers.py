@@ -7,6 +7,7 @@ compiled path compiles each solver loop once per function, shared by every
 test that uses it (numba compile time dominates this file's runtime).
 """
 
+import functools
 import math
 
 import numba
@@ -943,6 +944,27 @@ def test_first_order_minibatch_divergence_is_a_failure(compiled):
     assert minibatch_diverged(1.0 + 2.0 * MINIBATCH_DIVERGENCE, 1.0)
     assert not minibatch_diverged(0.5 * MINIBATCH_DIVERGENCE, 2.0**-10)  # scale floor 1
     assert not minibatch_diverged(-1e6 + 0.5e9, -1e6)  # scale |f0|
+
+
+@pytest.mark.parametrize("method", ["scg", "lbfgs", "hessian-free", "adahessian", "adam"])
+@pytest.mark.parametrize("options", [{"batch_size": 20}, {"batch_size": 20, "epochs": 2}])
+def test_full_batch_methods_reject_minibatch_options(method, options):
+    # Issue 11: scg and lbfgs ignored batch_size and ran on the full data
+    # with maxiter = 2**63.  The registry says which methods have batches.
+    from fastopt._methods import get_method
+
+    entry = get_method(method)
+    assert entry.minibatch == (method not in ("scg", "lbfgs"))
+    run = functools.partial(fastopt.minimize, lsq_fg, np.zeros(5), args=(LSQ_A, LSQ_B), jac=True,
+                            method=method, options={**options, "maxiter": 3})  # fmt: skip
+    if entry.minibatch:
+        assert run().nit <= 3
+    else:
+        with pytest.raises(ValueError, match=f"method '{method}' is a full-batch method"):
+            run()
+    if method == "scg":  # the solver itself too, when driven directly
+        with pytest.raises(ValueError, match="'scg' is a full-batch method"):
+            scg.run(_lsq_problem(batch_size=20), scg.Options())
 
 
 # --------------------------------------------------------------------------

@@ -41,6 +41,13 @@ def reject_bounds(obj, method):
         raise ValueError(f"method '{method}' does not support bounds")
 
 
+def reject_batches(obj, method):
+    """Raise ValueError when minibatch options were given to a full-batch method."""
+    if obj.batch_size is not None or obj.epochs is not None:
+        raise ValueError(f"method '{method}' is a full-batch method and takes no batch_size "
+                         "or epochs")  # fmt: skip
+
+
 def start_point(obj):
     """A float64 copy of ``obj.x0`` (the solvers compute in float64)."""
     return np.array(obj.x0, dtype=np.float64)

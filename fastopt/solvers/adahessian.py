@@ -62,6 +62,9 @@ from ._vectors import all_finite, copy_into, dot, fd_quotient, inf_norm, lincomb
 
 ALIASES = ()
 
+#: ``batch_size``/``epochs`` apply: one update per minibatch (read by the registry)
+MINIBATCH = True
+
 ESTIMATORS = ("hutchinson", "equilibration")
 
 #: separates the probe-vector stream from the minibatch stream of the same seed

@@ -49,6 +49,10 @@ from ._vectors import all_finite, copy_into, dot, inf_norm, lincomb, scale
 
 ALIASES = ("hf",)
 
+#: ``batch_size``/``epochs`` apply: curvature (and gradient) batches, Martens 2010
+#: (read by the registry)
+MINIBATCH = True
+
 PRECONDITIONERS = ("gradient", "none")
 REDUCTIONS = ("mean", "sum")
 
