@@ -26,12 +26,14 @@ ALL_STEPS = 2**62
 #: Without a callback a run goes to Python between chunks of iterations, so
 #: that Ctrl-C (a KeyboardInterrupt, raised once the interpreter runs again:
 #: never inside nopython code) stops a compiled run within about
-#: CHUNK_SECONDS.  The first chunk has FIRST_CHUNK iterations (a short run,
-#: 2-D Rosenbrock: 23-61, takes one or two calls); each next one is sized
-#: from the last one's time to take about CHUNK_SECONDS, growing at most
-#: CHUNK_GROWTH-fold.  One call into a compiled loop costs about 3 us.
+#: CHUNK_SECONDS.  The first chunk has FIRST_CHUNK iterations, so a short
+#: run (2-D Rosenbrock: 23-61 iterations) is still one call: one more call
+#: into a compiled loop costs about 3 us, 10% of SCG's 27 us solve.  A solver
+#: whose single iteration can be long (Hessian-free: up to 250 products) asks
+#: for a first chunk of 1.  Each next chunk is sized from the last one's time
+#: to take about CHUNK_SECONDS, growing at most CHUNK_GROWTH-fold.
 CHUNK_SECONDS = 0.1
-FIRST_CHUNK = 16
+FIRST_CHUNK = 64
 CHUNK_GROWTH = 8
 
 
@@ -84,7 +86,7 @@ def nonfinite_fg(f, g):
     return 0
 
 
-def drive(advance, current, obj, x0):
+def drive(advance, current, obj, x0, first_chunk=FIRST_CHUNK):
     """Run a chunked loop: in chunks of about 0.1 s, or one iteration at a time.
 
     Chunks let Ctrl-C stop a compiled run (:func:`advance_in_chunks`); a
@@ -101,6 +103,8 @@ def drive(advance, current, obj, x0):
         Supplies ``callback`` and ``return_all``.
     x0 : ndarray
         The start, first entry of ``allvecs``.
+    first_chunk : int
+        Iterations in the first chunk (see :data:`FIRST_CHUNK`).
 
     Returns
     -------
@@ -108,7 +112,7 @@ def drive(advance, current, obj, x0):
     allvecs : list of ndarray or None
     """
     if obj.callback is None and not obj.return_all:
-        return advance_in_chunks(advance), None
+        return advance_in_chunks(advance, first_chunk), None
     allvecs = [x0.copy()] if obj.return_all else None
     while True:
         status = interruptible(advance, 1)
@@ -142,7 +146,7 @@ def interruptible(advance, nsteps):
         raise
 
 
-def advance_in_chunks(advance):
+def advance_in_chunks(advance, first_chunk=FIRST_CHUNK):
     """Run ``advance`` to its end in chunks of about :data:`CHUNK_SECONDS`.
 
     The loops keep their whole state in the arrays they update, and a
@@ -151,7 +155,7 @@ def advance_in_chunks(advance):
     raise KeyboardInterrupt: the run then ends with that exception, as a
     Python loop would, and no partial result is returned.
     """
-    nsteps = FIRST_CHUNK
+    nsteps = first_chunk
     while True:
         start = time.perf_counter()
         status = interruptible(advance, nsteps)

@@ -815,7 +815,9 @@ def run(obj, opts):
     def current():
         return state[0], float(fs[0]), state[1], int(ns[0])
 
-    status, allvecs = drive(advance, current, obj, x0)
+    # one outer iteration can take up to cg_maxiter products: a first chunk
+    # of one keeps Ctrl-C prompt (one more call, ~3 us, on a short run)
+    status, allvecs = drive(advance, current, obj, x0, first_chunk=1)
     x, f, g = state[0], float(fs[0]), state[1]
     nfev, njev = int(ns[1]), int(ns[2])
     if gbatch:
