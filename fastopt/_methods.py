@@ -40,6 +40,22 @@ class Method:
     uses_hessp: bool = False
     #: the options ``minimize(tol=...)`` sets, as scipy does for the method
     tol_options: tuple = ("gtol",)
+    #: whether the method has a minibatch mode (``batch_size``/``epochs``)
+    minibatch: bool = True
+
+    def check_minibatch(self):
+        """Raise ValueError when ``batch_size``/``epochs`` go to a full-batch method.
+
+        Such a method would ignore the batches (issue 11: it ran on the full
+        data with ``maxiter = 2**63``).
+        """
+        if not self.minibatch:
+            takes = ", ".join(m for m, e in _REGISTRY.items() if e.kind != "first-order"
+                              and e.minibatch)  # fmt: skip
+            raise ValueError(
+                f"method '{self.name}' is a full-batch method and takes no batch_size or "
+                f"epochs; minibatch methods: the first-order rules (e.g. 'adam') and {takes}"
+            )
 
 
 #: built optimizers by (method, options): constructing one costs more than a
@@ -98,6 +114,7 @@ def _solver_entry(name, module):
         default_maxiter=getattr(module, "DEFAULT_MAXITER", 1000),
         uses_hessp=getattr(module, "USES_HESSP", True),
         tol_options=getattr(module, "TOL_OPTIONS", ("gtol",)),
+        minibatch=getattr(module, "MINIBATCH", False),
     )  # fmt: skip
 
 

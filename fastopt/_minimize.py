@@ -198,6 +198,7 @@ def minimize(fun, x0, args=(), method=None, jac=None, hess=None, hessp=None,
     batch_size = common["batch_size"]
     epochs = common["epochs"]
     if batch_size is not None:
+        entry.check_minibatch()
         batch_size = as_count(batch_size, "batch_size", minimum=1)
         epochs = 1 if epochs is None else as_count(epochs, "epochs", minimum=1)
         if common["maxiter"] is None:

@@ -7,6 +7,7 @@ compiled path compiles each solver loop once per function, shared by every
 test that uses it (numba compile time dominates this file's runtime).
 """
 
+import functools
 import math
 
 import numba
@@ -731,6 +732,32 @@ def test_adahessian_divergence_returns_best_iterate(compiled):
     assert out["fun"] == 0.5 * 0.0625**2 and out["jac"][0] == 0.0625
 
 
+def _lsq_wrong_diagonal(x, a, b):
+    """The exact Gauss-Newton diagonal of lsq_fun, but 1e-12 where |x_i| < 0.1 (at x0 = 0)."""
+    exact = np.sum(a * a, axis=0) / a.shape[0]
+    return np.where(np.abs(x) < 0.1, 1e-12, exact)
+
+
+@pytest.mark.parametrize("compiled", [False, True])
+def test_adahessian_minibatch_divergence_is_a_failure(compiled):
+    # Issue 11: the divergence guard ran in full-data mode only; a minibatch
+    # run thrown to f ~ 1e20 by a near-zero curvature at x0 (then back to
+    # the exact one: a finite crawl down) finished its epochs with status
+    # EPOCHS (success).  Now DIVERGED, at the iterate with the lowest batch
+    # loss (x0), with the full-data fun and jac there.
+    diag = numba.njit(_lsq_wrong_diagonal) if compiled else _lsq_wrong_diagonal
+    obj = _lsq_problem(hessp=None, batch_size=50, epochs=5, seed=0, compiled=compiled,
+                       return_all=True)  # fmt: skip
+    out = adahessian.run(obj, adahessian.Options(learning_rate=0.5, b1=0.0, b2=0.0, eps=0.0,
+                                                 diagonal=diag))  # fmt: skip
+    assert out["status"] == _status.DIVERGED and out["status"] not in _status.SUCCESSFUL
+    assert out["nit"] == 1  # the blow-up shows in the second batch's loss
+    np.testing.assert_array_equal(out["x"], np.zeros(5))
+    assert out["fun"] == lsq_fun(out["x"], LSQ_A, LSQ_B)
+    np.testing.assert_array_equal(out["jac"], lsq_grad(out["x"], LSQ_A, LSQ_B))
+    assert lsq_fun(out["allvecs"][-1], LSQ_A, LSQ_B) > 1e10
+
+
 @pytest.mark.parametrize("compiled", [False, True])
 def test_adahessian_exact_diagonal_matches_numpy(compiled):
     # diagonal= replaces the Hutchinson estimate; with the exact diag(A) of a
@@ -879,6 +906,65 @@ def test_adahessian_minibatch_least_squares(product):
     assert out["nit"] == 40 * 10
     np.testing.assert_allclose(out["x"], LSQ_X, atol=0.02)
     assert out["fun"] < 1.01 * LSQ_FSTAR
+
+
+@pytest.mark.parametrize("compiled", [False, True])
+def test_first_order_minibatch_divergence_is_a_failure(compiled):
+    # Issue 11: SGD with a learning rate past 2 / lambda_max grows the
+    # iterates by ~2.5x per update; after 5 epochs f is ~1e16, finite, and
+    # the run reported EPOCHS (success=True).  The full-data f at the end
+    # decides: DIVERGED, x = x0 (the better full-data point), exact counts.
+    from fastopt.drivers.driver import MINIBATCH_DIVERGENCE, minibatch_diverged
+
+    calls = [0]
+
+    def fg(x, a, b):
+        calls[0] += 1
+        return lsq_fg(x, a, b)
+
+    x0 = np.full(5, 0.1)
+    f0 = lsq_fun(x0, LSQ_A, LSQ_B)
+    opts = {"batch_size": 50, "epochs": 5, "seed": 0}
+    fun = lsq_fg if compiled else fg
+    res = fastopt.minimize(fun, x0, args=(LSQ_A, LSQ_B), jac=True, method="sgd",
+                           options={**opts, "learning_rate": 2.5})  # fmt: skip
+    assert res.status == _status.DIVERGED and not res.success
+    np.testing.assert_array_equal(res.x, x0)
+    assert res.fun == f0
+    np.testing.assert_array_equal(res.jac, lsq_grad(x0, LSQ_A, LSQ_B))
+    if not compiled:
+        assert res.nfev == calls[0] == 5 * 4 + 2  # batches, the check at x0, the end
+    # a learning rate that converges is still a success
+    ok = fastopt.minimize(fun, x0, args=(LSQ_A, LSQ_B), jac=True, method="sgd",
+                          options={**opts, "learning_rate": 0.1})  # fmt: skip
+    assert ok.status == _status.EPOCHS and ok.success and ok.fun < f0
+    # the rule
+    assert minibatch_diverged(math.inf, 1.0) and minibatch_diverged(math.nan, 1.0)
+    assert not minibatch_diverged(1.0 + 0.5 * MINIBATCH_DIVERGENCE, 1.0)
+    assert minibatch_diverged(1.0 + 2.0 * MINIBATCH_DIVERGENCE, 1.0)
+    assert not minibatch_diverged(0.5 * MINIBATCH_DIVERGENCE, 2.0**-10)  # scale floor 1
+    assert not minibatch_diverged(-1e6 + 0.5e9, -1e6)  # scale |f0|
+
+
+@pytest.mark.parametrize("method", ["scg", "lbfgs", "hessian-free", "adahessian", "adam"])
+@pytest.mark.parametrize("options", [{"batch_size": 20}, {"batch_size": 20, "epochs": 2}])
+def test_full_batch_methods_reject_minibatch_options(method, options):
+    # Issue 11: scg and lbfgs ignored batch_size and ran on the full data
+    # with maxiter = 2**63.  The registry says which methods have batches.
+    from fastopt._methods import get_method
+
+    entry = get_method(method)
+    assert entry.minibatch == (method not in ("scg", "lbfgs"))
+    run = functools.partial(fastopt.minimize, lsq_fg, np.zeros(5), args=(LSQ_A, LSQ_B), jac=True,
+                            method=method, options={**options, "maxiter": 3})  # fmt: skip
+    if entry.minibatch:
+        assert run().nit <= 3
+    else:
+        with pytest.raises(ValueError, match=f"method '{method}' is a full-batch method"):
+            run()
+    if method == "scg":  # the solver itself too, when driven directly
+        with pytest.raises(ValueError, match="'scg' is a full-batch method"):
+            scg.run(_lsq_problem(batch_size=20), scg.Options())
 
 
 # --------------------------------------------------------------------------
@@ -1081,6 +1167,37 @@ def test_jac_true_evaluates_no_point_twice_in_a_row(mod, compiled):
     assert log[1] == 0, f"{int(log[1])} repeated points"
     # nfev counts every fg call (each also a gradient: njev <= nfev)
     assert out["nfev"] == log[0] and out["njev"] <= out["nfev"]
+
+
+def test_ctrl_c_stops_a_compiled_run():
+    # Issue 11: drive() ran the whole compiled run in one nopython call, where
+    # a KeyboardInterrupt cannot be raised: Ctrl-C waited for the run's end
+    # (these runs take 4 s to minutes).  Chunks of ~0.1 s return to Python.
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    script = Path(__file__).with_name("ctrl_c_child.py")
+    methods = ["scg", "hessian-free", "adahessian"]
+    proc = subprocess.Popen([sys.executable, str(script), *methods], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=os.environ.copy())  # fmt: skip
+    try:
+        for method in methods:
+            line = proc.stdout.readline()
+            assert line.strip() == "ready", (line, proc.stderr.read() if not line else "")
+            time.sleep(0.5)  # well inside the run
+            sent = time.time()
+            proc.send_signal(signal.SIGINT)
+            line = proc.stdout.readline().split()
+            assert line and line[0] == "interrupted", (method, line)
+            assert float(line[1]) - sent < 1.5, (method, float(line[1]) - sent)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        proc.kill()
+        proc.wait()
 
 
 # --------------------------------------------------------------------------

@@ -4,6 +4,12 @@ Picks the compiled or the Python loop, runs it in chunks (a chunk of one
 step when a callback or ``return_all`` needs Python after every update) and
 assembles what :func:`fastopt.minimize` turns into an ``OptimizeResult``.
 
+A minibatch run ends with the full-data ``fun`` and ``jac`` at its last
+iterate; if that value is non-finite or far above the start's
+(:func:`minibatch_diverged`), the run diverged: status DIVERGED
+(``success=False``) and ``x`` is ``x0``, the better of the two full-data
+points it knows.
+
 In the compiled driver a callback is still called after every update, with
 the same arguments as in the Python driver: the loop returns to Python for
 it, which costs about a microsecond per step but keeps the semantics
@@ -11,10 +17,12 @@ it, which costs about a microsecond per step but keeps the semantics
 a single nopython call.
 """
 
+import math
+
 import numpy as np
 
 from .._batching import check_batch_args, seed_state
-from .._status import CALLBACK
+from .._status import CALLBACK, DIVERGED, EPOCHS, MAXITER
 from ..kernels import cpu
 from . import first_order as fo
 from ._checks import accept, projected_inf_norm
@@ -22,6 +30,23 @@ from ._checks import accept, projected_inf_norm
 #: updates per chunk when nothing needs Python between steps (bounds the
 #: size of a precomputed learning-rate table)
 CHUNK = 1 << 16
+
+#: a minibatch run that ends with its full-data f above f(x0) by more than
+#: this factor times max(|f(x0)|, 1) (or non-finite) has diverged (issue 11)
+MINIBATCH_DIVERGENCE = 1e3
+
+
+def minibatch_diverged(f_end, f0):
+    """Whether a minibatch run that ended at full-data ``f_end`` from ``f0`` diverged.
+
+    A minibatch run sees only batch losses, so it cannot stop on divergence
+    as a line search would; at the end the full-data value decides:
+    non-finite, or more than ``MINIBATCH_DIVERGENCE * max(|f0|, 1)`` above
+    the start (the scale floor 1 as AdaHessian's guard).  Noise of a run
+    that converged, or started at the optimum, stays orders of magnitude
+    below that; a learning rate that makes the iterates grow does not.
+    """
+    return not math.isfinite(f_end) or f_end - f0 > MINIBATCH_DIVERGENCE * max(abs(f0), 1.0)
 
 
 def run_first_order(obj, opt):
@@ -75,6 +100,12 @@ def run_first_order(obj, opt):
         out = {"x": x_good, "fun": float(f), "jac": g_good, "status": status, "nit": t,
                "nfev": nfev, "njev": nfev, "used_first": obj.first is not None}  # fmt: skip
     else:
+        x_start = x.copy()
+        if obj.first is not None:
+            # minimize evaluated the full data at x0 (and counts that call)
+            f_start, g_start = obj.first
+        else:
+            f_start, g_start = obj.fg(x_start, *obj.args)
         n_samples = check_batch_args(obj.args)
         perm = np.arange(n_samples)
         rng = seed_state(obj.seed)
@@ -93,7 +124,18 @@ def run_first_order(obj, opt):
             rng = np.uint64(rng)  # nopython code returns it as a Python int
             if status == fo.RUNNING and per_step:
                 status = after_step(t, f_prev, None)
+        if obj.first is None:
+            nfev += 1
         out = {"x": x, "status": status, "nit": t, "nfev": nfev, "njev": nfev}
+        if status in (EPOCHS, MAXITER):
+            # fun and jac of the result are on the full data; a run that ended
+            # far above its start diverged: x0 is then the better iterate.
+            f_end, g_end = obj.fg(x, *obj.args)
+            out["nfev"] = out["njev"] = nfev + 1
+            if minibatch_diverged(float(f_end), float(f_start)):
+                out["status"] = DIVERGED
+                out["x"], f_end, g_end = x_start, f_start, g_start
+            out["fun"], out["jac"] = f_end, g_end
     if allvecs is not None:
         out["allvecs"] = allvecs
     out["state"] = state._replace(count=out["nit"])

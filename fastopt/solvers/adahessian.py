@@ -62,12 +62,16 @@ from ._vectors import all_finite, copy_into, dot, fd_quotient, inf_norm, lincomb
 
 ALIASES = ()
 
+#: ``batch_size``/``epochs`` apply: one update per minibatch (read by the registry)
+MINIBATCH = True
+
 ESTIMATORS = ("hutchinson", "equilibration")
 
 #: separates the probe-vector stream from the minibatch stream of the same seed
 _Z_SALT = 0xD1B54A32D192ED03
 
-#: full-data mode stops (status DIVERGED, x the best iterate) once f exceeds
+#: the run stops (status DIVERGED, x the best iterate) once f (in minibatch
+#: mode the batch loss) exceeds
 #: the best value seen by this factor times max(|f_best|, |f(x0)|, 1).  On the
 #: MGH problems, runs that recover never rose above 1e7 times that scale;
 #: on Powell singular a Hutchinson sample of exactly 0 (z * Hz with
@@ -394,9 +398,10 @@ def _ada_loop(
     compiled loop).  State: ``x, m, v, d, z, x_prev`` in place, ``g``
     returned, ``rng = [batch state, z state]``, ``fs = [f, b1**t, b2**t,
     f_best, f_scale]``, ``ns = [nit, nfev, njev, nhev, pos, batches]``.
-    Full-data mode keeps the best iterate in ``x_best, g_best`` (value
-    ``f_best``) and returns to it, with status DIVERGED, when f exceeds
-    ``f_best`` by more than ``_DIVERGENCE * max(|f_best|, f_scale)``,
+    The loop keeps the best iterate in ``x_best, g_best`` (value
+    ``f_best``; in minibatch mode the lowest batch loss and its iterate)
+    and returns to it, with status DIVERGED, when f exceeds ``f_best`` by
+    more than ``_DIVERGENCE * max(|f_best|, f_scale)``,
     ``f_scale = max(|f(x0)|, 1)``.
     """
     f = float(fs[0])
@@ -449,19 +454,28 @@ def _ada_loop(
         nhev += dhev
         if status != RUNNING:
             break
-        if perm is None:
-            if f < f_best:
-                f_best = f
+        # The divergence guard.  Full data: f, g are at the new x.  Minibatch:
+        # f, g are the batch's at the iterate before the update (x_prev), the
+        # only values the run sees; the same test on them catches a blow-up
+        # (batch losses of a mean are on the full data's scale; of a sum,
+        # smaller), one step late, and x_best is the iterate of the lowest
+        # batch loss (issue 11).
+        if f < f_best:
+            f_best = f
+            if perm is None:
                 copy_into(x_best, x)
                 copy_into(g_best, g)
-            elif f - f_best > _DIVERGENCE * max(abs(f_best), f_scale):
-                # Diverged (AdaHessian has no line search): back to the best
-                # iterate, so nothing is lost, and say so (issue #3).
-                copy_into(x, x_best)
-                f = f_best
-                g = g_best.copy()
-                status = DIVERGED
-                break
+            else:
+                copy_into(x_best, x_prev)
+        elif f - f_best > _DIVERGENCE * max(abs(f_best), f_scale):
+            # Diverged (AdaHessian has no line search): back to the best
+            # iterate, so nothing is lost, and say so (issue #3).  In
+            # minibatch mode run() evaluates f, g there on the full data.
+            copy_into(x, x_best)
+            f = f_best
+            g = g_best.copy()
+            status = DIVERGED
+            break
         nit += 1
     fs[0] = f
     fs[1] = b1t
@@ -531,10 +545,12 @@ def run(obj, opts):
     Stops: :math:`\|g\|_\infty \le` ``gtol`` (full-data mode), ``maxiter``
     updates, ``obj.epochs`` epochs (minibatch mode), a non-finite value,
     gradient or curvature (the last finite iterate is returned), or a
-    callback's StopIteration.  In full-data mode also when f exceeds the best
-    value seen by more than :math:`10^{10}\max(|f_{best}|, |f(x_0)|, 1)`:
-    the run has diverged (status DIVERGED) and the best iterate is
-    returned.  There is no line search: a curvature sample near 0 makes the
+    callback's StopIteration.  Also when f exceeds the best value seen by
+    more than :math:`10^{10}\max(|f_{best}|, |f(x_0)|, 1)`: the run has
+    diverged (status DIVERGED, ``success=False``) and the best iterate is
+    returned.  In minibatch mode the test runs on the batch losses (the
+    iterate with the lowest batch loss is returned, with its full-data
+    ``fun`` and ``jac``).  There is no line search: a curvature sample near 0 makes the
     step :math:`\eta\,\hat m/\epsilon` (on Powell's singular function f
     went from 215 to :math:`10^{266}` and stayed there; the AdaHessian
     reference code, torch-optimizer and optax have no guard).  With

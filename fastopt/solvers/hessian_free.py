@@ -49,6 +49,10 @@ from ._vectors import all_finite, copy_into, dot, inf_norm, lincomb, scale
 
 ALIASES = ("hf",)
 
+#: ``batch_size``/``epochs`` apply: curvature (and gradient) batches, Martens 2010
+#: (read by the registry)
+MINIBATCH = True
+
 PRECONDITIONERS = ("gradient", "none")
 REDUCTIONS = ("mean", "sum")
 
@@ -811,7 +815,9 @@ def run(obj, opts):
     def current():
         return state[0], float(fs[0]), state[1], int(ns[0])
 
-    status, allvecs = drive(advance, current, obj, x0)
+    # one outer iteration can take up to cg_maxiter products: a first chunk
+    # of one keeps Ctrl-C prompt (one more call, ~3 us, on a short run)
+    status, allvecs = drive(advance, current, obj, x0, first_chunk=1)
     x, f, g = state[0], float(fs[0]), state[1]
     nfev, njev = int(ns[1]), int(ns[2])
     if gbatch:

@@ -45,6 +45,7 @@ from ._run import (
     drive,
     grad_fev,
     nonfinite_fg,
+    reject_batches,
     reject_bounds,
     result,
     start_fg,
@@ -62,6 +63,10 @@ from ._vectors import (
 )
 
 ALIASES = ()
+
+#: full batch only: SCG's step and its reduction test need exact f and curvature
+#: along p (read by the registry: batch_size/epochs are a ValueError)
+MINIBATCH = False
 
 VARIANTS = ("moller", "netlab")
 
@@ -505,6 +510,7 @@ def run(obj, opts):
     """
     validate(opts)
     reject_bounds(obj, "scg")
+    reject_batches(obj, "scg")
     lam0, ftol0, xtol0 = _VARIANT_DEFAULTS[opts.variant]
     lam = lam0 if opts.lambda_ is None else float(opts.lambda_)
     ftol = ftol0 if opts.ftol is None else float(opts.ftol)
