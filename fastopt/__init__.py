@@ -30,6 +30,7 @@ def __getattr__(name):
 def __dir__():
     return sorted(set(globals()) | set(_LAZY_SUBMODULES))
 
+
 __all__ = [
     "METHODS",
     "Optimizer",
