@@ -188,11 +188,18 @@ def compiled_functions(fun, jac, x, args):
     if jac is True:
         out = check_fg_pair(fun(x.copy(), *args), "fun(x0)")
         first = (check_value(out[0], "fun(x0)"), check_grad(out[1], x, "fun(x0)[1] (jac=True)"))
+    else:
+        first = (check_value(fun(x.copy(), *args), "fun(x0)"),
+                 check_grad(jac(x.copy(), *args), x, "jac(x0)"))  # fmt: skip
+    return (*_GLUE.get_or_make(("functions", fun, jac), lambda: _compiled_set(fun, jac)), first)
+
+
+def _compiled_set(fun, jac):
+    """``(fun_only, fg, grad, grad_calls_fun)``: the glue around ``fun``/``jac``."""
+    if jac is True:
         fg = _glue("fg_true", fun)
-        return _glue("f_only", fun), fg, _grad_of(fg), True, first
-    f0 = check_value(fun(x.copy(), *args), "fun(x0)")
-    g0 = check_grad(jac(x.copy(), *args), x, "jac(x0)")
-    return _glue("f", fun), _glue("fg", fun, jac), _glue("grad", jac), False, (f0, g0)
+        return _glue("f_only", fun), fg, _grad_of(fg), True
+    return _glue("f", fun), _glue("fg", fun, jac), _glue("grad", jac), False
 
 
 def _grad_of(fg):

@@ -7,6 +7,7 @@ message names the argument as the user wrote it (``maxiter``, ``jac``,
 deep inside.
 """
 
+import math
 import numbers
 import operator
 from collections.abc import Mapping
@@ -16,6 +17,8 @@ from numba.core.registry import CPUDispatcher
 
 #: the largest iteration count: ``maxiter=np.inf`` (no limit) becomes this
 NO_LIMIT = np.iinfo(np.int64).max
+
+_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
 #: finite-difference schemes ``jac`` may name (scipy's)
 FD_SCHEMES = ("2-point", "3-point", "cs")
@@ -35,6 +38,12 @@ def as_x0(x0):
     A scalar becomes a 1-element vector, as in :func:`scipy.optimize.minimize`;
     integers become float64; float32 stays float32.
     """
+    if type(x0) is np.ndarray and x0.ndim == 1 and x0.dtype in _FLOATS and x0.shape[0]:
+        # the common case, without the general path's temporaries: a copy, and
+        # a sum that is finite only if every element is (else check properly)
+        x = x0.copy()
+        if math.isfinite(x.sum()):
+            return x
     try:
         x = np.atleast_1d(np.asarray(x0))
     except (TypeError, ValueError) as e:
