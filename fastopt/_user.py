@@ -25,8 +25,8 @@ from collections import OrderedDict
 
 import numpy as np
 
-from . import _jit
 from ._validation import FD_SCHEMES, check_fg_pair, check_grad, check_value
+from .drivers._checks import same_point
 
 #: how many compiled glue functions (and so compiled loops) are kept per
 #: process: each holds numba's compiled code (megabytes); a long-lived
@@ -212,15 +212,6 @@ def _grad_of(fg):
 # --------------------------------------------------------------------------
 # Python functions: wrappers that copy x and check every return value
 # --------------------------------------------------------------------------
-@_jit.kernel
-def _same(a, b):
-    """True when ``a`` and ``b`` hold the same values (bitwise equal floats)."""
-    for i in range(a.shape[0]):
-        if a[i] != b[i]:
-            return False
-    return True
-
-
 class _Memo:
     """The last point a user function was called at, and what it returned.
 
@@ -239,7 +230,7 @@ class _Memo:
 
     def get(self, x, args):
         # the same arguments too: a minibatch is a new array each step
-        if self.valid and len(args) == len(self.args) and _same(x, self.x):
+        if self.valid and len(args) == len(self.args) and same_point(x, self.x):
             if all(a is b for a, b in zip(args, self.args, strict=True)):
                 return self.value
         return None
