@@ -25,6 +25,7 @@ import numpy as np
 from . import _jit, _status
 from ._methods import COMMON, get_method
 from ._validation import as_bounds, is_jitted
+from .drivers._checks import projected_inf_norm
 
 #: a problem whose gradient has the wrong length (checked at its start)
 BAD_SHAPE = -2
@@ -155,7 +156,7 @@ def _first_order_one(k, X, lb, ub, bounded, args, XO, GO, FO, IO, P):
     """Problem ``k`` by :func:`fastopt.drivers.first_order.deterministic_loop`."""
     # (every integer comes through P: a literal argument would be typed as a
     # literal, and the loop compiled again for it)
-    maxiter, gtol, kid, S0, h, lrs, ncoef, zero, one = P
+    maxiter, gtol, kid, S0, h, lrs, ncoef, zero, one, zero_steps = P
     x, g, f, ok = _start(k, X, lb, ub, bounded, args, XO, GO, FO, IO)
     n = x.shape[0]
     if not ok:
@@ -171,8 +172,10 @@ def _first_order_one(k, X, lb, ub, bounded, args, XO, GO, FO, IO, P):
         x_good[i] = x[i]
         g_good[i] = g[i]
         gnorm = max(gnorm, abs(g[i]))
+    if bounded:  # as the first-order driver: the projected gradient's norm
+        gnorm = projected_inf_norm(x, g, lb, ub)
     status, t, gnorm, f, f_prev, nfev = loop(  # noqa: F821
-        x, args, kid, S, h, c, lrs, zero, x_good, g_good, lb, ub, bounded,
+        x, args, kid, S, h, c, lrs, zero, x_good, g_good, lb, ub, bounded, zero_steps,
         zero, maxiter + one, maxiter, gtol, gnorm, f, math.nan, one,
     )  # fmt: skip
     _finish(k, x_good, g_good, f, status, t, nfev, nfev, XO, GO, FO, IO)
@@ -246,14 +249,16 @@ def _as_rows(args, K):
 
 
 def _fg_of(fun, jac):
-    from ._minimize import _jit_fg
+    # the glue minimize compiles around the same functions (fastopt._user):
+    # each problem runs exactly what minimize runs on it alone
+    from ._user import _glue
 
     if not is_jitted(fun):
         raise TypeError("minimize_many needs an @njit fun (numba.njit); got a Python callable")
     if jac is True:
-        return fun
+        return _glue("fg_true", fun)
     if is_jitted(jac):
-        return _jit_fg(fun, jac)
+        return _glue("fg", fun, jac)
     raise TypeError("minimize_many needs jac=True (fun returns (f, g)) or an @njit jac, "
                     f"got jac={jac!r}")  # fmt: skip
 
@@ -370,14 +375,18 @@ def minimize_many(fun, X0, args=(), shared_args=(), jac=True, method="lbfgs", bo
     ub = np.ascontiguousarray(ub, dtype=np.float64)
 
     # the first problem's evaluation from Python: clear errors for bad types
-    from ._validation import check_grad, check_value
+    from ._validation import check_fg_pair, check_grad, check_value
 
+    # (the user's own functions: the compiled glue's errors are terser)
     x_chk = np.clip(X[0], lb, ub) if bounded else X[0].copy()
-    out0 = fg(x_chk.copy(), *(r[0] for r in rows), *shared_args)
-    if not (isinstance(out0, tuple) and len(out0) == 2):
-        raise ValueError("fun must return (f, g) with jac=True")
-    check_value(out0[0], "fun(X0[0])")
-    check_grad(out0[1], x_chk, "jac(X0[0])")
+    first_args = (*(r[0] for r in rows), *shared_args)
+    if jac is True:
+        out0 = check_fg_pair(fun(x_chk.copy(), *first_args), "fun(X0[0])")
+        check_value(out0[0], "fun(X0[0])")
+        check_grad(out0[1], x_chk, "fun(X0[0])[1] (jac=True)")
+    else:
+        check_value(fun(x_chk.copy(), *first_args), "fun(X0[0])")
+        check_grad(jac(x_chk.copy(), *first_args), x_chk, "jac(X0[0])")
 
     kind, loop, P = _plan(entry, method_opts, fg, maxiter, gtol, lb, ub, bounded, n)
     if parallel is None:
@@ -413,7 +422,7 @@ def _plan(entry, opts, fg, maxiter, gtol, lb, ub, bounded, n):
         if first:
             raise RuntimeError("minimize_many needs fastopt's sources (a frozen install?)")
         S0 = opts.init(np.zeros(n)).slots
-        P = (maxiter, gtol, opts.kid, S0, opts.h, lrs, cpu.N_COEFFS, 0, 1)
+        P = (maxiter, gtol, opts.kid, S0, opts.h, lrs, cpu.N_COEFFS, 0, 1, opts.zero_steps)
         return "first-order", loop, P
     if entry.name != "lbfgs":
         raise ValueError(f"minimize_many does not run method {entry.name!r} yet; use 'lbfgs' "
