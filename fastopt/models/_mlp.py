@@ -147,6 +147,7 @@ class _BaseMLP(BaseEstimator):
         res, monitor, n_iter = fit_parameters(
             self, method, mk.mlp_fg, w0, args, mk.mlp_gn, mk.mlp_gn_diag, n,
             record=True, n_iter_no_change=nic, scg_exact=dropout > 0.0,
+            check_args=args[:6] + (0.0, bn),
         )  # fmt: skip
         w = res.x
         self.params_ = w
