@@ -84,7 +84,8 @@ def main(batch=128):
         Y = np.eye(K)[rng.integers(0, K, batch)]
         w = 0.1 * rng.standard_normal(ck.n_params(geom, dense))
         ck.conv_fg(w, X, Y, geom, dense, mk.SOFTMAX, 1e-4, 0.0)  # compile / load
-        t_fo = best_time(lambda: ck.conv_fg(w, X, Y, geom, dense, mk.SOFTMAX, 1e-4, 0.0), 7, 5)
+        args = (w, X, Y, geom, dense, mk.SOFTMAX, 1e-4, 0.0)
+        t_fo = best_time(lambda args=args: ck.conv_fg(*args), 7, 5)
         net = torch_model(hw, C, layers, hidden, K)
         Xt = torch.tensor(X).reshape(batch, C, *((hw[1],) if hw[0] == 1 else hw))
         yt = torch.tensor(Y.argmax(1))
