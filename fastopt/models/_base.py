@@ -62,12 +62,16 @@ def solver_fields(name):
     return module.Options._fields if module is not None else ()
 
 
-def check_common_params(est):
+def check_common_params(est, extra=()):
     """Validate the parameters every estimator has; returns the method's name.
 
+    ``extra``: solver names the estimator runs itself (the MLPs' ``"kfac"``).
     Raises ValueError with the parameter's name and value, like scikit-learn.
     """
-    name = get_method(est.solver).name  # canonical ("hf" -> "hessian-free"); ValueError if unknown
+    if isinstance(est.solver, str) and est.solver in extra:
+        name = est.solver
+    else:  # canonical ("hf" -> "hessian-free"); ValueError if unknown
+        name = get_method(est.solver).name
     mi = est.max_iter
     if isinstance(mi, bool) or not isinstance(mi, numbers.Integral) or mi < 1:
         raise ValueError(f"max_iter must be an int >= 1; got {mi!r}")

@@ -21,6 +21,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from . import _mlp_kernels as mk
 from ._base import check_common_params, fit_parameters, seed_from
+from ._kfac import fit_kfac
 from ._linear import _check_real, _check_X
 
 #: Default ``solver`` of the MLPs, chosen by ``benchmarks/models_compare.py``
@@ -117,7 +118,7 @@ class _BaseMLP(BaseEstimator):
         return tags
 
     def _fit_network(self, X, Y, loss):
-        method = check_common_params(self)
+        method = check_common_params(self, extra=("kfac",))
         hidden = _check_layers(self.hidden_layer_sizes)
         if self.activation not in mk.ACTIVATIONS:
             raise ValueError(
@@ -144,11 +145,20 @@ class _BaseMLP(BaseEstimator):
         Y = np.require(Y, dtype=np.float64, requirements=["C", "W"])  # see _fit_linear
         args = (X, Y, sizes, act, loss, alpha / n,
                 dropout, bn)  # fmt: skip
-        res, monitor, n_iter = fit_parameters(
-            self, method, mk.mlp_fg, w0, args, mk.mlp_gn, mk.mlp_gn_diag, n,
-            record=True, n_iter_no_change=nic, scg_exact=dropout > 0.0,
-            check_args=args[:6] + (0.0, bn),
-        )  # fmt: skip
+        if method == "kfac":
+            if dropout > 0.0 or bn:
+                raise ValueError(
+                    "solver='kfac' supports neither dropout nor batch_norm (its Kronecker "
+                    "factors model a dense layer's input and output-derivative statistics); "
+                    "set dropout=0 and batch_norm=False"
+                )
+            res, monitor, n_iter = fit_kfac(self, w0, X, Y, sizes, act, loss, alpha / n, nic)
+        else:
+            res, monitor, n_iter = fit_parameters(
+                self, method, mk.mlp_fg, w0, args, mk.mlp_gn, mk.mlp_gn_diag, n,
+                record=True, n_iter_no_change=nic, scg_exact=dropout > 0.0,
+                check_args=args[:6] + (0.0, bn),
+            )  # fmt: skip
         w = res.x
         self.params_ = w
         self.sizes_ = sizes
@@ -196,8 +206,10 @@ _MLP_DOC = r"""
         Widths of the hidden layers (``()``: a linear model).
     activation : {"relu", "tanh", "logistic", "identity"}, default="relu"
     solver : str, default="rmsprop"
-        Any name of :data:`fastopt.METHODS`; the default was chosen by
-        ``benchmarks/models_compare.py``.  ``hessian-free`` gets the exact
+        Any name of :data:`fastopt.METHODS`, or ``"kfac"`` (K-FAC, Martens &
+        Grosse 2015, see :mod:`fastopt.models._kfac`; its options in
+        ``solver_options``; no dropout or batch normalisation); the default
+        was chosen by ``benchmarks/models_compare.py``.  ``hessian-free`` gets the exact
         Gauss-Newton product as ``gauss_newton``, ``adahessian`` as
         ``hessp``, and ``scg`` as ``hessp`` with dropout (else its own finite
         differences of gradients, which cost less).
