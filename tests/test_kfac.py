@@ -159,3 +159,102 @@ def test_kfac_warns_when_not_converged(digits):
     with pytest.warns(ConvergenceWarning, match="kfac"):
         MLPClassifier((8,), solver="kfac", max_iter=1, n_iter_no_change=None,
                       random_state=0).fit(X, y)  # fmt: skip
+
+
+# --------------------------------------------------------------------------
+# natural neural networks (PRONG): MLP(whiten=True)
+# --------------------------------------------------------------------------
+
+
+def natural_problem(seed=3):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((50, 3)) @ np.array([[2.0, 0.5, 0.0], [0.0, 1.0, 0.0], [1.0, 0, 0.1]])
+    X += 3.0
+    Y = np.eye(3)[rng.integers(0, 3, 50)]
+    w = rng.standard_normal(mk.n_params(SIZES, False))
+    return X, Y, w
+
+
+def test_whitening_and_reparametrisation():
+    from fastopt.models import _natural as nat
+
+    X, Y, w = natural_problem()
+    layers = _kfac._layer_slices(SIZES)
+    eps = 1e-3
+    Us, Uinvs, cs = nat.estimate(w, X, SIZES, mk.TANH, eps)
+    # the whitened input has covariance diag(lambda / (lambda + eps))
+    Z = (X - cs[0]) @ Us[0]
+    e = np.linalg.eigvalsh(np.cov(X.T))
+    assert_allclose(np.cov(Z.T), np.diag(e / (e + eps)), atol=1e-10)
+    theta = nat.to_natural(w, layers, Uinvs, cs)
+    assert_allclose(nat.to_canonical(theta, layers, Us, cs), w, rtol=1e-10, atol=1e-12)
+    # the chain rule: gradient in theta of f(W(theta), b(theta))
+    args = (X, Y, SIZES, mk.TANH, mk.SOFTMAX, 0.1, 0.0, False)
+
+    def fth(t):
+        return mk.mlp_fg(nat.to_canonical(t, layers, Us, cs), *args)[0]
+
+    def gth(t):
+        return nat.grad_to_natural(mk.mlp_fg(nat.to_canonical(t, layers, Us, cs), *args)[1],
+                                   layers, Us, cs)  # fmt: skip
+
+    from scipy.optimize import check_grad
+
+    assert check_grad(fth, gth, theta) < 1e-6 * np.linalg.norm(gth(theta))
+
+
+def test_whitening_keeps_the_function():
+    # learning rate 0 and a re-estimation before every update: the network
+    # must come out exactly as it went in (up to rounding)
+    X, y = load_digits(return_X_y=True)
+    X, y = X[:300] / 16.0, y[:300]
+    clf = MLPClassifier((16,), solver="sgd", solver_options={"learning_rate": 0.0},
+                        whiten=True, whiten_every=1, whiten_eps=1e-3, batch_size=50,
+                        max_iter=3, n_iter_no_change=None, random_state=0)  # fmt: skip
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        clf.fit(X, y)
+    from sklearn.utils import check_random_state
+
+    from fastopt.models._mlp import glorot_init
+
+    w0 = glorot_init((64, 16, 10), "relu", False, check_random_state(0))
+    assert_allclose(clf.params_, w0, rtol=1e-8, atol=1e-10)
+
+
+def test_prong_sgd_beats_sgd():
+    X, y = load_digits(return_X_y=True)
+    X, y = X[:600] / 16.0, y[:600]
+    common = dict(hidden_layer_sizes=(32,), solver="sgd", solver_options={"learning_rate": 0.05},
+                  batch_size=50, max_iter=6, n_iter_no_change=None, random_state=0)  # fmt: skip
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        plain = MLPClassifier(**common).fit(X, y)
+        prong = MLPClassifier(whiten=True, whiten_every=20, **common).fit(X, y)
+    assert prong.loss_curve_[-1] < 0.7 * plain.loss_curve_[-1]
+
+
+@pytest.mark.parametrize("solver", ["sgd", "momentum", "nag", "adagrad", "rmsprop", "adadelta",
+                                    "adam", "adamw", "adamax", "rprop"])  # fmt: skip
+def test_whiten_with_every_first_order_rule(solver):
+    X, y = load_digits(return_X_y=True)
+    X, y = X[:200] / 16.0, y[:200]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        clf = MLPClassifier((8,), solver=solver, whiten=True, whiten_every=3, batch_size=50,
+                            max_iter=2, random_state=0).fit(X, y)  # fmt: skip
+    assert np.all(np.isfinite(clf.params_)) and len(clf.loss_curve_) == 2
+
+
+@pytest.mark.parametrize("params, match", [
+    ({"solver": "lbfgs"}, "needs a first-order solver"),
+    ({"solver": "kfac"}, "needs a first-order solver"),
+    ({"batch_norm": True}, "choose one"),
+    ({"whiten_every": 0}, "whiten_every must be"),
+    ({"whiten_eps": 0.0}, "whiten_eps must be"),
+])  # fmt: skip
+def test_whiten_errors(params, match):
+    X = np.random.default_rng(0).standard_normal((20, 3))
+    y = np.arange(20) % 2
+    with pytest.raises(ValueError, match=match):
+        MLPClassifier((4,), whiten=True, max_iter=2, **params).fit(X, y)

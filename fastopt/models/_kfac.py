@@ -120,6 +120,32 @@ def proposal(g, layers, Ainv, Ginv):
     return Delta
 
 
+def report(est, solver, status, message, full_batch, early, final_gradient):
+    """Warn (``ConvergenceWarning``) as :func:`~._base.fit_parameters` does.
+
+    Statuses are :mod:`fastopt._status`'s; ``final_gradient()`` gives the
+    full-data gradient for the test of a minibatch run without early stopping.
+    """
+    name = type(est).__name__
+    if status in (3, 4, 5):
+        warnings.warn(f"{name}: solver {solver!r} stopped: {message}",
+                      ConvergenceWarning, stacklevel=4)  # fmt: skip
+    elif status == 1 or (status == 6 and early):
+        warnings.warn(
+            f"{name}: solver {solver!r} did not converge in max_iter={est.max_iter} "
+            f"{'iterations' if full_batch else 'epochs'}. Increase max_iter or loosen tol.",
+            ConvergenceWarning, stacklevel=4,
+        )  # fmt: skip
+    elif status == 6:
+        gnorm = float(np.max(np.abs(final_gradient())))
+        if not gnorm <= est.tol:
+            warnings.warn(
+                f"{name}: solver {solver!r} did not converge in max_iter={est.max_iter} epochs: "
+                f"the gradient inf-norm at the result is {gnorm:.3g} > tol={est.tol}.",
+                ConvergenceWarning, stacklevel=4,
+            )  # fmt: skip
+
+
 def fit_kfac(est, w0, X, Y, sizes, activation, loss, lam, n_iter_no_change):
     """Run K-FAC from ``w0``; returns ``(res, monitor, n_iter)`` like ``fit_parameters``."""
     opts = _check_options(est.solver_options)
@@ -232,23 +258,6 @@ def fit_kfac(est, w0, X, Y, sizes, activation, loss, lam, n_iter_no_change):
     res = OptimizeResult(x=w, fun=f, jac=g, nit=k, status=status, message=message,
                          success=status in (0, 6, 99), damping=damping)  # fmt: skip
     n_iter = k if batch_size is None else -(-k // n_batches)
-    name = type(est).__name__
-    if status in (3, 4, 5):
-        warnings.warn(f"{name}: solver 'kfac' stopped: {message} Try a larger damping.",
-                      ConvergenceWarning, stacklevel=3)  # fmt: skip
-    elif status == 1 or (status == 6 and early is not None):
-        warnings.warn(
-            f"{name}: solver 'kfac' did not converge in max_iter={est.max_iter} "
-            f"{'iterations' if batch_size is None else 'epochs'}. Increase max_iter or loosen tol.",
-            ConvergenceWarning, stacklevel=3,
-        )  # fmt: skip
-    elif status == 6:
-        _, gf = kfac_fg_stats(w, X, Y, sizes, activation, loss, lam, False)[:2]
-        gnorm = float(np.max(np.abs(gf)))
-        if not gnorm <= est.tol:
-            warnings.warn(
-                f"{name}: solver 'kfac' did not converge in max_iter={est.max_iter} epochs: the "
-                f"gradient inf-norm at the result is {gnorm:.3g} > tol={est.tol}.",
-                ConvergenceWarning, stacklevel=3,
-            )  # fmt: skip
+    report(est, "kfac", status, message, batch_size is None, early is not None,
+           lambda: kfac_fg_stats(w, X, Y, sizes, activation, loss, lam, False)[1])  # fmt: skip
     return res, monitor, n_iter

@@ -123,4 +123,11 @@ def kfac_fg_stats(w, X, Y, sizes, activation, loss, lam, stats):
     return f * inv + _penalty(w, g, sizes, offs, lam, w), g, As, Gs
 
 
-__all__ = ["kfac_fg_stats"]
+@kernel
+def layer_inputs(w, X, sizes, activation):
+    """Every dense layer's input (``[X, H_1, ..., H_L]``), no dropout or batch norm."""
+    offs = _offsets(sizes, False)
+    return _forward(w, X, sizes, activation, 0.0, False, offs)[1]
+
+
+__all__ = ["kfac_fg_stats", "layer_inputs"]

@@ -23,6 +23,7 @@ from . import _mlp_kernels as mk
 from ._base import check_common_params, fit_parameters, seed_from
 from ._kfac import fit_kfac
 from ._linear import _check_real, _check_X
+from ._natural import fit_natural
 
 #: Default ``solver`` of the MLPs, chosen by ``benchmarks/models_compare.py``
 #: (section 5): fit time of a (100,) ReLU network to the training loss that
@@ -95,7 +96,8 @@ class _BaseMLP(BaseEstimator):
     def __init__(self, hidden_layer_sizes=(100,), activation="relu", *, solver=DEFAULT_SOLVER,
                  alpha=1e-4, batch_size="auto", max_iter=200, tol=1e-4, n_iter_no_change=10,
                  dropout=0.0, batch_norm=False, random_state=None, solver_options=None,
-                 verbose=False):  # fmt: skip
+                 verbose=False, whiten=False, whiten_every=100,
+                 whiten_eps=1e-2):  # fmt: skip
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.solver = solver
@@ -109,6 +111,9 @@ class _BaseMLP(BaseEstimator):
         self.random_state = random_state
         self.solver_options = solver_options
         self.verbose = verbose
+        self.whiten = whiten
+        self.whiten_every = whiten_every
+        self.whiten_eps = whiten_eps
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -152,7 +157,12 @@ class _BaseMLP(BaseEstimator):
                     "factors model a dense layer's input and output-derivative statistics); "
                     "set dropout=0 and batch_norm=False"
                 )
+            if self.whiten:
+                raise ValueError("whiten=True needs a first-order solver, not 'kfac'")
             res, monitor, n_iter = fit_kfac(self, w0, X, Y, sizes, act, loss, alpha / n, nic)
+        elif self.whiten:
+            res, monitor, n_iter = fit_natural(self, method, w0, X, Y, sizes, act, loss,
+                                               alpha / n, dropout, nic)  # fmt: skip
         else:
             res, monitor, n_iter = fit_parameters(
                 self, method, mk.mlp_fg, w0, args, mk.mlp_gn, mk.mlp_gn_diag, n,
@@ -241,6 +251,16 @@ _MLP_DOC = r"""
         Options of the method, e.g. ``{"learning_rate": 1e-3}``.
     verbose : bool, default=False
         Print a progress bar with the loss.
+    whiten : bool, default=False
+        Natural neural network (PRONG, Desjardins et al. 2015, see
+        :mod:`fastopt.models._natural`): every layer's input whitened, the
+        first-order ``solver`` run on the whitened parametrisation (not with
+        ``batch_norm``).
+    whiten_every : int, default=100
+        Updates between re-estimations of the whitening (the paper's ``T``).
+    whiten_eps : float, default=1e-2
+        Added to the input covariance's eigenvalues before the inverse square
+        root (the paper's :math:`\epsilon`).
 
     Attributes
     ----------
