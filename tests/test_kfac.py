@@ -35,7 +35,7 @@ def problem(n=6, seed=0):
 
 def test_statistics_gradient_and_input_factors():
     X, Y, w = problem()
-    f, g, As, Gs = kfac_fg_stats(w, X, Y, SIZES, mk.TANH, mk.SOFTMAX, 0.1, True)
+    f, g, As, Gs = kfac_fg_stats(w, X, Y, SIZES, mk.TANH, mk.SOFTMAX, 0.1, len(X))
     f0, g0 = mk.mlp_fg(w, X, Y, SIZES, mk.TANH, mk.SOFTMAX, 0.1, 0.0, False)
     assert_allclose(f, f0, rtol=1e-14)
     assert_allclose(g, g0, rtol=1e-13, atol=1e-15)
@@ -45,8 +45,13 @@ def test_statistics_gradient_and_input_factors():
         B = np.column_stack([inp, np.ones(len(X))])
         assert_allclose(As[l], B.T @ B / len(X), rtol=1e-13)
     assert Gs[0].shape == (4, 4) and Gs[1].shape == (3, 3)
-    f1, g1, A1, G1 = kfac_fg_stats(w, X, Y, SIZES, mk.TANH, mk.SOFTMAX, 0.1, False)
+    f1, g1, A1, G1 = kfac_fg_stats(w, X, Y, SIZES, mk.TANH, mk.SOFTMAX, 0.1, 0)
     assert A1 == [] and G1 == [] and np.array_equal(g1, g)
+    # statistics of the first 3 rows only (the paper's subset); same gradient
+    f3, g3, A3, _ = kfac_fg_stats(w, X, Y, SIZES, mk.TANH, mk.SOFTMAX, 0.1, 3)
+    B = np.column_stack([X[:3], np.ones(3)])
+    assert_allclose(A3[0], B.T @ B / 3, rtol=1e-13)
+    assert np.array_equal(g3, g)
 
 
 def test_output_factors_are_the_fisher_on_average():
@@ -71,7 +76,7 @@ def test_output_factors_are_the_fisher_on_average():
     reps = 4000
     S0, S1 = np.zeros((4, 4)), np.zeros((3, 3))
     for _ in range(reps):
-        _, _, _, Gs = kfac_fg_stats(w, X, Y, SIZES, mk.TANH, mk.SOFTMAX, 0.0, True)
+        _, _, _, Gs = kfac_fg_stats(w, X, Y, SIZES, mk.TANH, mk.SOFTMAX, 0.0, len(X))
         S0 += Gs[0] / reps
         S1 += Gs[1] / reps
     assert np.max(np.abs(S1 - G1)) < 0.05 * np.max(np.abs(G1)) + 2e-3
@@ -145,6 +150,7 @@ def test_kfac_full_batch_and_regressor():
     ({"solver_options": {"dampin": 1.0}}, "unknown option 'dampin'"),
     ({"solver_options": {"T3": 0}}, "T3 must be"),
     ({"solver_options": {"decay": 1.0}}, "decay must be"),
+    ({"solver_options": {"stats_fraction": 0.0}}, "stats_fraction must be"),
     ({"solver_options": {"damping": -1.0}}, "damping must be"),
 ])  # fmt: skip
 def test_errors(params, match):

@@ -51,13 +51,17 @@ from ._kfac_kernels import kfac_fg_stats
 
 #: options of ``solver="kfac"`` (``solver_options``) and their defaults
 KFAC_OPTIONS = {
-    "damping": 1.0,  # initial lambda (the paper's autoencoders used 150)
+    "damping": 0.01,  # initial lambda (the paper's autoencoders used 150)
     "T1": 5,  # iterations between Levenberg-Marquardt updates of lambda
     "T3": 20,  # iterations between inversions of the damped factors
     "decay": 0.95,  # the running averages' maximum weight of the past
     "momentum": True,  # the paper's momentum (False: rescaling alone)
     "min_damping": 1e-3,
     "max_damping": 1e8,
+    # share of each minibatch (its first rows, in random order) on which the
+    # factor statistics and the rescaling's curvature products are computed
+    # (the paper's tau_1 = 1/8 for the statistics); the gradient uses it all
+    "stats_fraction": 1.0,
 }
 
 
@@ -77,6 +81,9 @@ def _check_options(solver_options):
         v = opts[key]
         if isinstance(v, bool) or not isinstance(v, numbers.Real) or not v > 0:
             raise ValueError(f"kfac option {key} must be a float > 0; got {v!r}")
+    sf = opts["stats_fraction"]
+    if isinstance(sf, bool) or not isinstance(sf, numbers.Real) or not 0 < sf <= 1:
+        raise ValueError(f"kfac option stats_fraction must be in (0, 1]; got {sf!r}")
     d = opts["decay"]
     if isinstance(d, bool) or not isinstance(d, numbers.Real) or not 0 <= d < 1:
         raise ValueError(f"kfac option decay must be in [0, 1); got {d!r}")
@@ -185,7 +192,9 @@ def fit_kfac(est, w0, X, Y, sizes, activation, loss, lam, n_iter_no_change):
                 ]
             for Xb, Yb in batches:
                 k += 1
-                f, g, As, Gs = kfac_fg_stats(w, Xb, Yb, sizes, activation, loss, lam, True)
+                m = max(1, int(np.ceil(float(opts["stats_fraction"]) * len(Xb))))
+                f, g, As, Gs = kfac_fg_stats(w, Xb, Yb, sizes, activation, loss, lam, m)
+                Xm, Ym = Xb[:m], Yb[:m]
                 if not (np.isfinite(f) and np.all(np.isfinite(g))):
                     status = 3 if not np.isfinite(f) else 4
                     message = "NaN or inf in the objective or gradient; x is the last iterate."
@@ -211,12 +220,12 @@ def fit_kfac(est, w0, X, Y, sizes, activation, loss, lam, n_iter_no_change):
                         Ginv[l] = _damped_inverse(Gbar[l], gamma / pi)
                 Delta = proposal(g, layers, Ainv, Ginv)
                 # rescaling / momentum on the damped quadratic model of the batch
-                CD = mk.mlp_gn(w, Delta, Xb, Yb, *gn_args) + damping * Delta
+                CD = mk.mlp_gn(w, Delta, Xm, Ym, *gn_args) + damping * Delta
                 dCd = float(Delta @ CD)
                 gD = float(g @ Delta)
                 alpha, mu = (-gD / dCd if dCd > 0 else 0.0), 0.0
                 if opts["momentum"] and k > 1 and np.any(delta0):
-                    C0 = mk.mlp_gn(w, delta0, Xb, Yb, *gn_args) + damping * delta0
+                    C0 = mk.mlp_gn(w, delta0, Xm, Ym, *gn_args) + damping * delta0
                     Mq = np.array(
                         [[dCd, float(Delta @ C0)], [float(delta0 @ CD), float(delta0 @ C0)]]
                     )
@@ -259,5 +268,5 @@ def fit_kfac(est, w0, X, Y, sizes, activation, loss, lam, n_iter_no_change):
                          success=status in (0, 6, 99), damping=damping)  # fmt: skip
     n_iter = k if batch_size is None else -(-k // n_batches)
     report(est, "kfac", status, message, batch_size is None, early is not None,
-           lambda: kfac_fg_stats(w, X, Y, sizes, activation, loss, lam, False)[1])  # fmt: skip
+           lambda: kfac_fg_stats(w, X, Y, sizes, activation, loss, lam, 0)[1])  # fmt: skip
     return res, monitor, n_iter

@@ -80,11 +80,12 @@ def _with_ones(H):
 
 @kernel
 def kfac_fg_stats(w, X, Y, sizes, activation, loss, lam, stats):
-    """``(f, g, As, Gs)``: mean loss, gradient and (if ``stats``) the factors.
+    """``(f, g, As, Gs)``: mean loss, gradient and the factors of the first ``stats`` rows.
 
     ``As[l]`` is :math:`\\bar A_l`, ``(sizes[l] + 1)`` square (the last row
     and column are the bias's), ``Gs[l]`` is :math:`G_l`, ``sizes[l+1]``
-    square; both lists are empty when ``stats`` is False.
+    square, both averaged over rows ``[0, stats)`` (the paper's statistics
+    subset of the minibatch); both lists are empty when ``stats`` is 0.
     """
     offs = _offsets(sizes, False)
     O, Hin, Hact, Zh, Sd, Ms = _forward(w, X, sizes, activation, 0.0, False, offs)
@@ -94,18 +95,19 @@ def kfac_fg_stats(w, X, Y, sizes, activation, loss, lam, stats):
     Gs = [np.empty((0, 0))]
     As.pop()
     Gs.pop()
-    if stats:
-        inv = 1.0 / max(n, 1)
-        D = _sampled_derivatives(loss, O)
+    m = min(max(stats, 0), n)
+    if m > 0:
+        inv = 1.0 / m
+        D = _sampled_derivatives(loss, O[:m])
         for l in range(nl):
-            B = _with_ones(Hin[l])
+            B = _with_ones(Hin[l][:m])
             As.append(np.dot(B.T, B) * inv)
             Gs.append(np.empty((0, 0)))
         Gs[nl - 1] = np.dot(D.T, D) * inv
         dH = np.dot(D, _weights(w, sizes, offs, nl - 1).T)
         for l in range(nl - 2, -1, -1):
             Hp = Hact[l + 1]
-            for i in range(n):
+            for i in range(m):
                 for j in range(dH.shape[1]):
                     dH[i, j] *= _dact(activation, Hp[i, j])
             Gs[l] = np.dot(dH.T, dH) * inv
