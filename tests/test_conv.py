@@ -204,4 +204,4 @@ def test_parameter_errors(params, match):
     X = np.random.default_rng(0).standard_normal((10, 8))
     y = np.arange(10) % 2
     with pytest.raises(ValueError, match=match):
-        ConvNetClassifier(conv_layers=((2, 3),), dense_layers=(4,), **params).fit(X, y)
+        ConvNetClassifier(**{"conv_layers": ((2, 3),), "dense_layers": (4,), **params}).fit(X, y)
