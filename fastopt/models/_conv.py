@@ -125,6 +125,10 @@ class ConvNetClassifier(ClassifierMixin, BaseEstimator):
     product per layer); forward and backward passes are compiled numba
     kernels, checked against finite differences and torch's
     ``conv1d``/``conv2d``/``max_pool`` in ``tests/test_conv.py``.
+    ``benchmarks/conv_compare.py`` (one thread, float64, minibatch 128):
+    forward+backward per sample 0.55x torch CPU's time on the digits
+    ConvNet, 0.58x on the MNIST-1D one and 1.02x on an MNIST-sized one
+    (28x28, 32 and 64 5x5 filters).
     Initialisation is Glorot-uniform with fan-in ``kh*kw*C`` and fan-out
     ``kh*kw*F`` (Glorot & Bengio 2010).
 
