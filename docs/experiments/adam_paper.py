@@ -237,7 +237,14 @@ def main(only=None, quick=False):
             rows.append([key, set_name, model, label, chosen[label], *vals,
                          "quick" if quick else "full"])  # fmt: skip
         plot(key, f"{TITLES[model]} - {set_name}", curves, chosen)
+        # after every experiment: a long run's finished experiments survive
+        save(rows, only)
+    print(f"\nwrote adam_*.png, adam_paper.md, adam_paper.csv to {HERE} "
+          f"({time.perf_counter() - t_start:.0f} s)")  # fmt: skip
 
+
+def save(rows, only):
+    """Write ``adam_paper.csv`` and ``.md``: ``rows``, plus (``only``) the other experiments'."""
     header = ["experiment", "data", "model", "method", "learning_rate",
               *[f"loss_epoch_{e}" for e in TABLE_EPOCHS], "grid"]  # fmt: skip
     path = os.path.join(HERE, "adam_paper.csv")
@@ -256,8 +263,6 @@ def main(only=None, quick=False):
         for r in rows:
             w.writerow([f"{v:.6g}" if isinstance(v, float) else v for v in r])
     write_markdown(rows)
-    print(f"\nwrote adam_*.png, adam_paper.md, adam_paper.csv to {HERE} "
-          f"({time.perf_counter() - t_start:.0f} s)")  # fmt: skip
 
 
 def plot(key, title, curves, chosen):
