@@ -1,6 +1,6 @@
 """
 Natural-gradient training of an MLP: K-FAC and natural neural networks
-=====================================================================
+======================================================================
 
 Two ways to train a network along (an approximation of) the natural gradient,
 both options of :class:`fastopt.models.MLPClassifier`:
