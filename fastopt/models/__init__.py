@@ -9,7 +9,9 @@ drivers, with exact Gauss-Newton products for the second-order methods:
   objective and ``C``);
 - :class:`LinearSVC`: squared hinge, L2 (liblinear's objective and ``C``);
 - :class:`MLPClassifier`, :class:`MLPRegressor`: dense networks with
-  dropout and batch normalisation.
+  dropout and batch normalisation;
+- :class:`ConvNetClassifier`: 1-D and 2-D convolutional networks (ReLU,
+  max pooling, dropout, a dense head).
 
 Every estimator takes ``solver=`` any name of :data:`fastopt.METHODS`,
 ``batch_size``, ``max_iter``, ``tol``, ``random_state``, ``solver_options``
@@ -37,10 +39,12 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
         "fastopt.models needs scikit-learn; install it with: pip install 'fastopt[ml]'"
     ) from exc
 
+from ._conv import ConvNetClassifier
 from ._linear import LinearRegression, LinearSVC, LogisticRegression
 from ._mlp import MLPClassifier, MLPRegressor
 
 __all__ = [
+    "ConvNetClassifier",
     "LinearRegression",
     "LinearSVC",
     "LogisticRegression",

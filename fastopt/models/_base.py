@@ -64,12 +64,16 @@ def solver_fields(name):
     return module.Options._fields if module is not None else ()
 
 
-def check_common_params(est):
+def check_common_params(est, extra=()):
     """Validate the parameters every estimator has; returns the method's name.
 
+    ``extra``: solver names the estimator runs itself (the MLPs' ``"kfac"``).
     Raises ValueError with the parameter's name and value, like scikit-learn.
     """
-    name = get_method(est.solver).name  # canonical ("hf" -> "hessian-free"); ValueError if unknown
+    if isinstance(est.solver, str) and est.solver in extra:
+        name = est.solver
+    else:  # canonical ("hf" -> "hessian-free"); ValueError if unknown
+        name = get_method(est.solver).name
     mi = est.max_iter
     if isinstance(mi, bool) or not isinstance(mi, numbers.Integral) or mi < 1:
         raise ValueError(f"max_iter must be an int >= 1; got {mi!r}")
@@ -176,7 +180,7 @@ class Monitor:
 
 def fit_parameters(est, method, fg, w0, args, gn, gn_diag, n_samples, *,
                    record=False, n_iter_no_change=None, scg_exact=True,
-                   defaults=None):  # fmt: skip
+                   defaults=None, check_args=None):  # fmt: skip
     """Minimize ``fg`` from ``w0`` with the estimator's solver settings.
 
     Parameters
@@ -200,6 +204,10 @@ def fit_parameters(est, method, fg, w0, args, gn, gn_diag, n_samples, *,
     defaults : dict or None
         Options of ``method`` that the model sets (e.g. :data:`LINEAR_LBFGS`);
         the estimator's ``solver_options`` override them.
+    check_args : tuple or None
+        The ``args`` of ``fg`` for the final gradient test of a minibatch run
+        that used all its epochs (default ``args``; the MLPs pass theirs
+        without dropout, whose masks would make the test random).
 
     Returns
     -------
@@ -217,6 +225,13 @@ def fit_parameters(est, method, fg, w0, args, gn, gn_diag, n_samples, *,
     Gauss-Newton product as ``gauss_newton`` (``hessian-free``) or ``hessp``
     (``adahessian``; ``scg`` where the model asks, see :data:`SCG_PRODUCTS`), and
     its diagonal as ``diagonal`` where the method has that option.
+
+    A run that did not converge raises scikit-learn's ``ConvergenceWarning``
+    (as scikit-learn's own estimators do): a non-finite or diverging run, a
+    stalled line search, ``max_iter`` used up in full batch, all epochs run
+    with early stopping on, and a minibatch run that used all its epochs
+    without early stopping whose full-data gradient inf-norm at the result is
+    above ``tol`` (one extra gradient evaluation).
     """
     batch_size = resolve_batch_size(est.batch_size, method, n_samples)
     seed = seed_from(est.random_state)
@@ -258,7 +273,7 @@ def fit_parameters(est, method, fg, w0, args, gn, gn_diag, n_samples, *,
     else:
         n_iter = -(-int(res.nit) // monitor.n_batches)
     if status in (_status.NONFINITE_F, _status.NONFINITE_G, _status.NONFINITE_X,
-                  _status.NONFINITE_H):  # fmt: skip
+                  _status.NONFINITE_H, _status.DIVERGED):  # fmt: skip
         warnings.warn(
             f"{type(est).__name__}: solver {method!r} stopped: {res.message} "
             "Try a smaller learning rate (solver_options) or scaling the features.",
@@ -285,4 +300,19 @@ def fit_parameters(est, method, fg, w0, args, gn, gn_diag, n_samples, *,
             ConvergenceWarning,
             stacklevel=3,
         )
+    elif status == _status.EPOCHS and early is None:
+        # minibatch without early stopping: the run ends on its epoch budget
+        # whatever the gradient, so test the full-data gradient (the
+        # full-batch methods' gtol test) instead of reporting success blindly
+        _, g = fg(res.x, *(args if check_args is None else check_args))
+        gnorm = float(np.max(np.abs(g))) if len(g) else 0.0
+        if not gnorm <= est.tol:
+            warnings.warn(
+                f"{type(est).__name__}: solver {method!r} did not converge in "
+                f"max_iter={est.max_iter} epochs: the gradient inf-norm at the result is "
+                f"{gnorm:.3g} > tol={est.tol}. Increase max_iter, tune the learning rate "
+                "(solver_options), loosen tol or scale the features.",
+                ConvergenceWarning,
+                stacklevel=3,
+            )
     return res, monitor, n_iter

@@ -22,7 +22,9 @@ from sklearn.utils.validation import check_is_fitted
 from . import _dask
 from . import _mlp_kernels as mk
 from ._base import check_common_params, fit_parameters, seed_from
+from ._kfac import fit_kfac
 from ._linear import _check_real, _check_X
+from ._natural import fit_natural
 
 #: Default ``solver`` of the MLPs, chosen by ``benchmarks/models_compare.py``
 #: (section 5): fit time of a (100,) ReLU network to the training loss that
@@ -95,7 +97,8 @@ class _BaseMLP(BaseEstimator):
     def __init__(self, hidden_layer_sizes=(100,), activation="relu", *, solver=DEFAULT_SOLVER,
                  alpha=1e-4, batch_size="auto", max_iter=200, tol=1e-4, n_iter_no_change=10,
                  dropout=0.0, batch_norm=False, random_state=None, solver_options=None,
-                 verbose=False):  # fmt: skip
+                 verbose=False, whiten=False, whiten_every=100,
+                 whiten_eps=1e-2):  # fmt: skip
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.solver = solver
@@ -109,6 +112,9 @@ class _BaseMLP(BaseEstimator):
         self.random_state = random_state
         self.solver_options = solver_options
         self.verbose = verbose
+        self.whiten = whiten
+        self.whiten_every = whiten_every
+        self.whiten_eps = whiten_eps
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -118,7 +124,7 @@ class _BaseMLP(BaseEstimator):
         return tags
 
     def _fit_network(self, X, Y, loss):
-        method = check_common_params(self)
+        method = check_common_params(self, extra=("kfac",))
         hidden = _check_layers(self.hidden_layer_sizes)
         if self.activation not in mk.ACTIVATIONS:
             raise ValueError(
@@ -145,10 +151,25 @@ class _BaseMLP(BaseEstimator):
         Y = np.require(Y, dtype=np.float64, requirements=["C", "W"])  # see _fit_linear
         args = (X, Y, sizes, act, loss, alpha / n,
                 dropout, bn)  # fmt: skip
-        res, monitor, n_iter = fit_parameters(
-            self, method, mk.mlp_fg, w0, args, mk.mlp_gn, mk.mlp_gn_diag, n,
-            record=True, n_iter_no_change=nic, scg_exact=dropout > 0.0,
-        )  # fmt: skip
+        if method == "kfac":
+            if dropout > 0.0 or bn:
+                raise ValueError(
+                    "solver='kfac' supports neither dropout nor batch_norm (its Kronecker "
+                    "factors model a dense layer's input and output-derivative statistics); "
+                    "set dropout=0 and batch_norm=False"
+                )
+            if self.whiten:
+                raise ValueError("whiten=True needs a first-order solver, not 'kfac'")
+            res, monitor, n_iter = fit_kfac(self, w0, X, Y, sizes, act, loss, alpha / n, nic)
+        elif self.whiten:
+            res, monitor, n_iter = fit_natural(self, method, w0, X, Y, sizes, act, loss,
+                                               alpha / n, dropout, nic)  # fmt: skip
+        else:
+            res, monitor, n_iter = fit_parameters(
+                self, method, mk.mlp_fg, w0, args, mk.mlp_gn, mk.mlp_gn_diag, n,
+                record=True, n_iter_no_change=nic, scg_exact=dropout > 0.0,
+                check_args=args[:6] + (0.0, bn),
+            )  # fmt: skip
         w = res.x
         self.params_ = w
         self.sizes_ = sizes
@@ -196,8 +217,10 @@ _MLP_DOC = r"""
         Widths of the hidden layers (``()``: a linear model).
     activation : {"relu", "tanh", "logistic", "identity"}, default="relu"
     solver : str, default="rmsprop"
-        Any name of :data:`fastopt.METHODS`; the default was chosen by
-        ``benchmarks/models_compare.py``.  ``hessian-free`` gets the exact
+        Any name of :data:`fastopt.METHODS`, or ``"kfac"`` (K-FAC, Martens &
+        Grosse 2015, see :mod:`fastopt.models._kfac`; its options in
+        ``solver_options``; no dropout or batch normalisation); the default
+        was chosen by ``benchmarks/models_compare.py``.  ``hessian-free`` gets the exact
         Gauss-Newton product as ``gauss_newton``, ``adahessian`` as
         ``hessp``, and ``scg`` as ``hessp`` with dropout (else its own finite
         differences of gradients, which cost less).
@@ -229,6 +252,16 @@ _MLP_DOC = r"""
         Options of the method, e.g. ``{"learning_rate": 1e-3}``.
     verbose : bool, default=False
         Print a progress bar with the loss.
+    whiten : bool, default=False
+        Natural neural network (PRONG, Desjardins et al. 2015, see
+        :mod:`fastopt.models._natural`): every layer's input whitened, the
+        first-order ``solver`` run on the whitened parametrisation (not with
+        ``batch_norm``).
+    whiten_every : int, default=100
+        Updates between re-estimations of the whitening (the paper's ``T``).
+    whiten_eps : float, default=1e-2
+        Added to the input covariance's eigenvalues before the inverse square
+        root (the paper's :math:`\epsilon`).
 
     Attributes
     ----------
