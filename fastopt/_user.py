@@ -243,6 +243,20 @@ class _Memo:
         return value
 
 
+def _memo_value(fun, x, counter, value):
+    """``fun_only(x, *a)``: the user's value at a copy of ``x``, counted and remembered."""
+    memo = _Memo(x)
+
+    def fun_only(x, *a):
+        f = memo.get(x, a)
+        if f is None:
+            counter["fun"] += 1
+            f = memo.put(x, a, value(fun(x.copy(), *a)))
+        return f
+
+    return fun_only
+
+
 def python_functions(fun, jac, x, args, counter):
     """``(fun_only, fg, grad, grad_calls_fun, first)`` for Python callables.
 
@@ -272,14 +286,8 @@ def python_functions(fun, jac, x, args, counter):
 
     grad_calls_fun = False
     if callable(jac):
-        mf, mg = _Memo(x), _Memo(x)
-
-        def fun_only(x, *a):
-            f = mf.get(x, a)
-            if f is None:
-                counter["fun"] += 1
-                f = mf.put(x, a, value(fun(x.copy(), *a)))
-            return f
+        fun_only = _memo_value(fun, x, counter, value)
+        mg = _Memo(x)
 
         def grad(x, *a):
             g = mg.get(x, a)
@@ -326,14 +334,8 @@ def _finite_differences(fun, jac, x, counter, value):
     scheme = "2-point" if jac in (None, False) else jac
     assert scheme in FD_SCHEMES
     dtype = x.dtype
-    mf, mg = _Memo(x), _Memo(x)
-
-    def fun_only(x, *a):
-        f = mf.get(x, a)
-        if f is None:
-            counter["fun"] += 1
-            f = mf.put(x, a, value(fun(x.copy(), *a)))
-        return f
+    fun_only = _memo_value(fun, x, counter, value)
+    mg = _Memo(x)
 
     def grad(x, *a):
         g = mg.get(x, a)
