@@ -96,20 +96,25 @@ def finite_fg(f, g):
 def projected_inf_norm(x, g, lb, ub):
     """Inf-norm of the projected gradient ``P(x - g) - x`` (L-BFGS-B's ``projgr``).
 
-    With bounds, a minimum on a bound has a gradient that points out of the
-    box; the projected gradient is zero there, so the ``gtol`` test stops at
-    it (scipy's test) instead of running to ``maxiter``.
+    Each component is the gradient clipped to how far ``x`` can move inside
+    :math:`[l_i, u_i]`: zero for a variable on a bound whose gradient points
+    out of the box, so the ``gtol`` test stops at a minimum on a bound (scipy's
+    test) instead of running to ``maxiter``.  Computed from ``g`` directly (no
+    rounding of ``x - g``); NaN if ``g`` holds a NaN.  Shared by the first-order
+    drivers and L-BFGS-B.
     """
     out = 0.0
     for i in range(x.shape[0]):
-        y = x[i] - g[i]
-        if y < lb[i]:
-            y = lb[i]
-        elif y > ub[i]:
-            y = ub[i]
-        a = abs(y - x[i])
-        if not a <= out:
-            out = a
+        gi = g[i]
+        if gi < 0.0:
+            gi = max(x[i] - ub[i], gi)
+        else:
+            gi = min(x[i] - lb[i], gi)
+        v = abs(gi)
+        if not v <= out:
+            out = v
+            if math.isnan(v):
+                break
     return out
 
 

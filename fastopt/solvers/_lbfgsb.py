@@ -33,29 +33,6 @@ FREE, AT_LOWER, AT_UPPER, FIXED = 0, 1, 2, 3
 
 
 @_jit.kernel
-def proj_grad_norm(x, g, lb, ub):
-    r"""Inf-norm of the projected gradient, L-BFGS-B's ``projgr``.
-
-    Component :math:`i` is :math:`x_i - P(x_i - g_i)`, P the projection on
-    :math:`[l_i, u_i]`: zero for a variable on a bound whose gradient points
-    out of the box.  NaN if ``g`` holds a NaN.
-    """
-    out = 0.0
-    for i in range(x.shape[0]):
-        gi = g[i]
-        if gi < 0.0:
-            gi = max(x[i] - ub[i], gi)
-        else:
-            gi = min(x[i] - lb[i], gi)
-        v = abs(gi)
-        if not v <= out:
-            out = v
-            if math.isnan(v):
-                break
-    return out
-
-
-@_jit.kernel
 def chol_factor(a, r0, k):
     """Cholesky ``L L'`` of ``a[r0:r0+k, r0:r0+k]`` in place (lower); False if not pd."""
     for j in range(k):
@@ -499,16 +476,6 @@ def max_feasible_step(x, d, lb, ub, big):
             elif di * stpmx > a2:
                 stpmx = a2 / di
     return stpmx
-
-
-@_jit.kernel
-def clip_into(x, lb, ub):
-    """``x`` clipped to ``[lb, ub]`` in place (a trial step's rounding can cross a bound)."""
-    for i in range(x.shape[0]):
-        if x[i] < lb[i]:
-            x[i] = lb[i]
-        elif x[i] > ub[i]:
-            x[i] = ub[i]
 
 
 @_jit.kernel

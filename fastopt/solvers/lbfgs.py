@@ -50,15 +50,14 @@ from .._status import (
     NONFINITE_G,
     SUCCESS,
 )
+from ..drivers._checks import project, projected_inf_norm
 from ._lazy_loop import LazyLoop, use_compiled
 from ._lbfgsb import (
     add_pair,
     bounds_kind,
     cauchy_point,
-    clip_into,
     form_middle,
     max_feasible_step,
-    proj_grad_norm,
     subspace_point,
 )
 from ._run import RUNNING, drive, nonfinite_fg, result, start_fg, start_point
@@ -639,7 +638,7 @@ def _lbfgsb_loop(
     pending = int(ns[4])
     stop_at = nit + nsteps
     status = RUNNING
-    pgnorm = proj_grad_norm(x, g, lb, ub)
+    pgnorm = projected_inf_norm(x, g, lb, ub)
     while True:
         if nit >= stop_at:
             break
@@ -703,7 +702,7 @@ def _lbfgsb_loop(
                 copy_into(xt, z)
             else:
                 lincomb_into(xt, 1.0, x, stp, d)
-                clip_into(xt, lb, ub)
+                project(xt, lb, ub)  # a trial step's rounding can cross a bound
             f_new, g_new = fg(xt, *args)
             nfev += 1
             njev += 1
@@ -729,7 +728,7 @@ def _lbfgsb_loop(
             break
         # CONV or WARN (a step to the bound, or rounding): L-BFGS-B takes it.
         sy, yy, _ = _accept(x, xt, g, g_new, s, y)
-        pgnorm = proj_grad_norm(x, g, lb, ub)
+        pgnorm = projected_inf_norm(x, g, lb, ub)
         # The update is skipped unless s'y > eps (-g's) (L-BFGS-B's test).
         if sy > _EPS * (-gd * stp):
             col = add_pair(S, Y, SY, SS, col, s, y)
