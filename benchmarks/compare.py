@@ -2,7 +2,7 @@
 
 Run from the repository root (``--quick`` for a smoke run of a minute or two)::
 
-    python benchmarks/compare.py [--quick]
+    python benchmarks/compare.py [--quick] [--section NAME ...]
 
 Every thread pool is pinned to one thread before numpy, numba or torch is
 imported (environment variables, then threadpoolctl if it is installed, then
@@ -880,6 +880,22 @@ class Config:
         self.timing = {"repeat": repeat, "min_time": min_time}
 
 
+#: the sections, in the order they run: name -> run(cfg, targets, torch)
+SECTIONS = {
+    "bandwidth": lambda cfg, targets, torch: bandwidth(cfg, targets),
+    "rules": lambda cfg, targets, torch: rules(cfg, targets),
+    "torch_adam": torch_adam,
+    "numpy_adam": lambda cfg, targets, torch: numpy_adam(cfg, targets),
+    "overhead": lambda cfg, targets, torch: overhead(cfg, targets),
+    "drivers": lambda cfg, targets, torch: drivers(cfg, targets),
+    "scipy": lambda cfg, targets, torch: scipy_compare(cfg, targets),
+    "call_cost": lambda cfg, targets, torch: call_cost(cfg, targets),
+    "parallel": lambda cfg, targets, torch: parallel(cfg, targets),
+    "first_call": lambda cfg, targets, torch: first_call(cfg, targets),
+    "structured": structured,
+}
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer repeats: a smoke run")
@@ -890,6 +906,8 @@ def main(argv=None):
     parser.add_argument(
         "--threads", default="2", help="threads of the parallel kernel in its section (default 2)"
     )
+    parser.add_argument("--section", action="append", choices=list(SECTIONS),
+                        help="run only this section (repeatable)")  # fmt: skip
     args = parser.parse_args(argv)
     if args.parallel_worker:
         parallel_worker(args.quick)
@@ -914,17 +932,9 @@ def main(argv=None):
     print(f"best of {repeat} repeats of >= {min_time} s each")
     print_machine(torch)
     targets = Targets()
-    bandwidth(cfg, targets)
-    rules(cfg, targets)
-    torch_adam(cfg, targets, torch)
-    numpy_adam(cfg, targets)
-    overhead(cfg, targets)
-    drivers(cfg, targets)
-    scipy_compare(cfg, targets)
-    call_cost(cfg, targets)
-    parallel(cfg, targets)
-    first_call(cfg, targets)
-    structured(cfg, targets, torch)
+    for name, run in SECTIONS.items():
+        if args.section is None or name in args.section:
+            run(cfg, targets, torch)
     summary(targets)
     print(
         f"load average at the end: {', '.join(f'{x:.2f}' for x in os.getloadavg())}; "

@@ -42,6 +42,9 @@ class Method:
     tol_options: tuple = ("gtol",)
     #: whether the method has a minibatch mode (``batch_size``/``epochs``)
     minibatch: bool = True
+    #: ``reusable(opts)``: whether built options may serve more than one run
+    #: (a repeated minimize call reuses them, see ``_minimize._Plan``)
+    reusable: Callable = lambda opts: True
 
     def check_minibatch(self):
         """Raise ValueError when ``batch_size``/``epochs`` go to a full-batch method.
@@ -97,7 +100,13 @@ def _first_order_entry(name):
         )
         return opt, unknown
 
-    return Method(name, "first-order", options, run_first_order, default_maxiter=1000)
+    def reusable(opts):
+        # a rule with scalar state (NAdam's mu_product) carries it in the
+        # optimizer's h during a run
+        return not opts._scalar_idx
+
+    return Method(name, "first-order", options, run_first_order, default_maxiter=1000,
+                  reusable=reusable)  # fmt: skip
 
 
 def _solver_entry(name, module):

@@ -8,6 +8,7 @@ build the ``OptimizeResult`` from the status table in :mod:`fastopt._status`.
 """
 
 import inspect
+import math
 import warnings
 
 import numpy as np
@@ -15,7 +16,7 @@ import numpy as np
 from . import _device, _progress, _status
 from ._methods import COMMON, FIRST_ORDER_ONLY, get_method
 from ._objective import Objective
-from ._user import compiled_functions, python_functions
+from ._user import GLUE_CACHE_SIZE, BoundedCache, compiled_functions, python_functions
 from ._validation import (
     NO_LIMIT,
     as_bounds,
@@ -131,6 +132,18 @@ def minimize(fun, x0, args=(), method=None, jac=None, hess=None, hessp=None,
     >>> res.success, np.round(res.x, 4)
     (True, array([1., 1.]))
     """
+    # a call that repeats a validated one (same @njit functions, method,
+    # options, x0 shape and dtype, argument types) skips the validation: the
+    # fixed cost of a call, issue 11 (see _Plan; device calls make none)
+    plain = (callback is None and bounds is None and hess is None and hessp is None
+             and type(x0) is np.ndarray and type(args) is tuple)  # fmt: skip
+    if plain:
+        key = _plan_key(fun, x0, args, method, jac, tol, constraints, options)
+        plan = _PLANS.get(key) if key is not None else None
+        if plan is not None:
+            res = plan(x0, args)
+            if res is not None:
+                return res
     if (type(x0) is not np.ndarray and _device.is_device_array(x0)) or (
         isinstance(options, dict) and options.get("device") not in (None, "cpu")
     ):
@@ -139,7 +152,7 @@ def minimize(fun, x0, args=(), method=None, jac=None, hess=None, hessp=None,
         return minimize_device(fun, x0, args, method or "adam", jac, hess, hessp, bounds,
                                constraints, tol, callback, options)  # fmt: skip
     # scipy.optimize costs ~0.3 s to import: not at `import fastopt`
-    from scipy.optimize import OptimizeResult, OptimizeWarning
+    from scipy.optimize import OptimizeWarning
 
     fun = as_callable(fun, "fun", optional=False)
     jac = as_jac(jac)
@@ -251,24 +264,42 @@ def minimize(fun, x0, args=(), method=None, jac=None, hess=None, hessp=None,
     finally:
         if progress is not None:
             progress.close()
+    # the validation call at x0 is one more evaluation, unless the run reused it
+    res = _result(out, obj, counter, validated=compiled)
+    if (plain and key is not None and compiled and not unknown and x0.ndim == 1
+            and x0.dtype in (np.float32, np.float64) and batch_size is None and not common["disp"]
+            and not common["return_all"] and common["device"] is None
+            and opts.get("schedule") is None and entry.reusable(method_opts)):  # fmt: skip
+        _PLANS[key] = _Plan(entry, method_opts, obj)
+    return res
+
+
+OptimizeResult = None
+
+
+def _result(out, obj, counter, validated):
+    """The ``OptimizeResult`` of a run: ``out`` is what the method's runner returned."""
+    global OptimizeResult
+    if OptimizeResult is None:  # scipy.optimize costs ~0.3 s to import: not at import
+        from scipy.optimize import OptimizeResult
     if "fun" not in out or "jac" not in out:
         # minibatch mode: report the full-data loss and gradient at the final x
-        f, g = fg(out["x"], *args)
+        f, g = obj.fg(out["x"], *obj.args)
         out["fun"], out["jac"] = f, g
         out["nfev"] = out.get("nfev", 0) + 1
         out["njev"] = out.get("njev", 0) + 1
-    if compiled:
-        # the loops count their evaluations; the validation call is one more
-        # unless the run reused it
+    if obj.compiled:
+        # the loops count their evaluations
         nfev, njev = int(out["nfev"]), int(out["njev"])
-        if not out.get("used_first", False):
+        if validated and not out.get("used_first", False):
             nfev, njev = nfev + 1, njev + 1
     else:
         # the wrappers counted the calls the user's functions received
         nfev, njev = counter["fun"], counter["jac"]
     status = out["status"]
     res = OptimizeResult(
-        x=out["x"], fun=float(out["fun"]), jac=np.asarray(out["jac"]), nit=int(out["nit"]),
+        x=out["x"], fun=float(out["fun"]), jac=out["jac"] if type(out["jac"]) is np.ndarray
+        else np.asarray(out["jac"]), nit=int(out["nit"]),
         nfev=nfev, njev=njev,
         status=int(status), success=status in _status.SUCCESSFUL,
         message=_status.MESSAGES[status],
@@ -286,6 +317,81 @@ def minimize(fun, x0, args=(), method=None, jac=None, hess=None, hessp=None,
         print(f"         Function evaluations: {res.nfev}")
         print(f"         Gradient evaluations: {res.njev}")
     return res
+
+
+# --------------------------------------------------------------------------
+# Repeated calls: a validated call kept to run again
+# --------------------------------------------------------------------------
+#: validated calls by :func:`_plan_key` (bounded: a plan holds the user's
+#: functions and their compiled glue)
+_PLANS = BoundedCache(GLUE_CACHE_SIZE)
+
+
+def _plan_key(fun, x0, args, method, jac, tol, constraints, options):
+    """What makes a call repeat a validated one, or None (never cached).
+
+    Everything validation looked at: the functions, method, ``tol`` and the
+    options (by value and type: ``maxiter=True`` is not ``maxiter=1``), the
+    shape and dtype of ``x0`` and the types of ``args`` (numba types arrays by
+    dtype and dimension; a shape in ``args`` may change what ``fun`` returns).
+    ``x0``'s values are checked by the plan itself.
+    """
+    if options is None:
+        opts = ()
+    elif type(options) is dict:
+        opts = (*options.items(), *map(type, options.values()))
+    else:
+        return None
+    if args:
+        sig = tuple([(type(a), getattr(a, "dtype", None), getattr(a, "shape", None))
+                     for a in args])  # fmt: skip
+    else:
+        sig = ()
+    if type(constraints) is not tuple or constraints:
+        return None
+    key = (fun, jac, method, tol, type(tol), x0.shape, x0.dtype, sig, opts)
+    try:
+        hash(key)
+    except TypeError:  # an unhashable option value or argument type
+        return None
+    return key
+
+
+class _Plan:
+    """A validated :func:`minimize` call, kept to run again with another ``x0``/``args``.
+
+    ``minimize`` in a loop (many small fits, a fit per pixel) calls with the
+    same ``@njit`` functions, method and options each time; validating them
+    again costs more than a short compiled run (issue 11: 17 us before the
+    first iteration).  A plan holds what validation produced (the method's
+    options, the compiled glue around the user's functions) and only copies
+    ``x0`` and runs.  The run is the same runner on the same Objective
+    fields, so the iterates are the validated call's; it skips the
+    type-checking evaluation at ``x0`` that the first call made (the runner
+    evaluates there itself), so ``nfev`` counts the same calls.
+    """
+
+    __slots__ = ("run", "method_opts", "fields", "dtype")
+
+    def __init__(self, entry, method_opts, obj):
+        self.run = entry.run
+        self.method_opts = method_opts
+        # the validated Objective's fields but the per-call ones
+        self.fields = {k: v for k, v in vars(obj).items() if k not in ("x0", "args", "first")}
+        self.dtype = obj.x0.dtype
+
+    def __call__(self, x0, args):
+        x = x0.astype(self.dtype)  # a private copy, as as_x0 makes
+        # finite only if every element is (or on overflow: the slow path
+        # then checks properly and says which element is not finite)
+        if not math.isfinite(x.dot(x)):
+            return None
+        # the validated fields as they are (Objective.__init__ would check
+        # and derive them again: a third of the cost of a short run)
+        obj = object.__new__(Objective)
+        obj.__dict__.update(self.fields)
+        obj.x0, obj.args = x, args
+        return _result(self.run(obj, self.method_opts), obj, None, validated=False)
 
 
 class ScipyMethod:

@@ -249,6 +249,12 @@ class Optimizer:
             raise ValueError(f"Invalid parallel value: {parallel!r}")
         self.parallel = parallel
         self._nslots = len(self.slot_names)
+        #: the slots that do not start at zero: (index, value)
+        fill = rule.slot_init(hyper).items()
+        self._slot_fill = tuple((self.slot_names.index(k), v) for k, v in fill if v != 0)
+        #: the learning-rate table of a run without a schedule (the loops only
+        #: read it; writeable, as numba types a read-only array apart)
+        self._lr_const = np.array([self.base_lr])
         self._maximize = bool(getattr(hyper, "maximize", False))
         # scalar state (NAdam's mu_product): where it sits in h, and its start
         scalars = getattr(rule, "SCALARS", {})
@@ -291,10 +297,15 @@ class Optimizer:
                 "arrays); x is a single array"
             )
         x = _check_params(x)
-        S = np.zeros((len(self.slot_names), x.shape[0]), dtype=x.dtype)
-        for name, value in self.rule.slot_init(self.hyper).items():
-            S[self.slot_names.index(name)] = value
-        return OptState(0, S, self.slot_names, kernel=self.key, scalars=self._scalars0)
+        return OptState(0, self.new_slots(x), self.slot_names, kernel=self.key,
+                        scalars=self._scalars0)  # fmt: skip
+
+    def new_slots(self, x):
+        """The state's slot array for 1-D ``x`` (checked by the caller), at its start values."""
+        S = np.zeros((self._nslots, x.shape[0]), dtype=x.dtype)
+        for i, value in self._slot_fill:
+            S[i] = value
+        return S
 
     def _layout(self, params):
         leaves, paths = _params.flatten(params)

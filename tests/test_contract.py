@@ -276,6 +276,30 @@ def test_fun_returns_one_element_array_compiled(method):
     assert np.isfinite(res.fun) and res.x.shape == (2,)
 
 
+@pytest.mark.parametrize("method", METHODS)
+def test_repeated_call_equals_validated_call(method):
+    """A repeated call skips validation (``_minimize._Plan``): same run, same result.
+
+    After test_fun_returns_one_element_array_compiled, whose compiled loops
+    it reuses; more cases in test_repeat_calls.py.
+    """
+    from fastopt import _minimize
+
+    x0 = np.array([0.5, -0.25])
+    o = opts(method, maxiter=3)
+    runs = [fastopt.minimize(_one_elem_f, x0, jac=_one_elem_g, method=method, options=o)
+            for _ in range(3)]  # fmt: skip
+    planned = any(k[0] is _one_elem_f and k[2] == method for k in _minimize._PLANS)
+    assert planned == (method != "nadam")
+    for k in ("x", "fun", "jac", "nit", "status", "message"):
+        np.testing.assert_array_equal(runs[0][k], runs[1][k], err_msg=k)
+        np.testing.assert_array_equal(runs[1][k], runs[2][k], err_msg=k)
+    # the first call's type-checking evaluation at x0 is its only extra call
+    assert 0 <= runs[0].nfev - runs[1].nfev <= 1 and runs[1].nfev == runs[2].nfev
+    assert runs[1].x is not runs[2].x
+    np.testing.assert_array_equal(x0, [0.5, -0.25])
+
+
 @numba.njit
 def _one_elem_f(x):
     return np.array([(x[0] - 1.0) ** 2 + (x[1] - 2.0) ** 2])

@@ -31,6 +31,9 @@ from ._checks import accept, projected_inf_norm
 #: size of a precomputed learning-rate table)
 CHUNK = 1 << 16
 
+#: ``lb``/``ub`` of an unbounded run, by dtype (length 0: never read)
+_NO_BOUNDS = {np.dtype(d): (np.zeros(0, d),) * 2 for d in (np.float32, np.float64)}
+
 #: a minibatch run that ends with its full-data f above f(x0) by more than
 #: this factor times max(|f(x0)|, 1) (or non-finite) has diverged (issue 11)
 MINIBATCH_DIVERGENCE = 1e3
@@ -52,14 +55,12 @@ def minibatch_diverged(f_end, f0):
 def run_first_order(obj, opt):
     """Minimize ``obj`` with the :class:`~fastopt.optim.Optimizer` ``opt``."""
     x = obj.x0
-    n = x.shape[0]
-    state = opt.init(x)
-    S = state.slots
+    S = opt.new_slots(x)  # (x0 is validated: not opt.init's checks)
     c = np.zeros(cpu.N_COEFFS, dtype=x.dtype)
     x_good = x.copy()
     bounded = obj.lb is not None
-    lb = obj.lb if bounded else np.zeros(n, x.dtype)
-    ub = obj.ub if bounded else np.zeros(n, x.dtype)
+    # unbounded: the loops never read lb/ub, and an empty array costs nothing
+    lb, ub = (obj.lb, obj.ub) if bounded else _NO_BOUNDS[x.dtype]
     per_step = obj.callback is not None or obj.return_all
     allvecs = [x.copy()] if obj.return_all else None
     if obj.compiled:
@@ -68,7 +69,7 @@ def run_first_order(obj, opt):
         det, det_first = fo.deterministic_loop, (obj.fg,)
         mb, mb_first = fo.minibatch_loop, (obj.fg,)
 
-    def after_step(t, f, g):
+    def after_step(t, f, g):  # (only called with per_step)
         if allvecs is not None:
             allvecs.append(x.copy())
         if obj.callback is not None:
@@ -79,18 +80,25 @@ def run_first_order(obj, opt):
         return fo.RUNNING
 
     if obj.batch_size is None:
-        f, g = obj.first if obj.first is not None else obj.fg(x, *obj.args)
-        nfev = 1
-        g_good = np.zeros_like(x)
-        bad, gnorm = accept(x, f, g, x_good, g_good)
-        if bounded and bad == 0:
-            gnorm = projected_inf_norm(x, g_good, lb, ub)
-        status = bad if bad != 0 else fo.RUNNING
+        g_good = np.zeros(x.shape[0], x.dtype)
+        if obj.first is not None:
+            f, g = obj.first
+            nfev = 1
+            bad, gnorm = accept(x, f, g, x_good, g_good)
+            if bounded and bad == 0:
+                gnorm = projected_inf_norm(x, g_good, lb, ub)
+            status = bad if bad != 0 else fo.RUNNING
+        else:  # the loop evaluates at x0 first (nfev == 0)
+            f, gnorm, nfev, status = np.nan, np.inf, 0, fo.RUNNING
         t = 0
         f_prev = np.nan
         while status == fo.RUNNING:
             nsteps = 1 if per_step else CHUNK
-            lrs = fo.lr_table(opt, t, min(nsteps, obj.maxiter - t))
+            lrs = (
+                opt._lr_const
+                if opt._lr_of is None
+                else fo.lr_table(opt, t, min(nsteps, obj.maxiter - t))
+            )
             status, t, gnorm, f, f_prev, nfev = det(
                 *det_first, x, obj.args, opt.kid, S, opt.h, c, lrs, t, x_good, g_good, lb, ub,
                 bounded, opt.zero_steps, t, nsteps, obj.maxiter, obj.gtol, gnorm, f, f_prev, nfev,
@@ -138,7 +146,4 @@ def run_first_order(obj, opt):
             out["fun"], out["jac"] = f_end, g_end
     if allvecs is not None:
         out["allvecs"] = allvecs
-    out["state"] = state._replace(count=out["nit"])
-    if opt._scalar_idx:  # NAdam's mu_product: the loops carry it in opt.h
-        out["state"] = out["state"]._replace(scalars=opt._scalars_now())
     return out

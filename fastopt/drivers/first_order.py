@@ -54,10 +54,22 @@ def deterministic_loop(
     after a sign change in every component); such a step is not evaluated
     again, as scipy's suites require (no point evaluated twice in a row).
 
+    With ``nfev == 0`` nothing is known at ``x`` yet: the loop evaluates
+    there first (``f``, ``gnorm`` are then ignored), in compiled code (a
+    repeated ``minimize`` call, whose fixed cost this keeps small).
+
     Returns ``(status, t, gnorm, f, f_prev, nfev)``; ``status`` is
     ``RUNNING`` when ``nsteps`` were taken without meeting a stop test.
     """
     status = RUNNING
+    if nfev == 0:
+        f, g = fg(x, *args)
+        nfev = 1
+        bad, gnorm = accept(x, f, g, x_good, g_good)
+        if bad != 0:
+            return bad, t, gnorm, f, f_prev, nfev
+        if bounded:
+            gnorm = projected_inf_norm(x, g_good, lb, ub)
     for _ in range(nsteps):
         if gnorm <= gtol:
             status = SUCCESS
@@ -254,6 +266,9 @@ def compiled_loops(kid, fg):
     file, or fastopt's own kernels: :func:`fastopt._jit.bound_loop`).
     """
     key = (kid, fg)
+    loops = _COMPILED.get(key)
+    if loops is not None:  # (every minimize call asks: the short way first)
+        return loops
     if key not in _COMPILED:
         _, kern = KERNEL_TABLE[kid]
         # as in kernels/cpu.py: an element function with scalar helpers is
@@ -293,5 +308,5 @@ def compiled_loops(kid, fg):
 def lr_table(opt, t, nsteps):
     """The learning rates of updates ``t .. t+nsteps-1`` (one entry if constant)."""
     if opt._lr_of is None:
-        return np.array([opt.base_lr])
+        return opt._lr_const
     return np.array([opt._lr_of(k, opt.base_lr) for k in range(t, t + max(nsteps, 1))])
