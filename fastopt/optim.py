@@ -476,12 +476,9 @@ class Optimizer:
                 raise ValueError(
                     "rprop variant 'irprop+' needs the objective: step(x, g, state, value=f)"
                 )
-            # iRprop+ backtracks when the error went up: f going down when maximizing
-            aux = (
-                1.0
-                if (value < state.last_value if self._maximize else value > state.last_value)
-                else 0.0
-            )
+            # the sign of f's change (rprop's coeffs reads it against maximize)
+            last = state.last_value
+            aux = 1.0 if value > last else (-1.0 if value < last else 0.0)
         if self.parallel and x.shape[0] >= cpu.PARALLEL_MIN_SIZE:
             kernel, kid = cpu.step_parallel, (self.kid,)
         else:  # the rule's own kernel: compiles (first use) or loads only this one
@@ -564,7 +561,7 @@ class Optimizer:
                     "rprop variant 'irprop+' needs the objective: step(x, g, state, value=f)"
                 )
             last = state.last_value
-            aux = 1.0 if (value < last if self._maximize else value > last) else 0.0
+            aux = 1.0 if value > last else (-1.0 if value < last else 0.0)  # sign of the change
         for (_, grp, i), (_, v) in zip(self._scalar_keys(), state.scalars, strict=True):
             hs[grp][i] = v
             hs[grp][self._scalars_t] = t - 1

@@ -1687,3 +1687,35 @@ def test_written_out_keeps_the_file_line_numbers():
     src, first = inspect.getsourcelines(fo.deterministic_loop)
     span = range(first, first + len(src))
     assert {ln for _, _, ln in loop.__code__.co_lines() if ln is not None} <= set(span)
+
+
+def _neg_ls_f(w, X, y, fbad, gbad):
+    return -py_ls_f(w, X, y, fbad, gbad)
+
+
+def _neg_ls_g(w, X, y, fbad, gbad):
+    return -py_ls_g(w, X, y, fbad, gbad)
+
+
+@pytest.mark.parametrize("variant", ["irprop+", "rprop+", "irprop-"])
+def test_rprop_maximize_through_minimize_mirrors_minimize(variant):
+    """``maximize=True`` on -f takes the steps that minimizing f takes.
+
+    iRprop+ backtracks when the error went up; maximizing, the error is -f
+    (issue 11: the minimize loops read "up" as f going up whatever maximize
+    said).  The optimizer API takes the same steps.
+    """
+    opts = {"learning_rate": 0.05, "variant": variant, "maxiter": 40, "gtol": 0.0}
+    ref = fastopt.minimize(py_ls_f, np.zeros(3), args=LS_ARGS, jac=py_ls_g, method="rprop",
+                           options=opts)  # fmt: skip
+    mx = fastopt.minimize(_neg_ls_f, np.zeros(3), args=LS_ARGS, jac=_neg_ls_g, method="rprop",
+                          options={**opts, "maximize": True})  # fmt: skip
+    np.testing.assert_array_equal(mx.x, ref.x)
+    assert mx.fun == -ref.fun and mx.nit == ref.nit
+    # opt.step agrees
+    opt = fastopt.optimizer("rprop", learning_rate=0.05, variant=variant, maximize=True)
+    x, state = np.zeros(3), None
+    state = opt.init(x)
+    for _ in range(ref.nit):
+        state = opt.step(x, _neg_ls_g(x, *LS_ARGS), state, value=_neg_ls_f(x, *LS_ARGS))
+    np.testing.assert_array_equal(x, ref.x)

@@ -210,7 +210,7 @@ def minimize_device(
             status = MAXITER
             break
         lr = opt.lr(t)
-        aux = 1.0 if f > f_prev else 0.0
+        aux = 1.0 if f > f_prev else (-1.0 if f < f_prev else 0.0)  # the sign of f's change
         t += 1
         kc.launch_step(opt.kid, opt.h, t, lr, aux, x, g_good, S)
         if bounded:

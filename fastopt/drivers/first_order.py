@@ -78,7 +78,7 @@ def deterministic_loop(
             status = MAXITER
             break
         lr = lrs[t - t0] if lrs.shape[0] > 1 else lrs[0]
-        aux = 1.0 if f > f_prev else 0.0
+        aux = 1.0 if f > f_prev else (-1.0 if f < f_prev else 0.0)  # the sign of f's change
         t += 1
         step(kid, x, g_good, S, h, t, lr, aux, c)
         if bounded:
@@ -135,7 +135,7 @@ def minibatch_loop(
             break
         copy_into(x_good, x)
         lr = lrs[t - t0] if lrs.shape[0] > 1 else lrs[0]
-        aux = 1.0 if f > f_prev else 0.0
+        aux = 1.0 if f > f_prev else (-1.0 if f < f_prev else 0.0)  # the sign of f's change
         f_prev = f
         t += 1
         step(kid, x, g, S, h, t, lr, aux, c)

@@ -279,7 +279,7 @@ def step(opt, x, g, state, value=None):
                 "rprop variant 'irprop+' needs the objective: step(x, g, state, value=f)"
             )
         v, last = float(value), state.last_value
-        aux = 1.0 if (v < last if opt._maximize else v > last) else 0.0
+        aux = 1.0 if v > last else (-1.0 if v < last else 0.0)  # the sign of f's change
     xd = as_numba(x)
     S = state.slots
     if not _device.is_numba_device_array(S):

@@ -20,8 +20,9 @@ device functions).  It imports no numba.  It defines:
 ``coeffs(h, t, lr, aux, c)`` fills ``c`` (an array of the parameters' dtype)
 with the per-step scalars from the numeric hyperparameters ``h`` (float64
 array in ``Hyper`` field order), the step count ``t`` (1 on the first update),
-the scheduled learning rate ``lr`` and ``aux`` (1.0 when the objective value
-went up since the last step: iRprop+ needs it).  Everything that depends only
+the scheduled learning rate ``lr`` and ``aux``, the sign of the objective's
+change since the last step (1.0 up, -1.0 down, 0.0 same or unknown; iRprop+
+needs it, and reads it against ``maximize``).  Everything that depends only
 on ``t`` is computed here once per step, not per element.
 
 ``elem(i, x, g, S, c)`` updates element ``i`` of ``x`` and of the state rows

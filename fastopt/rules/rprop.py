@@ -84,7 +84,10 @@ def coeffs(h, t, lr, aux, c):
     c[1] = h[ETA_PLUS]
     c[2] = h[MIN_STEP]
     c[3] = h[MAX_STEP]
-    c[4] = aux  # irprop+: 1 when f went up since the previous step
+    # irprop+: 1 when the error went up since the previous step; aux is the
+    # sign of f's change, and the error is -f when maximizing
+    up = -aux if h[MAXIMIZE] != 0.0 else aux
+    c[4] = 1.0 if up > 0.0 else 0.0
     c[5] = 1.0
     c[6] = 0.0
     c[SIGN] = -1.0 if h[MAXIMIZE] != 0.0 else 1.0
