@@ -244,7 +244,8 @@ def minimize(fun, x0, args=(), method=None, jac=None, hess=None, hessp=None,
     if compiled:
         fun_only, fg, grad, grad_calls_fun, first = compiled_functions(fun, jac, x, args)
     else:
-        fun_only, fg, grad, grad_calls_fun, first = python_functions(fun, jac, x, args, counter)
+        fun_only, fg, grad, grad_calls_fun, first = python_functions(fun, jac, x, args, counter,
+                                                                     lb, ub)  # fmt: skip
 
     callback, progress = _adapt_callback(callback, entry.name), None
     if common["disp"]:  # a progress line (fastopt/_progress.py)

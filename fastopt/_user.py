@@ -257,7 +257,7 @@ def _memo_value(fun, x, counter, value):
     return fun_only
 
 
-def python_functions(fun, jac, x, args, counter):
+def python_functions(fun, jac, x, args, counter, lb=None, ub=None):
     """``(fun_only, fg, grad, grad_calls_fun, first)`` for Python callables.
 
     ``grad`` is the gradient alone (the user's ``jac``, ``fun(x)[1]`` with
@@ -269,7 +269,8 @@ def python_functions(fun, jac, x, args, counter):
     A repeated request at the point just evaluated returns the stored values
     (:class:`_Memo`).  ``first`` is ``(f, g)`` at ``x``: evaluated here once
     to check the return types; drivers may reuse it
-    (:attr:`fastopt._objective.Objective.first`).
+    (:attr:`fastopt._objective.Objective.first`).  ``lb``/``ub``: the box the
+    run keeps to, which finite differences do not step out of either.
     """
     shape, dtype = x.shape, x.dtype
     probe = np.empty(shape, dtype)
@@ -321,14 +322,23 @@ def python_functions(fun, jac, x, args, counter):
 
         grad_calls_fun = True
     else:
-        fun_only, fg, grad = _finite_differences(fun, jac, x, counter, value)
+        fun_only, fg, grad = _finite_differences(fun, jac, x, counter, value, lb, ub)
 
     first = fg(x, *args)
     return fun_only, fg, grad, grad_calls_fun, first
 
 
-def _finite_differences(fun, jac, x, counter, value):
-    """``fun_only, fg, grad`` with scipy's finite-difference gradient (``jac`` a scheme or None)."""
+def _finite_differences(fun, jac, x, counter, value, lb=None, ub=None):
+    """``fun_only, fg, grad`` with scipy's finite-difference gradient (``jac`` a scheme or None).
+
+    With bounds ``lb``/``ub`` the differences stay inside the box, as in
+    scipy's L-BFGS-B: scipy's ``approx_derivative`` takes one-sided steps
+    (or shorter ones) next to a bound, so ``fun`` is never called outside it.
+    A variable fixed by its bounds (``lb == ub``) is not differenced (no step
+    fits; scipy's minimize removes such variables when it differences): its
+    gradient entry is 0, which no projected step or projected-gradient test
+    reads.
+    """
     from scipy.optimize._numdiff import approx_derivative
 
     scheme = "2-point" if jac in (None, False) else jac
@@ -336,22 +346,43 @@ def _finite_differences(fun, jac, x, counter, value):
     dtype = x.dtype
     fun_only = _memo_value(fun, x, counter, value)
     mg = _Memo(x)
+    free = None if lb is None else ~(lb == ub)
+    box = (-np.inf, np.inf) if lb is None else (lb[free], ub[free])
 
     def grad(x, *a):
         g = mg.get(x, a)
         if g is not None:
             return g
 
-        def f1(z):
-            counter["fun"] += 1
-            return value(fun(z.copy(), *a))
+        if free is None:
+            z0 = x
+
+            def f1(z):
+                counter["fun"] += 1
+                return value(fun(z.copy(), *a))
+
+        else:  # the free variables only
+            z0 = x[free]
+
+            def f1(z):
+                counter["fun"] += 1
+                full = x.copy()
+                full[free] = z
+                return value(fun(full, *a))
 
         # a 2-point difference needs f(x): the loop has usually just asked
         f0 = fun_only(x, *a) if scheme == "2-point" else None
         counter["jac"] += 1
         # difference in x's own dtype: scipy sizes the step for it (a
         # float64-sized step vanishes when rounded to float32)
-        return mg.put(x, a, approx_derivative(f1, x, method=scheme, f0=f0).astype(dtype))
+        g = np.zeros(x.shape, dtype)
+        if z0.size:
+            gz = approx_derivative(f1, z0, method=scheme, f0=f0, bounds=box)
+            if free is None:
+                g[:] = gz
+            else:
+                g[free] = gz
+        return mg.put(x, a, g)
 
     def fg(x, *a):
         return fun_only(x, *a), grad(x, *a)

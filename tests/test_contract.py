@@ -413,6 +413,34 @@ def test_all_bounds_equal(method):
     np.testing.assert_array_equal(res.x, [0.7, 0.2])
 
 
+@pytest.mark.parametrize("method", BOUNDED)
+@pytest.mark.parametrize("jac", [None, "3-point"])
+@pytest.mark.parametrize("bounds", [[(0.7, 0.7), (0.2, 0.2)], [(-2, 0.5), (-2, 0.2)],
+                                    [(0.7, 0.7), (-1, 1)]])  # fmt: skip
+def test_finite_differences_stay_in_the_box(method, jac, bounds):
+    """Finite differences with bounds: ``fun`` is never called outside the box.
+
+    One-sided steps next to a bound, and no difference at all for a variable
+    fixed by equal bounds (its step would leave the box: issue 11).
+    """
+    seen = []
+
+    def f(x):
+        seen.append(x.copy())
+        return rosen(x)
+
+    lb, ub = np.array(bounds, dtype=float).T
+    x0 = np.clip(np.array([0.5, 0.5]), lb, ub)
+    res = fastopt.minimize(f, x0, jac=jac, method=method, bounds=bounds,
+                           options=opts(method, maxiter=50))  # fmt: skip
+    pts = np.array(seen)
+    assert np.all((pts >= lb) & (pts <= ub))
+    assert np.all(np.isfinite(res.jac)) and np.all((res.x >= lb) & (res.x <= ub))
+    if (lb == ub).all():
+        assert res.success
+        np.testing.assert_array_equal(res.x, lb)
+
+
 @pytest.mark.parametrize(
     "bounds, match",
     [
