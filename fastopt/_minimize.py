@@ -258,7 +258,7 @@ def minimize(fun, x0, args=(), method=None, jac=None, hess=None, hessp=None,
         shuffle=bool(common["shuffle"]), seed=seed,
         callback=callback,
         return_all=bool(common["return_all"]), disp=bool(common["disp"]),
-        first=first,
+        first=first, fd_gradient=not (compiled or jac is True or callable(jac)),
     )  # fmt: skip
     try:
         out = entry.run(obj, method_opts)

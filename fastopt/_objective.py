@@ -71,6 +71,10 @@ class Objective:
     extra_nfev : int
         Function evaluations spent by finite-difference gradients (Python
         mode); added to the solver's own ``nfev`` count.
+    fd_gradient : bool
+        True when ``grad`` is a finite-difference gradient (``jac=None`` or a
+        scheme): curvature products that difference it again take a larger
+        step (:func:`fastopt.solvers._products.fd_relative_step`).
     """
 
     x0: np.ndarray
@@ -95,6 +99,7 @@ class Objective:
     user: dict[str, Any] | None = None
     grad: Callable | None = None
     grad_calls_fun: bool = False
+    fd_gradient: bool = False
 
     def __post_init__(self):
         if self.grad is None:

@@ -45,7 +45,7 @@ from .._status import (
     SUCCESS,
 )
 from ._lazy_loop import LazyLoop, dual, use_compiled
-from ._products import curvature_product, prepare_diagonal, prepare_product
+from ._products import check_fd_step, curvature_product, prepare_diagonal, prepare_product
 from ._run import (
     RUNNING,
     batch_setup,
@@ -58,7 +58,7 @@ from ._run import (
     start_fg,
     start_point,
 )
-from ._vectors import all_finite, copy_into, dot, fd_quotient, inf_norm, lincomb
+from ._vectors import all_finite, copy_into, inf_norm
 
 ALIASES = ()
 
@@ -161,9 +161,9 @@ def validate(opts):
         )
     if opts.seed is not None and not isinstance(opts.seed, int | np.integer):
         raise ValueError(f"Invalid seed value: {opts.seed!r}")
-    if not (isinstance(opts.fd_step, int | float | np.floating | np.integer)
-            and math.isfinite(opts.fd_step) and 0.0 < opts.fd_step < 1.0):  # fmt: skip
-        raise ValueError(f"Invalid fd_step value: {opts.fd_step!r}")
+    if opts.fd_step is None:
+        raise ValueError("Invalid fd_step value: None (need a number in (0, 1))")
+    check_fd_step(opts.fd_step)
     if opts.diagonal is not None and not callable(opts.diagonal):
         raise ValueError(f"Invalid diagonal value: {opts.diagonal!r} (not callable)")
 
@@ -307,19 +307,6 @@ def _copy_finite(dst, src):
 
 
 @dual
-def fd_product(grad, x, z, gx, args, rel):
-    r"""The forward difference :math:`(\nabla f(x + e z) - \nabla f(x))/e`,
-    :math:`e = \mathrm{rel}\,(1 + \|x\|)/\|z\|` (``gx``: the gradient at ``x``).
-
-    :func:`fastopt.solvers._products.curvature_product` with the relative
-    step a parameter (there it is :math:`\sqrt{\epsilon_{mach}}`, right for
-    an exact gradient, not for a finite-difference one).
-    """
-    e = rel * (1.0 + math.sqrt(dot(x, x))) / math.sqrt(dot(z, z))
-    return fd_quotient(grad(lincomb(1.0, x, e, z), *args), gx, e)
-
-
-@dual
 def ada_step(
     fg, grad, hessp, diagonal, x, f, g, m, v, d, z, x_prev, lb, ub, bargs, minibatch, refresh,
     zstate, b1t, b2t, lr, b1, b2, eps, power, equilibration, gfev, fd_step,
@@ -356,11 +343,11 @@ def ada_step(
         # call would type as int64 (signed shifts: another stream).
         zstate = np.uint64(draw(zstate, z, equilibration))
         if hessp is None:
-            hz = fd_product(grad, x, z, g, bargs, fd_step)
+            hz = curvature_product(None, grad, x, z, g, bargs, fd_step)
             nfev += gfev
             njev += 1
         else:
-            hz = curvature_product(hessp, grad, x, z, g, bargs)
+            hz = curvature_product(hessp, grad, x, z, g, bargs, fd_step)
             nhev += 1
         if not curvature_sample(z, hz, equilibration, d):
             # x itself has finite f and g: it stays.
@@ -493,7 +480,7 @@ def _ada_loop(
 
 
 _LOOP = LazyLoop(_ada_loop, 4, cache=True,
-                 specialise={"ada_step": 4, "curvature_product": 2, "fd_product": 1})  # fmt: skip
+                 specialise={"ada_step": 4, "curvature_product": 2})  # fmt: skip
 
 
 def run(obj, opts):

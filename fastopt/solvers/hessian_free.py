@@ -31,7 +31,13 @@ from .._status import (
     SUCCESS,
 )
 from ._lazy_loop import LazyLoop, dual, use_compiled
-from ._products import curvature_product, prepare_diagonal, prepare_product
+from ._products import (
+    check_fd_step,
+    curvature_product,
+    fd_relative_step,
+    prepare_diagonal,
+    prepare_product,
+)
 from ._run import (
     RUNNING,
     batch_setup,
@@ -124,6 +130,16 @@ class Options(NamedTuple):
         samples in ``args``. With ``"sum"``, values, gradients and curvature
         products on a batch of ``b`` of ``N`` samples are scaled by ``N/b``
         so that all describe the full objective.
+    fd_step : float or None
+        Relative step :math:`\sigma` of the finite-difference curvature
+        products used without ``hessp``/``gauss_newton``,
+        :math:`Gv \approx (\nabla f(x + e v) - \nabla f(x))/e`,
+        :math:`e = \sigma (1 + \|x\|)/\|v\|`.  Default None:
+        :math:`\sqrt{\epsilon_{mach}}` with an exact gradient, :math:`10^{-4}`
+        when the gradient is itself a finite difference (``jac=None`` or a
+        scheme), whose rounding error a step of
+        :math:`\sqrt{\epsilon_{mach}}` would blow up to :math:`O(|f|)` in
+        every product (see :func:`fastopt.solvers._products.fd_relative_step`).
     """
 
     lambda_: float = 1.0
@@ -135,6 +151,7 @@ class Options(NamedTuple):
     gauss_newton: Any = None
     gradient_batch_size: int | None = None
     reduction: str = "mean"
+    fd_step: float | None = None
 
 
 def validate(opts):
@@ -163,6 +180,7 @@ def validate(opts):
         raise ValueError(
             f"Invalid reduction value: {opts.reduction!r} (expected one of {REDUCTIONS})"
         )
+    check_fd_step(opts.fd_step)
 
 
 def save_schedule(cg_maxiter):
@@ -359,7 +377,7 @@ def _cg_finish(d, phis, saved, saved_phi, save_at, cgi):
 def hf_iteration(
     fun, fg, grad, prod, diagonal, x, f, g, gargs, cargs, lam, p_prev, saved, saved_phi,
     phis, save_at, cg_maxiter, cg_tol, decay, precond, separate_curv, cscale, gscale, gfev,
-    lam_min, lam_max,
+    lam_min, lam_max, fd_step,
 ):  # fmt: skip
     """One outer iteration: CG on the damped model, backtracking, damping, line search.
 
@@ -413,7 +431,7 @@ def hf_iteration(
     # Warm start from decay * p_prev (Martens 2010, "sharing information
     # across iterations").
     if _cg_start(g, dv, square, p_prev, decay, lam, precond, m_inv, b, d, r):
-        bd = curvature_product(prod, grad, x, d, gc, cargs)
+        bd = curvature_product(prod, grad, x, d, gc, cargs, fd_step)
         if prod is None:
             nfev += gfev
             njev += 1
@@ -425,7 +443,7 @@ def hf_iteration(
     _cg_init(r, m_inv, y, pdir, phis, phi0, cgi, cgf)
     code = _CG_CONTINUE if cgf[0] > 0.0 else _CG_STOP
     while code == _CG_CONTINUE:
-        bp_raw = curvature_product(prod, grad, x, pdir, gc, cargs)
+        bp_raw = curvature_product(prod, grad, x, pdir, gc, cargs, fd_step)
         if prod is None:
             nfev += gfev
             njev += 1
@@ -532,13 +550,14 @@ def _hf_loop(
     State in and out: ``x, g, p_prev`` (returned, possibly new arrays),
     ``gidx`` (indices of the current gradient batch), ``rng`` (the two
     SplitMix64 states: curvature and gradient batches), and
-    ``fs = [f, lam, lam_min, lam_max]``, ``ns = [nit, nfev, njev, nhev, cpos, gpos, glen,
+    ``fs = [f, lam, lam_min, lam_max, fd_step]``, ``ns = [nit, nfev, njev, nhev, cpos, gpos, glen,
     batches]`` updated in place.
     """
     f = float(fs[0])
     lam = float(fs[1])
     lam_min = float(fs[2])
     lam_max = float(fs[3])
+    fd_step = float(fs[4])
     nit = int(ns[0])
     nfev = int(ns[1])
     njev = int(ns[2])
@@ -575,19 +594,19 @@ def _hf_loop(
                     fun, fg, grad, prod, diagonal, x, f, g, take_args(args, gidx[:glen]),
                     take_args(args, cidx), lam, p_prev, saved, saved_phi, phis, save_at,
                     cg_maxiter, cg_tol, decay, precond, True, cscale, gscale, gfev,
-                    lam_min, lam_max,
+                    lam_min, lam_max, fd_step,
                 )  # fmt: skip
             else:
                 res = hf_iteration(
                     fun, fg, grad, prod, diagonal, x, f, g, args, take_args(args, cidx), lam,
                     p_prev, saved, saved_phi, phis, save_at, cg_maxiter, cg_tol,
-                    decay, precond, True, cscale, 1.0, gfev, lam_min, lam_max,
+                    decay, precond, True, cscale, 1.0, gfev, lam_min, lam_max, fd_step,
                 )  # fmt: skip
         else:
             res = hf_iteration(
                 fun, fg, grad, prod, diagonal, x, f, g, args, args, lam, p_prev, saved,
                 saved_phi, phis, save_at, cg_maxiter, cg_tol, decay, precond,
-                False, 1.0, 1.0, gfev, lam_min, lam_max,
+                False, 1.0, 1.0, gfev, lam_min, lam_max, fd_step,
             )  # fmt: skip
         status, accepted, x_new, f_try, g_try, lam, p_prev, dfev, djev, dhev = res
         nfev += dfev
@@ -792,7 +811,8 @@ def run(obj, opts):
     phis = np.zeros(opts.cg_maxiter + 1)
     rng = np.array([cstate, gstate], dtype=np.uint64)
     lam0 = float(opts.lambda_)
-    fs = np.array([f, lam0, _LAMBDA_MIN_RATIO * lam0, _LAMBDA_MAX_RATIO * lam0])
+    fd_step = fd_relative_step(opts.fd_step, obj)
+    fs = np.array([f, lam0, _LAMBDA_MIN_RATIO * lam0, _LAMBDA_MAX_RATIO * lam0, fd_step])
     ns = np.array([0, nfev, njev, nhev, 0, gpos, glen, 0], dtype=np.int64)
     precond = 1 if opts.preconditioner == "gradient" else 0
     # jac=True: a value costs a value-and-gradient call anyway, so the trial
