@@ -8,7 +8,7 @@ table.  It sits below both front ends, so neither imports the other.
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .drivers.driver import run_first_order
+from .drivers.driver import plan_runner, run_first_order
 from .optim import Optimizer, make_hyper, warn_if_schedule_unused
 from .rules import RULES
 
@@ -45,6 +45,10 @@ class Method:
     #: ``reusable(opts)``: whether built options may serve more than one run
     #: (a repeated minimize call reuses them, see ``_minimize._Plan``)
     reusable: Callable = lambda opts: True
+    #: ``plan_runner(opts, obj)``: a lean ``run(x, args) -> (x, f, g, status,
+    #: nit, nfev, njev)`` for repeated runs like ``obj``, or None (then a
+    #: repeated call runs ``run`` on a new Objective)
+    plan_runner: Callable | None = None
 
     def check_minibatch(self):
         """Raise ValueError when ``batch_size``/``epochs`` go to a full-batch method.
@@ -106,7 +110,7 @@ def _first_order_entry(name):
         return not opts._scalar_idx
 
     return Method(name, "first-order", options, run_first_order, default_maxiter=1000,
-                  reusable=reusable)  # fmt: skip
+                  reusable=reusable, plan_runner=plan_runner)  # fmt: skip
 
 
 def _solver_entry(name, module):

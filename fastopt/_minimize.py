@@ -278,11 +278,20 @@ def minimize(fun, x0, args=(), method=None, jac=None, hess=None, hessp=None,
 OptimizeResult = None
 
 
-def _result(out, obj, counter, validated):
-    """The ``OptimizeResult`` of a run: ``out`` is what the method's runner returned."""
+def _make_result(x, f, g, status, nit, nfev, njev):
+    """The ``OptimizeResult`` fields every method returns."""
     global OptimizeResult
     if OptimizeResult is None:  # scipy.optimize costs ~0.3 s to import: not at import
         from scipy.optimize import OptimizeResult
+    return OptimizeResult(
+        x=x, fun=float(f), jac=g if type(g) is np.ndarray else np.asarray(g), nit=int(nit),
+        nfev=nfev, njev=njev, status=int(status), success=status in _status.SUCCESSFUL,
+        message=_status.MESSAGES[status],
+    )  # fmt: skip
+
+
+def _result(out, obj, counter, validated):
+    """The ``OptimizeResult`` of a run: ``out`` is what the method's runner returned."""
     if "fun" not in out or "jac" not in out:
         # minibatch mode: report the full-data loss and gradient at the final x
         f, g = obj.fg(out["x"], *obj.args)
@@ -297,14 +306,7 @@ def _result(out, obj, counter, validated):
     else:
         # the wrappers counted the calls the user's functions received
         nfev, njev = counter["fun"], counter["jac"]
-    status = out["status"]
-    res = OptimizeResult(
-        x=out["x"], fun=float(out["fun"]), jac=out["jac"] if type(out["jac"]) is np.ndarray
-        else np.asarray(out["jac"]), nit=int(out["nit"]),
-        nfev=nfev, njev=njev,
-        status=int(status), success=status in _status.SUCCESSFUL,
-        message=_status.MESSAGES[status],
-    )  # fmt: skip
+    res = _make_result(out["x"], out["fun"], out["jac"], out["status"], out["nit"], nfev, njev)
     if "nhev" in out:
         res["nhev"] = int(out["nhev"])
     if "allvecs" in out:
@@ -372,11 +374,13 @@ class _Plan:
     evaluates there itself), so ``nfev`` counts the same calls.
     """
 
-    __slots__ = ("run", "method_opts", "fields", "dtype")
+    __slots__ = ("run", "method_opts", "fields", "dtype", "lean")
 
     def __init__(self, entry, method_opts, obj):
         self.run = entry.run
         self.method_opts = method_opts
+        # the method's lean runner for such runs, if it has one
+        self.lean = entry.plan_runner(method_opts, obj) if entry.plan_runner else None
         # the validated Objective's fields but the per-call ones
         self.fields = {k: v for k, v in vars(obj).items() if k not in ("x0", "args", "first")}
         self.dtype = obj.x0.dtype
@@ -387,6 +391,8 @@ class _Plan:
         # then checks properly and says which element is not finite)
         if not math.isfinite(x.dot(x)):
             return None
+        if self.lean is not None:
+            return _make_result(*self.lean(x, args))
         # the validated fields as they are (Objective.__init__ would check
         # and derive them again: a third of the cost of a short run)
         obj = object.__new__(Objective)

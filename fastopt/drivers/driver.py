@@ -52,14 +52,77 @@ def minibatch_diverged(f_end, f0):
     return not math.isfinite(f_end) or f_end - f0 > MINIBATCH_DIVERGENCE * max(abs(f0), 1.0)
 
 
+def deterministic_run(det, opt, x, args, lb, ub, maxiter, gtol, first=None, after_step=None):
+    """Full-gradient steps from ``x`` until a stop test: ``(status, t, f, nfev, x_good, g_good)``.
+
+    ``det`` is ``(loop, first_args)``, the deterministic loop (compiled or
+    Python, from :func:`fastopt.drivers.first_order.compiled_loops`); ``lb``
+    None means unbounded.  ``first``: ``(f, g)`` known at ``x``, else the loop
+    evaluates there itself.  ``after_step(t, f, g)``: called after every
+    update (a callback, ``return_all``), returning a status; without it the
+    loop runs in chunks of :data:`CHUNK` updates with no Python in between.
+    """
+    loop, loop_first = det
+    S = opt.new_slots(x)  # (x is validated: not opt.init's checks)
+    c = np.zeros(cpu.N_COEFFS, dtype=x.dtype)
+    x_good = x.copy()
+    g_good = np.zeros(x.shape[0], x.dtype)
+    bounded = lb is not None
+    if not bounded:  # the loops never read lb/ub then: an empty array costs nothing
+        lb, ub = _NO_BOUNDS[x.dtype]
+    if first is not None:
+        f, g = first
+        nfev = 1
+        bad, gnorm = accept(x, f, g, x_good, g_good)
+        if bounded and bad == 0:
+            gnorm = projected_inf_norm(x, g_good, lb, ub)
+        status = bad if bad != 0 else fo.RUNNING
+    else:  # the loop evaluates at x first (nfev == 0)
+        f, gnorm, nfev, status = np.nan, np.inf, 0, fo.RUNNING
+    t = 0
+    f_prev = np.nan
+    nsteps = CHUNK if after_step is None else 1
+    while status == fo.RUNNING:
+        if opt._lr_of is None:
+            lrs = opt._lr_const
+        else:
+            lrs = fo.lr_table(opt, t, min(nsteps, maxiter - t))
+        status, t, gnorm, f, f_prev, nfev = loop(
+            *loop_first, x, args, opt.kid, S, opt.h, c, lrs, t, x_good, g_good, lb, ub,
+            bounded, opt.zero_steps, t, nsteps, maxiter, gtol, gnorm, f, f_prev, nfev,
+        )  # fmt: skip
+        if status == fo.RUNNING and after_step is not None:
+            status = after_step(t, f, g_good)
+    return status, t, f, nfev, x_good, g_good
+
+
+def plan_runner(opt, obj):
+    """``run(x, args) -> (x, f, g, status, nit, nfev, njev)`` for repeated runs like ``obj``.
+
+    What :func:`run_first_order` does for a compiled, full-batch run with no
+    bounds, callback or ``return_all``, with nothing else: a repeated
+    :func:`fastopt.minimize` call (``fastopt._minimize._Plan``) runs it.
+    None for any other kind of run.
+    """
+    simple = (obj.compiled and obj.batch_size is None and obj.lb is None
+              and obj.callback is None and not obj.return_all)  # fmt: skip
+    if not simple:
+        return None
+    det = fo.compiled_loops(opt.kid, obj.fg)[0]
+    maxiter, gtol = obj.maxiter, obj.gtol
+
+    def run(x, args):
+        status, t, f, nfev, x_good, g_good = deterministic_run(det, opt, x, args, None, None,
+                                                               maxiter, gtol)  # fmt: skip
+        return x_good, f, g_good, status, t, nfev, nfev
+
+    return run
+
+
 def run_first_order(obj, opt):
     """Minimize ``obj`` with the :class:`~fastopt.optim.Optimizer` ``opt``."""
     x = obj.x0
-    S = opt.new_slots(x)  # (x0 is validated: not opt.init's checks)
-    c = np.zeros(cpu.N_COEFFS, dtype=x.dtype)
-    x_good = x.copy()
     bounded = obj.lb is not None
-    # unbounded: the loops never read lb/ub, and an empty array costs nothing
     lb, ub = (obj.lb, obj.ub) if bounded else _NO_BOUNDS[x.dtype]
     per_step = obj.callback is not None or obj.return_all
     allvecs = [x.copy()] if obj.return_all else None
@@ -80,34 +143,16 @@ def run_first_order(obj, opt):
         return fo.RUNNING
 
     if obj.batch_size is None:
-        g_good = np.zeros(x.shape[0], x.dtype)
-        if obj.first is not None:
-            f, g = obj.first
-            nfev = 1
-            bad, gnorm = accept(x, f, g, x_good, g_good)
-            if bounded and bad == 0:
-                gnorm = projected_inf_norm(x, g_good, lb, ub)
-            status = bad if bad != 0 else fo.RUNNING
-        else:  # the loop evaluates at x0 first (nfev == 0)
-            f, gnorm, nfev, status = np.nan, np.inf, 0, fo.RUNNING
-        t = 0
-        f_prev = np.nan
-        while status == fo.RUNNING:
-            nsteps = 1 if per_step else CHUNK
-            lrs = (
-                opt._lr_const
-                if opt._lr_of is None
-                else fo.lr_table(opt, t, min(nsteps, obj.maxiter - t))
-            )
-            status, t, gnorm, f, f_prev, nfev = det(
-                *det_first, x, obj.args, opt.kid, S, opt.h, c, lrs, t, x_good, g_good, lb, ub,
-                bounded, opt.zero_steps, t, nsteps, obj.maxiter, obj.gtol, gnorm, f, f_prev, nfev,
-            )  # fmt: skip
-            if status == fo.RUNNING and per_step:
-                status = after_step(t, f, g_good)
+        status, t, f, nfev, x_good, g_good = deterministic_run(
+            (det, det_first), opt, x, obj.args, obj.lb, obj.ub, obj.maxiter, obj.gtol,
+            obj.first, after_step if per_step else None,
+        )  # fmt: skip
         out = {"x": x_good, "fun": float(f), "jac": g_good, "status": status, "nit": t,
                "nfev": nfev, "njev": nfev, "used_first": obj.first is not None}  # fmt: skip
     else:
+        S = opt.new_slots(x)  # (x0 is validated: not opt.init's checks)
+        c = np.zeros(cpu.N_COEFFS, dtype=x.dtype)
+        x_good = x.copy()
         x_start = x.copy()
         if obj.first is not None:
             # minimize evaluated the full data at x0 (and counts that call)
