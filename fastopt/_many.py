@@ -345,7 +345,11 @@ def _compile(kind, fg, loops, n_row, n_shared, parallel):
     from .solvers._run import RUNNING
 
     namespace = {"fg": fg, "LS_SIZE": lbfgs._LS_SIZE, "RUNNING": RUNNING, "dot": dot}
-    jit = numba.njit(**_jit.USER)
+    # The per-problem functions are inlined into the driver (numba IR): compiled
+    # as separate functions, LLVM optimised the solver loop linked into each
+    # of them again (bounded decay fits: 7.3 s of CPU for a first call, 4.2 s
+    # inlined)
+    jit = numba.njit(**_jit.USER, inline="always")
     namespace.update({"_start": jit(_bind(_start, namespace)), "_finish": jit(_finish)})
     if kind == "lbfgs-mixed":
         bound = {name: jit(_bind(_ONE[name], {**namespace, "loop": loops[loop]}))
