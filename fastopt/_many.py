@@ -187,7 +187,7 @@ def _scg_one(k, X, lb, ub, bk, bounded, args, XO, GO, FO, IO, P, W):
 
 def _hf_one(k, X, lb, ub, bk, bounded, args, XO, GO, FO, IO, P, W):
     """Problem ``k`` by :func:`fastopt.solvers.hessian_free._hf_loop` (full data)."""
-    (maxiter, n_updates, gtol, cg_maxiter, cg_tol, decay, precond, one, no_shuffle, unit,
+    (maxiter, n_updates, gtol, cg_maxiter, cg_tol, decay, precond, one, shuffle, unit,
      gfev, lam0, lam_min, lam_max, save_at, nsteps) = P  # fmt: skip
     x, g, f, ok = _start(k, X, lb, ub, bounded, args, XO, GO, FO, IO)
     if not ok:
@@ -207,14 +207,14 @@ def _hf_one(k, X, lb, ub, bk, bounded, args, XO, GO, FO, IO, P, W):
         np.zeros((nsave, n)), np.zeros(nsave), np.zeros(cg_maxiter + 1), save_at, None, None,
         np.zeros(2, dtype=np.uint64), fs, ns,
         nsteps, maxiter, n_updates, gtol, cg_maxiter, cg_tol, decay, precond,
-        one, no_shuffle, one, unit, unit, gfev,
+        one, shuffle, one, unit, unit, gfev,
     )  # fmt: skip
     _finish(k, x2, g2, fs[0], status, ns[0], ns[1], ns[2], ns[3], XO, GO, FO, IO)
 
 
 def _ada_one(k, X, lb, ub, bk, bounded, args, XO, GO, FO, IO, P, W):
     """Problem ``k`` by :func:`fastopt.solvers.adahessian._ada_loop` (full data)."""
-    (maxiter, n_updates, gtol, one, no_shuffle, lr, b1, b2, eps, power, update_every,
+    (maxiter, n_updates, gtol, one, shuffle, lr, b1, b2, eps, power, update_every,
      equilibration, gfev, fd_step, zstate, nsteps) = P  # fmt: skip
     x, g, f, ok = _start(k, X, lb, ub, bounded, args, XO, GO, FO, IO)
     if not ok:
@@ -234,7 +234,7 @@ def _ada_one(k, X, lb, ub, bk, bounded, args, XO, GO, FO, IO, P, W):
     status, g2 = loop(  # noqa: F821
         args, x, g, np.zeros(n), np.zeros(n), np.zeros(n), np.zeros(n), x.copy(), x.copy(),
         g.copy(), lb, ub, None, rng, fs, ns,
-        nsteps, maxiter, n_updates, gtol, one, no_shuffle,
+        nsteps, maxiter, n_updates, gtol, one, shuffle,
         lr, b1, b2, eps, power, update_every, equilibration, gfev, fd_step,
     )  # fmt: skip
     _finish(k, x, g2, fs[0], status, ns[0], ns[1], ns[2], ns[3], XO, GO, FO, IO)
@@ -439,8 +439,16 @@ def _per_problem_bounds(bounds, K, n):
                 f"bounds: Bounds.lb and Bounds.ub must broadcast to ({K}, {n}) "
                 f"(K problems, n variables); got {lb.shape} and {ub.shape}"
             ) from None
-    if not isinstance(bounds, np.ndarray) or bounds.ndim != 3:
-        return None  # a sequence of pairs, shared (as_bounds checks it)
+    if not isinstance(bounds, np.ndarray):
+        try:  # nested lists of shape (K, n, 2) too (None becomes NaN: refused below)
+            arr = np.asarray(bounds, dtype=float)
+        except (TypeError, ValueError):
+            return None
+        if arr.ndim != 3:
+            return None  # a sequence of pairs, shared (as_bounds checks it)
+        bounds = arr
+    if bounds.ndim != 3:
+        return None
     if bounds.shape != (K, n, 2):
         raise ValueError(
             f"bounds: a per-problem bounds array must have shape ({K}, {n}, 2) "
@@ -469,7 +477,8 @@ def _as_bounds(bounds, K, n):
         for name, side in (("lower", LB), ("upper", UB)):
             if np.isnan(side).any():
                 k, i = np.argwhere(np.isnan(side))[0]
-                raise ValueError(f"bounds: {name} bound of problem {k} at index {i} is NaN")
+                raise ValueError(f"bounds: {name} bound of problem {k} at index {i} is NaN "
+                                 "(per-problem bounds take -inf/inf for no bound)")  # fmt: skip
         if (LB > UB).any():
             k, i = np.argwhere(LB > UB)[0]
             raise ValueError(f"bounds: problem {k}'s lower bound {LB[k, i]} > upper bound "

@@ -199,6 +199,9 @@ def test_per_problem_bounds_forms():
     per = Bounds(PER_PROBLEM[:6, :, 0], PER_PROBLEM[:6, :, 1])
     b = fastopt.minimize_many(decay_fg, X0[:6], args=(Y[:6],), shared_args=(T,), bounds=per)
     np.testing.assert_array_equal(a.x, b.x)
+    lists = fastopt.minimize_many(decay_fg, X0[:6], args=(Y[:6],), shared_args=(T,),
+                                  bounds=PER_PROBLEM[:6].tolist())  # fmt: skip
+    np.testing.assert_array_equal(a.x, lists.x)
     shared = [(0, None), (0, 1.0), (None, None)]
     c = fastopt.minimize_many(decay_fg, X0[:6], args=(Y[:6],), shared_args=(T,), bounds=shared)
     d = fastopt.minimize_many(decay_fg, X0[:6], args=(Y[:6],), shared_args=(T,),
