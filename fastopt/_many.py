@@ -18,6 +18,7 @@ state, the first evaluation) is written here.
 import math
 import types
 import warnings
+from typing import NamedTuple
 
 import numba
 import numpy as np
@@ -26,6 +27,7 @@ from . import _jit, _status
 from ._methods import COMMON, get_method
 from ._validation import as_bounds, is_jitted
 from .drivers._checks import projected_inf_norm
+from .solvers._vectors import dot
 
 #: a problem whose gradient has the wrong length (checked at its start)
 BAD_SHAPE = -2
@@ -36,12 +38,16 @@ BAD_SHAPE = -2
 PARALLEL_MIN_PROBLEMS = 32
 
 #: what the per-problem result integers hold (columns of ``IO``)
-_STATUS, _NIT, _NFEV, _NJEV = range(4)
+_STATUS, _NIT, _NFEV, _NJEV, _NHEV = range(5)
 
 
 # --------------------------------------------------------------------------
 # Per-problem set-up: plain functions compiled with ``fg`` and the solver's
-# bound loop (``loop``) as globals; the solver arithmetic is the loop's.
+# bound loop (``loop``) as globals; the solver arithmetic is the loop's.  Each
+# sets up what the solver's ``run`` sets up for ``minimize`` (same values,
+# same kernels), so the loop takes the same iterates.  Every integer and flag
+# comes through ``P``: a literal argument would be typed as a literal, and
+# the loop compiled again for it.
 
 
 def _start(k, X, lb, ub, bounded, args, XO, GO, FO, IO):
@@ -81,10 +87,11 @@ def _start(k, X, lb, ub, bounded, args, XO, GO, FO, IO):
         IO[k, _NIT] = 0
         IO[k, _NFEV] = 1
         IO[k, _NJEV] = 1
+        IO[k, _NHEV] = 0
     return x, g, f, status == 0
 
 
-def _finish(k, x, g, f, status, nit, nfev, njev, XO, GO, FO, IO):
+def _finish(k, x, g, f, status, nit, nfev, njev, nhev, XO, GO, FO, IO):
     for i in range(x.shape[0]):
         XO[k, i] = x[i]
         GO[k, i] = g[i]
@@ -93,23 +100,18 @@ def _finish(k, x, g, f, status, nit, nfev, njev, XO, GO, FO, IO):
     IO[k, _NIT] = nit
     IO[k, _NFEV] = nfev
     IO[k, _NJEV] = njev
+    IO[k, _NHEV] = nhev
 
 
-def _lbfgs_one(k, X, lb, ub, bounded, args, XO, GO, FO, IO, P):
-    """Problem ``k`` by :func:`fastopt.solvers.lbfgs._lbfgs_loop` (no bounds)."""
-    maxiter, maxfev, gtol, ftol, maxls, c1, c2, maxcor, nsteps = P
+def _lbfgs_one(k, X, lb, ub, bk, bounded, args, XO, GO, FO, IO, P, W):
+    """Problem ``k`` by :func:`fastopt.solvers.lbfgs._lbfgs_loop` (no finite bound)."""
+    maxiter, maxfev, gtol, ftol, maxls, c1, c1b, c2, maxcor, nsteps = P
     x, g, f, ok = _start(k, X, lb, ub, bounded, args, XO, GO, FO, IO)
     if not ok:
         return
-    n = x.shape[0]
-    m1 = maxcor + 1
-    S = np.zeros((m1, n))
-    Y = np.zeros((m1, n))
-    rho = np.zeros(m1)
-    alpha = np.zeros(m1)
-    d = np.empty(n)
-    xt = np.empty(n)
-    ls = np.zeros(LS_SIZE)  # noqa: F821 - bound below
+    S, Y, rho, alpha, d, xt, ls = W
+    S[:] = 0.0
+    Y[:] = 0.0
     fs = np.empty(2)
     fs[0] = f
     fs[1] = 0.0
@@ -119,18 +121,15 @@ def _lbfgs_one(k, X, lb, ub, bounded, args, XO, GO, FO, IO, P):
     ns[5] = RUNNING  # noqa: F821
     status = loop(args, x, g, d, xt, S, Y, rho, alpha, ls, fs, ns,  # noqa: F821
                   nsteps, maxiter, maxfev, gtol, ftol, maxls, c1, c2)  # fmt: skip
-    _finish(k, x, g, fs[0], status, ns[0], ns[1], ns[2], XO, GO, FO, IO)
+    _finish(k, x, g, fs[0], status, ns[0], ns[1], ns[2], 0, XO, GO, FO, IO)
 
 
-def _lbfgsb_one(k, X, lb, ub, bounded, args, XO, GO, FO, IO, P):
+def _lbfgsb_one(k, X, lb, ub, bk, bounded, args, XO, GO, FO, IO, P, W):
     """Problem ``k`` by :func:`fastopt.solvers.lbfgs._lbfgsb_loop` (bounds)."""
-    maxiter, maxfev, gtol, ftol, maxls, c1, c2, maxcor, boxed, nsteps = P
+    maxiter, maxfev, gtol, ftol, maxls, c1u, c1, c2, maxcor, nsteps = P
     x, g, f, ok = _start(k, X, lb, ub, bounded, args, XO, GO, FO, IO)
     if not ok:
         return
-    n = x.shape[0]
-    m = maxcor
-    m2 = 2 * m
     fs = np.empty(2)
     fs[0] = f
     fs[1] = 1.0
@@ -138,24 +137,111 @@ def _lbfgsb_one(k, X, lb, ub, bounded, args, XO, GO, FO, IO, P):
     ns[1] = 1
     ns[2] = 1
     ns[4] = RUNNING  # noqa: F821
+    (d, xt, z, xcp, s, y, S, Y, SY, SS, K, piv, Kz, pivz,
+     c, p, v, wbp, wv, dv, tb, ib, where, ls) = W  # fmt: skip
+    S[:] = 0.0  # (the loop reads only what it wrote; zeroed as minimize's)
+    Y[:] = 0.0
+    SY[:] = 0.0
+    SS[:] = 0.0
     status = loop(  # noqa: F821
-        args, x, g, lb, ub,
-        np.empty(n), np.empty(n), np.empty(n), np.empty(n), np.empty(n), np.empty(n),
-        np.zeros((m, n)), np.zeros((m, n)), np.zeros((m, m)), np.zeros((m, m)),
-        np.zeros((m2, m2)), np.zeros(m2, dtype=np.int64),
-        np.zeros((m2, m2)), np.zeros(m2, dtype=np.int64),
-        np.zeros(m2), np.zeros(m2), np.zeros(m2), np.zeros(m2), np.zeros(m2),
-        np.zeros(n), np.zeros(n), np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64),
-        np.zeros(LS_SIZE), fs, ns,  # noqa: F821
-        nsteps, maxiter, maxfev, gtol, ftol, maxls, c1, c2, boxed,
+        args, x, g, lb, ub, d, xt, z, xcp, s, y, S, Y, SY, SS, K, piv, Kz, pivz,
+        c, p, v, wbp, wv, dv, tb, ib, where, ls, fs, ns,
+        nsteps, maxiter, maxfev, gtol, ftol, maxls, c1, c2, bk == 2,
     )  # fmt: skip
-    _finish(k, x, g, fs[0], status, ns[0], ns[1], ns[2], XO, GO, FO, IO)
+    _finish(k, x, g, fs[0], status, ns[0], ns[1], ns[2], 0, XO, GO, FO, IO)
 
 
-def _first_order_one(k, X, lb, ub, bounded, args, XO, GO, FO, IO, P):
+def _lbfgs_mixed_one(k, X, lb, ub, bk, bounded, args, XO, GO, FO, IO, P, W):
+    """Problem ``k`` by L-BFGS, or L-BFGS-B if its own bounds have a finite side."""
+    if bk == 0:
+        lbfgs_one(k, X, lb, ub, bk, bounded, args, XO, GO, FO, IO, P, W[0])  # noqa: F821
+    else:
+        lbfgsb_one(k, X, lb, ub, bk, bounded, args, XO, GO, FO, IO, P, W[1])  # noqa: F821
+
+
+def _scg_one(k, X, lb, ub, bk, bounded, args, XO, GO, FO, IO, P, W):
+    """Problem ``k`` by :func:`fastopt.solvers.scg._scg_loop`."""
+    maxiter, maxfev, gtol, ftol, xtol, sigma0, netlab, powell, gfev, lam, nsteps = P
+    x, g, f, ok = _start(k, X, lb, ub, bounded, args, XO, GO, FO, IO)
+    if not ok:
+        return
+    n = x.shape[0]
+    p = np.empty(n)
+    for i in range(n):
+        p[i] = -g[i]
+    fs = np.zeros(6)
+    fs[0] = f
+    fs[1] = lam
+    fs[5] = dot(p, p)
+    ns = np.zeros(8, dtype=np.int64)
+    ns[1] = 1
+    ns[2] = 1
+    ns[6] = 1
+    ns[7] = RUNNING  # noqa: F821
+    status = loop(  # noqa: F821
+        args, x, g, p, np.empty(n), fs, ns,
+        nsteps, maxiter, maxfev, gtol, ftol, xtol, sigma0, netlab, powell, gfev,
+    )  # fmt: skip
+    _finish(k, x, g, fs[0], status, ns[0], ns[1], ns[2], ns[3], XO, GO, FO, IO)
+
+
+def _hf_one(k, X, lb, ub, bk, bounded, args, XO, GO, FO, IO, P, W):
+    """Problem ``k`` by :func:`fastopt.solvers.hessian_free._hf_loop` (full data)."""
+    (maxiter, n_updates, gtol, cg_maxiter, cg_tol, decay, precond, one, shuffle, unit,
+     gfev, lam0, lam_min, lam_max, save_at, nsteps) = P  # fmt: skip
+    x, g, f, ok = _start(k, X, lb, ub, bounded, args, XO, GO, FO, IO)
+    if not ok:
+        return
+    n = x.shape[0]
+    nsave = save_at.shape[0] + 1
+    fs = np.empty(4)
+    fs[0] = f
+    fs[1] = lam0
+    fs[2] = lam_min
+    fs[3] = lam_max
+    ns = np.zeros(8, dtype=np.int64)
+    ns[1] = 1
+    ns[2] = 1
+    status, x2, g2, _ = loop(  # noqa: F821
+        args, x, g, np.zeros(n), np.zeros(one, dtype=np.int64),
+        np.zeros((nsave, n)), np.zeros(nsave), np.zeros(cg_maxiter + 1), save_at, None, None,
+        np.zeros(2, dtype=np.uint64), fs, ns,
+        nsteps, maxiter, n_updates, gtol, cg_maxiter, cg_tol, decay, precond,
+        one, shuffle, one, unit, unit, gfev,
+    )  # fmt: skip
+    _finish(k, x2, g2, fs[0], status, ns[0], ns[1], ns[2], ns[3], XO, GO, FO, IO)
+
+
+def _ada_one(k, X, lb, ub, bk, bounded, args, XO, GO, FO, IO, P, W):
+    """Problem ``k`` by :func:`fastopt.solvers.adahessian._ada_loop` (full data)."""
+    (maxiter, n_updates, gtol, one, shuffle, lr, b1, b2, eps, power, update_every,
+     equilibration, gfev, fd_step, zstate, nsteps) = P  # fmt: skip
+    x, g, f, ok = _start(k, X, lb, ub, bounded, args, XO, GO, FO, IO)
+    if not ok:
+        return
+    n = x.shape[0]
+    rng = np.zeros(2, dtype=np.uint64)
+    rng[1] = zstate
+    fs = np.empty(5)
+    fs[0] = f
+    fs[1] = 1.0
+    fs[2] = 1.0
+    fs[3] = f
+    fs[4] = max(abs(f), 1.0)
+    ns = np.zeros(6, dtype=np.int64)
+    ns[1] = 1
+    ns[2] = 1
+    status, g2 = loop(  # noqa: F821
+        args, x, g, np.zeros(n), np.zeros(n), np.zeros(n), np.zeros(n), x.copy(), x.copy(),
+        g.copy(), lb, ub, None, rng, fs, ns,
+        nsteps, maxiter, n_updates, gtol, one, shuffle,
+        lr, b1, b2, eps, power, update_every, equilibration, gfev, fd_step,
+    )  # fmt: skip
+    _finish(k, x, g2, fs[0], status, ns[0], ns[1], ns[2], ns[3], XO, GO, FO, IO)
+
+
+def _first_order_one(k, X, lb, ub, bk, bounded, args, XO, GO, FO, IO, P, W):
     """Problem ``k`` by :func:`fastopt.drivers.first_order.deterministic_loop`."""
-    # (every integer comes through P: a literal argument would be typed as a
-    # literal, and the loop compiled again for it)
     maxiter, gtol, kid, S0, h, lrs, ncoef, zero, one, zero_steps = P
     x, g, f, ok = _start(k, X, lb, ub, bounded, args, XO, GO, FO, IO)
     n = x.shape[0]
@@ -178,13 +264,64 @@ def _first_order_one(k, X, lb, ub, bounded, args, XO, GO, FO, IO, P):
         x, args, kid, S, h, c, lrs, zero, x_good, g_good, lb, ub, bounded, zero_steps,
         zero, maxiter + one, maxiter, gtol, gnorm, f, math.nan, one,
     )  # fmt: skip
-    _finish(k, x_good, g_good, f, status, t, nfev, nfev, XO, GO, FO, IO)
+    _finish(k, x_good, g_good, f, status, t, nfev, nfev, 0, XO, GO, FO, IO)
+
+
+def _work_lbfgs(n, P):
+    """L-BFGS's memory and work arrays (shapes as :func:`fastopt.solvers.lbfgs.run`'s)."""
+    m1 = P[8] + 1
+    return (np.zeros((m1, n)), np.zeros((m1, n)), np.zeros(m1), np.zeros(m1),
+            np.empty(n), np.empty(n), np.zeros(LS_SIZE))  # noqa: F821 # fmt: skip
+
+
+def _work_lbfgsb(n, P):
+    """L-BFGS-B's (:func:`fastopt.solvers.lbfgs.bounded_state`'s ``work``)."""
+    m = P[8]
+    m2 = 2 * m
+    return (
+        np.empty(n), np.empty(n), np.empty(n), np.empty(n), np.empty(n), np.empty(n),
+        np.zeros((m, n)), np.zeros((m, n)), np.zeros((m, m)), np.zeros((m, m)),
+        np.zeros((m2, m2)), np.zeros(m2, dtype=np.int64),
+        np.zeros((m2, m2)), np.zeros(m2, dtype=np.int64),
+        np.zeros(m2), np.zeros(m2), np.zeros(m2), np.zeros(m2), np.zeros(m2),
+        np.zeros(n), np.zeros(n), np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64),
+        np.zeros(LS_SIZE),  # noqa: F821
+    )  # fmt: skip
+
+
+def _work_mixed(n, P):
+    return _work_lbfgs(n, P), _work_lbfgsb(n, P)
+
+
+def _work_none(n, P):
+    return np.empty(0)
+
+
+#: work arrays a driver allocates once per chunk of problems and each problem
+#: reuses (allocating them per problem was about 1 us of a 25 us decay fit)
+_WORK = {"lbfgs": _work_lbfgs, "lbfgsb": _work_lbfgsb, "lbfgs-mixed": _work_mixed}
+
+
+#: per-problem set-up by kind (the plans below say which)
+_ONE = {
+    "lbfgs": _lbfgs_one,
+    "lbfgsb": _lbfgsb_one,
+    "scg": _scg_one,
+    "hessian-free": _hf_one,
+    "adahessian": _ada_one,
+    "first-order": _first_order_one,
+}
 
 
 _OUTER = """
-def many(X, lb, ub, bounded, XO, GO, FO, IO, P, {params}):
-    for k in {range}(X.shape[0]):
-        one(k, X, lb, ub, bounded, ({args}), XO, GO, FO, IO, P)
+def many(X, LB, UB, BK, bounded, XO, GO, FO, IO, P, nchunks, {params}):
+    K = X.shape[0]
+    rs = min(LB.shape[0] - 1, 1)  # 0: shared bounds, 1: a row per problem
+    for c in {range}(nchunks):
+        W = work(X.shape[1], P)
+        for k in range(c * K // nchunks, (c + 1) * K // nchunks):
+            kb = k * rs
+            one(k, X, LB[kb], UB[kb], BK[kb], bounded, ({args}), XO, GO, FO, IO, P, W)
 """
 
 _BUILT = {}
@@ -194,26 +331,42 @@ def _bind(fn, namespace):
     return types.FunctionType(fn.__code__, {**fn.__globals__, **namespace}, fn.__name__)
 
 
-def _compile(kind, fg, loop, n_row, n_shared, parallel):
-    """The compiled driver over problems for solver ``kind`` and ``fg`` (kept)."""
-    key = (kind, fg, loop, n_row, n_shared, parallel)
+def _compile(kind, fg, loops, n_row, n_shared, parallel):
+    """The compiled driver over problems for solver ``kind`` and ``fg`` (kept).
+
+    ``loops``: the solver's loop bound to the user's functions (``{"loop":
+    ...}``), or, for ``"lbfgs-mixed"`` (some problems bounded, some not),
+    L-BFGS's and L-BFGS-B's (``loop_u``, ``loop_b``).
+    """
+    key = (kind, fg, tuple(sorted(loops.items())), n_row, n_shared, parallel)
     if key in _BUILT:
         return _BUILT[key]
     from .solvers import lbfgs
     from .solvers._run import RUNNING
 
-    namespace = {"fg": fg, "loop": loop, "LS_SIZE": lbfgs._LS_SIZE, "RUNNING": RUNNING}
-    jit = numba.njit(**_jit.USER)
-    start = jit(_bind(_start, namespace))
-    finish = jit(_finish)
-    namespace.update({"_start": start, "_finish": finish})
-    one = jit(_bind({"lbfgs": _lbfgs_one, "lbfgsb": _lbfgsb_one,
-                     "first-order": _first_order_one}[kind], namespace))  # fmt: skip
+    namespace = {"fg": fg, "LS_SIZE": lbfgs._LS_SIZE, "RUNNING": RUNNING, "dot": dot}
+    # The per-problem functions are inlined into the driver (numba IR): compiled
+    # as separate functions, LLVM optimised the solver loop linked into each
+    # of them again (bounded decay fits: 7.3 s of CPU for a first call, 4.2 s
+    # inlined)
+    jit = numba.njit(**_jit.USER, inline="always")
+    namespace.update({"_start": jit(_bind(_start, namespace)), "_finish": jit(_finish)})
+    if kind == "lbfgs-mixed":
+        bound = {name: jit(_bind(_ONE[name], {**namespace, "loop": loops[loop]}))
+                 for name, loop in (("lbfgs", "loop_u"), ("lbfgsb", "loop_b"))}  # fmt: skip
+        one = jit(_bind(_lbfgs_mixed_one, {"lbfgs_one": bound["lbfgs"],
+                                           "lbfgsb_one": bound["lbfgsb"]}))  # fmt: skip
+    else:
+        one = jit(_bind(_ONE[kind], {**namespace, "loop": loops["loop"]}))
     params = [f"r{i}" for i in range(n_row)] + [f"s{i}" for i in range(n_shared)]
     args = [f"r{i}[k]" for i in range(n_row)] + [f"s{i}" for i in range(n_shared)]
     src = _OUTER.format(params=", ".join(params) or "", range="prange" if parallel else "range",
                         args="".join(a + ", " for a in args))  # fmt: skip
-    glb = {"one": one, "prange": numba.prange}
+    if kind == "lbfgs-mixed":
+        namespace.update({name: jit(_bind(_WORK[name[6:]], namespace))
+                          for name in ("_work_lbfgs", "_work_lbfgsb")})  # fmt: skip
+    work = jit(_bind(_WORK.get(kind, _work_none), namespace))
+    glb = {"one": one, "work": work, "prange": numba.prange}
     exec(compile(src, f"<fastopt.minimize_many {kind}>", "exec"), glb)
     outer = numba.njit(parallel=parallel, **_jit.USER)(glb["many"])
     _BUILT[key] = outer
@@ -248,23 +401,97 @@ def _as_rows(args, K):
     return tuple(rows)
 
 
-def _fg_of(fun, jac):
-    # the glue minimize compiles around the same functions (fastopt._user):
-    # each problem runs exactly what minimize runs on it alone
-    from ._user import _glue
+def _functions(fun, jac, x, args):
+    """``(fun_only, fg, grad, grad_calls_fun)``: the glue :func:`fastopt.minimize` builds.
+
+    The same compiled glue around the same functions (:mod:`fastopt._user`),
+    so each problem runs exactly what ``minimize`` runs on it alone.  The
+    user's functions are first called at ``x`` from Python (clear errors for
+    bad return types; the compiled glue's are terser).
+    """
+    from ._user import compiled_functions
 
     if not is_jitted(fun):
         raise TypeError("minimize_many needs an @njit fun (numba.njit); got a Python callable")
-    if jac is True:
-        return _glue("fg_true", fun)
-    if is_jitted(jac):
-        return _glue("fg", fun, jac)
-    raise TypeError("minimize_many needs jac=True (fun returns (f, g)) or an @njit jac, "
-                    f"got jac={jac!r}")  # fmt: skip
+    if not (jac is True or is_jitted(jac)):
+        raise TypeError("minimize_many needs jac=True (fun returns (f, g)) or an @njit jac, "
+                        f"got jac={jac!r}")  # fmt: skip
+    return compiled_functions(fun, jac, x, args)[:4]
 
 
-def minimize_many(fun, X0, args=(), shared_args=(), jac=True, method="lbfgs", bounds=None,
-                  tol=None, options=None, parallel=None):  # fmt: skip
+def _per_problem_bounds(bounds, K, n):
+    """``(LB, UB)`` of shape (K, n) from per-problem bounds, or None for shared ones.
+
+    Per-problem: an array of shape (K, n, 2) (``[..., 0]`` the lower bounds,
+    ``[..., 1]`` the upper ones), or `scipy.optimize.Bounds` whose ``lb`` or
+    ``ub`` is 2-D (broadcast to (K, n)); ``-inf``/``inf`` for a free side.
+    """
+    from scipy.optimize import Bounds
+
+    if isinstance(bounds, Bounds):
+        lb, ub = np.asarray(bounds.lb, dtype=float), np.asarray(bounds.ub, dtype=float)
+        if lb.ndim < 2 and ub.ndim < 2:
+            return None
+        try:
+            return np.broadcast_to(lb, (K, n)), np.broadcast_to(ub, (K, n))
+        except ValueError:
+            raise ValueError(
+                f"bounds: Bounds.lb and Bounds.ub must broadcast to ({K}, {n}) "
+                f"(K problems, n variables); got {lb.shape} and {ub.shape}"
+            ) from None
+    if not isinstance(bounds, np.ndarray):
+        try:  # nested lists of shape (K, n, 2) too (None becomes NaN: refused below)
+            arr = np.asarray(bounds, dtype=float)
+        except (TypeError, ValueError):
+            return None
+        if arr.ndim != 3:
+            return None  # a sequence of pairs, shared (as_bounds checks it)
+        bounds = arr
+    if bounds.ndim != 3:
+        return None
+    if bounds.shape != (K, n, 2):
+        raise ValueError(
+            f"bounds: a per-problem bounds array must have shape ({K}, {n}, 2) "
+            f"(K problems, n variables, (min, max)); got {bounds.shape}"
+        )
+    if not np.issubdtype(bounds.dtype, np.number):
+        raise ValueError(
+            f"bounds: a per-problem bounds array must hold numbers (-inf/inf for "
+            f"no bound); got dtype {bounds.dtype}"
+        )
+    return bounds[..., 0].astype(float), bounds[..., 1].astype(float)
+
+
+def _as_bounds(bounds, K, n):
+    """``(LB, UB, BK, bounded)``: the bounds as (1, n) or (K, n) arrays (``-inf``/``inf``
+    where free), each row's kind (0 no finite side, 1 some, 2 every side finite) and
+    whether any side is finite."""
+    rows = None if bounds is None else _per_problem_bounds(bounds, K, n)
+    if rows is None:
+        lb, ub = as_bounds(bounds, np.zeros(n))
+        if lb is None:
+            lb, ub = np.full(n, -np.inf), np.full(n, np.inf)
+        LB, UB = lb[None, :], ub[None, :]
+    else:
+        LB, UB = rows
+        for name, side in (("lower", LB), ("upper", UB)):
+            if np.isnan(side).any():
+                k, i = np.argwhere(np.isnan(side))[0]
+                raise ValueError(f"bounds: {name} bound of problem {k} at index {i} is NaN "
+                                 "(per-problem bounds take -inf/inf for no bound)")  # fmt: skip
+        if (LB > UB).any():
+            k, i = np.argwhere(LB > UB)[0]
+            raise ValueError(f"bounds: problem {k}'s lower bound {LB[k, i]} > upper bound "
+                             f"{UB[k, i]} at index {i}")  # fmt: skip
+    LB = np.ascontiguousarray(LB, dtype=np.float64)
+    UB = np.ascontiguousarray(UB, dtype=np.float64)
+    lo, hi = np.isfinite(LB), np.isfinite(UB)
+    BK = np.where((lo & hi).all(axis=1), 2, np.where((lo | hi).any(axis=1), 1, 0))
+    return LB, UB, BK.astype(np.int64), bool(BK.any())
+
+
+def minimize_many(fun, X0, args=(), shared_args=(), jac=True, method="lbfgs", hessp=None,
+                  bounds=None, tol=None, options=None, parallel=None):  # fmt: skip
     r"""Minimize K independent problems of the same form in one compiled call.
 
     Problem :math:`k` is :math:`\min_x f(x;\, a_k, s)`, started at
@@ -290,12 +517,21 @@ def minimize_many(fun, X0, args=(), shared_args=(), jac=True, method="lbfgs", bo
         True when ``fun`` returns ``(f, g)``; else an ``@njit`` gradient
         ``jac(x, *row_args, *shared_args)``.
     method : str
-        ``"lbfgs"`` (default; L-BFGS-B with ``bounds``) or a first-order rule
-        of :data:`fastopt.METHODS` (full batch, ``schedule`` allowed).
-        ``scg``, ``hessian-free`` and ``adahessian`` are not available here
-        yet (ValueError).
-    bounds : sequence of (min, max) pairs or `scipy.optimize.Bounds`, optional
-        The same box for every problem.
+        Any method of :data:`fastopt.METHODS`: ``"lbfgs"`` (default; L-BFGS-B
+        with ``bounds``), ``"scg"``, ``"hessian-free"``, ``"adahessian"`` or a
+        first-order rule (full batch, ``schedule`` allowed).
+    hessp : numba dispatcher, optional
+        ``@njit`` ``hessp(x, v, *row_args, *shared_args)``, Hessian times
+        ``v``, for ``scg``, ``hessian-free`` and ``adahessian`` (else finite
+        differences of the gradient, as in :func:`fastopt.minimize`).
+    bounds : optional
+        The same box for every problem: a sequence of ``(min, max)`` pairs
+        (None: unbounded) or `scipy.optimize.Bounds` with 1-D ``lb``, ``ub``.
+        Or a box per problem: an array of shape ``(K, n, 2)``
+        (``bounds[k, i] = (min, max)``, ``-inf``/``inf`` for a free side) or
+        `scipy.optimize.Bounds` whose ``lb``/``ub`` have shape ``(K, n)``
+        (or broadcast to it).  ``lbfgs`` (L-BFGS-B), ``adahessian`` and the
+        first-order rules take bounds.
     tol : float, optional
         As in :func:`fastopt.minimize` (``lbfgs``: ``gtol`` and ``ftol``).
     options : dict, optional
@@ -310,15 +546,19 @@ def minimize_many(fun, X0, args=(), shared_args=(), jac=True, method="lbfgs", bo
     -------
     res : scipy.optimize.OptimizeResult
         Fields are arrays over problems: ``x`` and ``jac`` (K, n); ``fun``,
-        ``success``, ``status``, ``nit``, ``nfev``, ``njev`` (K,); ``message``
-        a list of K strings.  A problem whose value or gradient turns NaN or
+        ``success``, ``status``, ``nit``, ``nfev``, ``njev``, ``nhev`` (K,);
+        ``message`` a list of K strings.  ``nhev`` counts the products the
+        solver made: ``minimize``'s also counts one more, its check of
+        ``hessp`` before the loop (here ``hessp`` is checked once, on the
+        first problem).  A problem whose value or gradient turns NaN or
         inf (bad data in its row, say) fails alone, with its own status, at
         its last finite iterate.
 
     Notes
     -----
-    The first call for a given ``fun`` compiles the driver (about a second or
-    two; the solver loop is cached where ``fun`` is ``@njit(cache=True)``).
+    The first call for a given ``fun`` compiles the driver over problems
+    (bounded decay fits: about 4 s of CPU serial, 14 s more for the parallel
+    driver); the solver loop is cached where ``fun`` is ``@njit(cache=True)``.
 
     Examples
     --------
@@ -345,7 +585,6 @@ def minimize_many(fun, X0, args=(), shared_args=(), jac=True, method="lbfgs", bo
     rows = _as_rows(args, K)
     if not isinstance(shared_args, tuple):
         shared_args = (shared_args,)
-    fg = _fg_of(fun, jac)
     opts = dict(options or {})
     if tol is not None:
         for name in entry.tol_options:
@@ -367,36 +606,34 @@ def minimize_many(fun, X0, args=(), shared_args=(), jac=True, method="lbfgs", bo
     if unknown:
         warnings.warn(f"Unknown solver options for {entry.name!r}: {', '.join(unknown)}",
                       OptimizeWarning, stacklevel=2)  # fmt: skip
-    lb, ub = as_bounds(bounds, np.zeros(n))
-    bounded = lb is not None
-    if not bounded:
-        lb = ub = np.zeros(n)
-    lb = np.ascontiguousarray(lb, dtype=np.float64)
-    ub = np.ascontiguousarray(ub, dtype=np.float64)
+    if hessp is not None and not entry.uses_hessp:
+        warnings.warn(f"Method {entry.name} does not use Hessian information (hessp).",
+                      RuntimeWarning, stacklevel=2)  # fmt: skip
+        hessp = None
+    if hessp is not None and not is_jitted(hessp):
+        raise TypeError("minimize_many needs an @njit hessp (numba.njit); got a Python callable")
+    LB, UB, BK, bounded = _as_bounds(bounds, K, n)
+    if bounded and entry.name in _NO_BOUNDS:
+        raise ValueError(f"method '{entry.name}' does not support bounds; use method='lbfgs' "
+                         "(L-BFGS-B) for bounds")  # fmt: skip
 
     # the first problem's evaluation from Python: clear errors for bad types
-    from ._validation import check_fg_pair, check_grad, check_value
-
-    # (the user's own functions: the compiled glue's errors are terser)
-    x_chk = np.clip(X[0], lb, ub) if bounded else X[0].copy()
+    x_chk = np.clip(X[0], LB[0], UB[0])
     first_args = (*(r[0] for r in rows), *shared_args)
-    if jac is True:
-        out0 = check_fg_pair(fun(x_chk.copy(), *first_args), "fun(X0[0])")
-        check_value(out0[0], "fun(X0[0])")
-        check_grad(out0[1], x_chk, "fun(X0[0])[1] (jac=True)")
-    else:
-        check_value(fun(x_chk.copy(), *first_args), "fun(X0[0])")
-        check_grad(jac(x_chk.copy(), *first_args), x_chk, "jac(X0[0])")
-
-    kind, loop, P = _plan(entry, method_opts, fg, maxiter, gtol, lb, ub, bounded, n)
+    fns = _functions(fun, jac, x_chk, first_args)
+    setup = _Setup(entry, method_opts, common, fns, hessp, maxiter, gtol, BK, x_chk, first_args)
+    kind, loops, P = (_first_order_plan if entry.kind == "first-order"
+                      else _PLANS[entry.name])(setup)  # fmt: skip
     if parallel is None:
         parallel = K >= PARALLEL_MIN_PROBLEMS and numba.get_num_threads() > 1
-    driver = _compile(kind, fg, loop, len(rows), len(shared_args), bool(parallel))
+    driver = _compile(kind, fns[1], loops, len(rows), len(shared_args), bool(parallel))
     XO = np.empty((K, n))
     GO = np.empty((K, n))
     FO = np.empty(K)
-    IO = np.zeros((K, 4), dtype=np.int64)
-    driver(X, lb, ub, bounded, XO, GO, FO, IO, P, *rows, *shared_args)
+    IO = np.zeros((K, 5), dtype=np.int64)
+    # serial: one chunk (one set of work arrays); parallel: a few chunks a thread
+    nchunks = min(K, 4 * numba.get_num_threads()) if parallel else 1
+    driver(X, LB, UB, BK, bounded, XO, GO, FO, IO, P, nchunks, *rows, *shared_args)
 
     status = IO[:, _STATUS].copy()
     messages = {**_status.MESSAGES, BAD_SHAPE: f"jac returned an array whose shape is not ({n},)."}
@@ -404,44 +641,149 @@ def minimize_many(fun, X0, args=(), shared_args=(), jac=True, method="lbfgs", bo
         x=XO, fun=FO, jac=GO, status=status,
         success=np.isin(status, list(_status.SUCCESSFUL)),
         nit=IO[:, _NIT].copy(), nfev=IO[:, _NFEV].copy(), njev=IO[:, _NJEV].copy(),
+        nhev=IO[:, _NHEV].copy(),
         message=[messages.get(int(s), f"status {int(s)}") for s in status],
     )  # fmt: skip
 
 
-def _plan(entry, opts, fg, maxiter, gtol, lb, ub, bounded, n):
-    """``(kind, loop, P)``: which per-problem solver, its bound loop and scalar options."""
-    if entry.kind == "first-order":
-        from .drivers import first_order as fo
-        from .kernels import cpu
+# --------------------------------------------------------------------------
+# Plans: for each method, which per-problem set-up runs, its bound loop(s)
+# and the options tuple P, as the solver's own ``run`` computes them.
 
-        if opts._lr_of is not None:
-            lrs = np.array([opts._lr_of(k, opts.base_lr) for k in range(maxiter + 1)])
-        else:
-            lrs = np.array([opts.base_lr])
-        (loop, first), _ = fo.compiled_loops(opts.kid, fg)
-        if first:
-            raise RuntimeError("minimize_many needs fastopt's sources (a frozen install?)")
-        S0 = opts.init(np.zeros(n)).slots
-        P = (maxiter, gtol, opts.kid, S0, opts.h, lrs, cpu.N_COEFFS, 0, 1, opts.zero_steps)
-        return "first-order", loop, P
-    if entry.name != "lbfgs":
-        raise ValueError(f"minimize_many does not run method {entry.name!r} yet; use 'lbfgs' "
-                         "(L-BFGS-B with bounds) or a first-order method")  # fmt: skip
+#: methods that refuse bounds (as in :func:`fastopt.minimize`)
+_NO_BOUNDS = ("scg", "hessian-free")
+
+
+class _Setup(NamedTuple):
+    entry: object
+    opts: object  # the method's options (validated)
+    common: dict
+    fns: tuple  # (fun_only, fg, grad, grad_calls_fun)
+    hessp: object
+    maxiter: int
+    gtol: float
+    BK: np.ndarray
+    x: np.ndarray  # the first problem's start and arguments: products' checks
+    args: tuple
+
+
+def _bound(lazy, *fns):
+    loop, first = lazy.bind(*fns)
+    if first:
+        raise RuntimeError("minimize_many needs fastopt's sources (a frozen install?)")
+    return loop
+
+
+def _product(setup, fn, name):
+    """``fn`` checked once from Python (the first problem) and wrapped as ``minimize`` does."""
+    from .solvers._products import prepare_diagonal, prepare_product
+
+    if fn is None:
+        return None
+    if not is_jitted(fn):
+        raise TypeError(f"minimize_many needs an @njit {name} (numba.njit); got {fn!r}")
+    if name == "diagonal":
+        return prepare_diagonal(fn, True, setup.x, setup.args)[0]
+    return prepare_product(fn, True, setup.x, setup.args, name)[0]
+
+
+def _first_order_plan(setup):
+    from .drivers import first_order as fo
+    from .kernels import cpu
+
+    opts, maxiter = setup.opts, setup.maxiter
+    if opts._lr_of is not None:
+        lrs = np.array([opts._lr_of(k, opts.base_lr) for k in range(maxiter + 1)])
+    else:
+        lrs = np.array([opts.base_lr])
+    (loop, first), _ = fo.compiled_loops(opts.kid, setup.fns[1])
+    if first:
+        raise RuntimeError("minimize_many needs fastopt's sources (a frozen install?)")
+    S0 = opts.init(np.zeros(setup.x.shape[0])).slots
+    P = (maxiter, setup.gtol, opts.kid, S0, opts.h, lrs, cpu.N_COEFFS, 0, 1, opts.zero_steps)
+    return "first-order", {"loop": loop}, P
+
+
+def _lbfgs_plan(setup):
     from .solvers import lbfgs
     from .solvers._run import ALL_STEPS
 
-    maxfev = lbfgs._max_evaluations(opts)
-    common = (maxiter, maxfev, gtol, float(opts.ftol), int(opts.maxls))
-    finite = bounded and (np.isfinite(lb).any() or np.isfinite(ub).any())
-    if finite:
-        loop, first = lbfgs._BLOOP.bind(fg)
-        boxed = bool(np.isfinite(lb).all() and np.isfinite(ub).all())
-        P = (*common, lbfgs._c1(opts, True), float(opts.c2), int(opts.maxcor), boxed, ALL_STEPS)
-        kind = "lbfgsb"
+    opts, fg = setup.opts, setup.fns[1]
+    P = (setup.maxiter, lbfgs._max_evaluations(opts), setup.gtol, float(opts.ftol),
+         int(opts.maxls), lbfgs._c1(opts, False), lbfgs._c1(opts, True), float(opts.c2),
+         int(opts.maxcor), ALL_STEPS)  # fmt: skip
+    if not setup.BK.any():
+        return "lbfgs", {"loop": _bound(lbfgs._LOOP, fg)}, P
+    if setup.BK.all():
+        return "lbfgsb", {"loop": _bound(lbfgs._BLOOP, fg)}, P
+    return "lbfgs-mixed", {"loop_u": _bound(lbfgs._LOOP, fg),
+                           "loop_b": _bound(lbfgs._BLOOP, fg)}, P  # fmt: skip
+
+
+def _scg_plan(setup):
+    from .solvers import scg
+    from .solvers._run import ALL_STEPS
+
+    opts = setup.opts
+    fun_only, fg, grad, grad_calls_fun = setup.fns
+    lam0, ftol0, xtol0 = scg._VARIANT_DEFAULTS[opts.variant]
+    P = (setup.maxiter, 2**62 if opts.maxfev is None else int(opts.maxfev), setup.gtol,
+         ftol0 if opts.ftol is None else float(opts.ftol),
+         xtol0 if opts.xtol is None else float(opts.xtol), float(opts.sigma),
+         opts.variant == "netlab", opts.restart == "powell", 1 if grad_calls_fun else 0,
+         lam0 if opts.lambda_ is None else float(opts.lambda_), ALL_STEPS)  # fmt: skip
+    hessp = _product(setup, setup.hessp, "hessp")
+    loop = _bound(scg._LOOP, None if grad_calls_fun else fun_only, fg, grad, hessp)
+    return "scg", {"loop": loop}, P
+
+
+def _hf_plan(setup):
+    from .solvers import hessian_free as hf
+    from .solvers._run import ALL_STEPS
+
+    opts = setup.opts
+    fun_only, fg, grad, grad_calls_fun = setup.fns
+    if opts.gradient_batch_size is not None:
+        raise ValueError("option 'gradient_batch_size' is not available in minimize_many")
+    diagonal = None
+    if opts.diagonal is not None and opts.preconditioner == "gradient":
+        diagonal = _product(setup, opts.diagonal, "diagonal")
+    if opts.gauss_newton is not None:
+        prod = _product(setup, opts.gauss_newton, "gauss_newton")
     else:
-        loop, first = lbfgs._LOOP.bind(fg)
-        P = (*common, lbfgs._c1(opts, False), float(opts.c2), int(opts.maxcor), ALL_STEPS)
-        kind = "lbfgs"
-    if first:
-        raise RuntimeError("minimize_many needs fastopt's sources (a frozen install?)")
-    return kind, loop, P
+        prod = _product(setup, setup.hessp, "hessp")
+    lam0 = float(opts.lambda_)
+    P = (setup.maxiter, 2**62, setup.gtol, int(opts.cg_maxiter), float(opts.cg_tol),
+         float(opts.cg_decay), 1 if opts.preconditioner == "gradient" else 0, 1,
+         bool(setup.common["shuffle"]), 1.0, 1 if grad_calls_fun else 0, lam0,
+         hf._LAMBDA_MIN_RATIO * lam0, hf._LAMBDA_MAX_RATIO * lam0,
+         hf.save_schedule(opts.cg_maxiter), ALL_STEPS)  # fmt: skip
+    loop = _bound(hf._LOOP, None if grad_calls_fun else fun_only, fg, grad, prod, diagonal)
+    return "hessian-free", {"loop": loop}, P
+
+
+def _ada_plan(setup):
+    from ._batching import seed_state
+    from .solvers import adahessian as ada
+    from .solvers._run import ALL_STEPS
+
+    opts = setup.opts
+    fun_only, fg, grad, grad_calls_fun = setup.fns
+    hessp = diagonal = None
+    if opts.diagonal is not None:
+        diagonal = _product(setup, opts.diagonal, "diagonal")
+    else:
+        hessp = _product(setup, setup.hessp, "hessp")
+    seed = opts.seed if opts.seed is not None else setup.common["seed"]
+    P = (setup.maxiter, 2**62, setup.gtol, 1, bool(setup.common["shuffle"]),
+         float(opts.learning_rate), float(opts.b1), float(opts.b2), float(opts.eps),
+         float(opts.hessian_power), int(opts.update_every),
+         opts.estimator == "equilibration" and diagonal is None, 1 if grad_calls_fun else 0,
+         float(opts.fd_step), seed_state(seed) ^ np.uint64(ada._Z_SALT), ALL_STEPS)  # fmt: skip
+    loop = _bound(ada._LOOP, fg, grad, hessp, diagonal)
+    return "adahessian", {"loop": loop}, P
+
+
+#: the second-order methods' plans, by registry name
+_PLANS = {"lbfgs": _lbfgs_plan, "scg": _scg_plan, "hessian-free": _hf_plan,
+          "adahessian": _ada_plan}  # fmt: skip

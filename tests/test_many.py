@@ -2,8 +2,9 @@
 
 Each problem's result must be :func:`fastopt.minimize`'s on that problem
 alone (same iterates: same x to the bit, same counts and status), with and
-without bounds, for lbfgs and a first-order rule; a problem with NaN in its
-data fails alone.  One module-level ``@njit`` objective (the decay fit of the
+without bounds (shared or per problem), for every method (lbfgs, scg,
+hessian-free and adahessian with ``hessp``, a first-order rule); a problem
+with NaN in its data fails alone.  One module-level ``@njit`` objective (the decay fit of the
 benchmarks) keeps compile time down; problems are few and small.
 """
 
@@ -16,7 +17,7 @@ import fastopt
 from fastopt import _status
 
 
-@numba.njit
+@numba.njit(cache=True)
 def decay_fg(p, y, t):
     """Sum of squares of ``a exp(-b t) + c - y`` and its gradient."""
     a, b, c = p[0], p[1], p[2]
@@ -27,6 +28,22 @@ def decay_fg(p, y, t):
     g[1] = -2.0 * np.sum(r * a * t * e)
     g[2] = 2.0 * np.sum(r)
     return np.sum(r * r), g
+
+
+@numba.njit(cache=True)
+def decay_hessp(p, v, y, t):
+    """The exact Hessian of :func:`decay_fg` times ``v``: 2 J'J v + 2 sum r (d2 r) v."""
+    a, b = p[0], p[1]
+    e = np.exp(-b * t)
+    r = a * e + p[2] - y
+    j1 = -a * t * e
+    jv = e * v[0] + j1 * v[1] + v[2]
+    rte = np.sum(r * t * e)
+    out = np.empty(3)
+    out[0] = 2.0 * np.sum(e * jv) - 2.0 * rte * v[1]
+    out[1] = 2.0 * np.sum(j1 * jv) - 2.0 * rte * v[0] + 2.0 * a * np.sum(r * t * t * e) * v[1]
+    out[2] = 2.0 * np.sum(jv)
+    return out
 
 
 @numba.njit
@@ -59,39 +76,71 @@ def test_objective_gradient():
         err = check_grad(lambda v: decay_fg(v, Y[0], T)[0], lambda v: decay_fg(v, Y[0], T)[1],
                          np.array(p))  # fmt: skip
         assert err < 1e-5 * max(1.0, np.abs(decay_fg(np.array(p), Y[0], T)[1]).max())
+    # the Hessian product against differences of the (checked) gradient
+    rng = np.random.default_rng(1)
+    for p in ([1.0, 1.0, 0.0], [2.5, 0.3, -0.2]):
+        p = np.array(p)
+        for _ in range(3):
+            v = rng.standard_normal(3)
+            h = 1e-6
+            fd = (decay_fg(p + h * v, Y[0], T)[1] - decay_fg(p - h * v, Y[0], T)[1]) / (2 * h)
+            np.testing.assert_allclose(decay_hessp(p, v, Y[0], T), fd, rtol=1e-6, atol=1e-6)
 
+
+#: per-problem boxes: every third problem unbounded (L-BFGS there), the others boxed
+PER_PROBLEM = np.tile([[0.0, np.inf], [0.0, 1.0], [-np.inf, np.inf]], (Y.shape[0], 1, 1))
+PER_PROBLEM[::3] = [-np.inf, np.inf]
+PER_PROBLEM[1::3, 1] = [0.0, 0.8]
 
 CASES = [
-    ("lbfgs", None, {"gtol": 1e-8}),
-    ("lbfgs", [(0, None), (0, 1.0), (None, None)], {"gtol": 1e-8}),
-    ("adam", None, {"learning_rate": 0.05, "maxiter": 400}),
-    ("adam", [(0, 5), (0, 5), (-1, 1)], {"learning_rate": 0.05, "maxiter": 400}),
+    ("lbfgs", None, None, {"gtol": 1e-8}),
+    ("lbfgs", None, [(0, None), (0, 1.0), (None, None)], {"gtol": 1e-8}),
+    ("lbfgs", None, PER_PROBLEM, {"gtol": 1e-8}),
+    ("adam", None, None, {"learning_rate": 0.05, "maxiter": 400}),
+    ("adam", None, [(0, 5), (0, 5), (-1, 1)], {"learning_rate": 0.05, "maxiter": 400}),
+    ("scg", decay_hessp, None, {}),
+    ("hessian-free", decay_hessp, None, {}),
+    ("adahessian", decay_hessp, PER_PROBLEM, {"maxiter": 100}),
 ]
 
 
-@pytest.mark.parametrize("method, bounds, options", CASES)
-def test_each_problem_is_minimize_on_it_alone(method, bounds, options):
+def _bounds_of(bounds, k):
+    """Problem ``k``'s bounds as :func:`fastopt.minimize` takes them."""
+    return bounds[k] if isinstance(bounds, np.ndarray) else bounds
+
+
+@pytest.mark.parametrize("method, hessp, bounds, options", CASES)
+def test_each_problem_is_minimize_on_it_alone(method, hessp, bounds, options):
     res = fastopt.minimize_many(decay_fg, X0, args=(Y,), shared_args=(T,), method=method,
-                                bounds=bounds, options=options)  # fmt: skip
+                                hessp=hessp, bounds=bounds, options=options)  # fmt: skip
     K = X0.shape[0]
     assert res.x.shape == res.jac.shape == (K, 3)
-    for field in ("fun", "status", "nit", "nfev", "njev", "success"):
+    for field in ("fun", "status", "nit", "nfev", "njev", "nhev", "success"):
         assert res[field].shape == (K,)
     assert len(res.message) == K
     for k in range(K):
         ref = fastopt.minimize(decay_fg, X0[k], args=(Y[k], T), jac=True, method=method,
-                               bounds=bounds, options=options)  # fmt: skip
+                               hessp=hessp, bounds=_bounds_of(bounds, k),
+                               options=options)  # fmt: skip
         np.testing.assert_array_equal(res.x[k], ref.x)
         np.testing.assert_array_equal(res.jac[k], ref.jac)
         np.testing.assert_array_equal(res.fun[k], ref.fun)  # NaN == NaN here
         assert (res.nit[k], res.nfev[k], res.njev[k], res.status[k], res.success[k]) == (
             ref.nit, ref.nfev, ref.njev, ref.status, ref.success)  # fmt: skip
+        # minimize also counts its check of hessp before the loop (not on a bad start)
+        checked = hessp is not None and ref.nfev > 1
+        assert res.nhev[k] == getattr(ref, "nhev", 0) - checked
         assert res.message[k] == ref.message
     # the NaN row fails alone, with its own status
     assert res.status[5] == _status.NONFINITE_F and not res.success[5]
-    assert np.delete(res.success, 5).all() or method == "adam"
-    if method == "lbfgs" and bounds is not None:
-        assert (res.x[:, 1] <= 1.0).all() and (res.x[:, 0] >= 0).all()
+    assert np.delete(res.success, 5).all() or method in ("adam", "adahessian")
+    if bounds is not None:
+        box = np.array(bounds, dtype=float)  # None -> nan: no bound
+        lb = np.nan_to_num(box[..., 0], nan=-np.inf)
+        ub = np.nan_to_num(box[..., 1], nan=np.inf)
+        assert (res.x >= lb).all() and (res.x <= ub).all()
+    if hessp is not None:
+        assert res.nhev[np.arange(K) != 5].min() > 0  # the products were used
 
 
 def test_fun_and_jac_separately_and_parallel_flag():
@@ -113,11 +162,62 @@ def test_bad_input():
         fastopt.minimize_many(decay_fg.py_func, X0, args=(Y,), shared_args=(T,))
     with pytest.raises(TypeError, match="jac=True"):
         fastopt.minimize_many(decay_f, X0, args=(Y,), shared_args=(T,), jac=None)
-    with pytest.raises(ValueError, match="does not run method 'scg'"):
-        fastopt.minimize_many(decay_fg, X0, args=(Y,), shared_args=(T,), method="scg")
+    with pytest.raises(
+        ValueError, match="method 'scg' does not support bounds; use method='lbfgs'"
+    ):
+        fastopt.minimize_many(decay_fg, X0, args=(Y,), shared_args=(T,), method="scg",
+                              bounds=[(0, 1)] * 3)  # fmt: skip
+    with pytest.raises(ValueError, match=r"must have shape \(24, 3, 2\)"):
+        fastopt.minimize_many(decay_fg, X0, args=(Y,), shared_args=(T,), bounds=PER_PROBLEM[:3])
+    bad = PER_PROBLEM.copy()
+    bad[4, 2] = [1.0, 0.0]
+    with pytest.raises(
+        ValueError, match="problem 4's lower bound 1.0 > upper bound 0.0 at index 2"
+    ):
+        fastopt.minimize_many(decay_fg, X0, args=(Y,), shared_args=(T,), bounds=bad)
+    bad[4, 2] = [np.nan, 0.0]
+    with pytest.raises(ValueError, match="lower bound of problem 4 at index 2 is NaN"):
+        fastopt.minimize_many(decay_fg, X0, args=(Y,), shared_args=(T,), bounds=bad)
+    with pytest.raises(TypeError, match="@njit hessp"):
+        fastopt.minimize_many(decay_fg, X0, args=(Y,), shared_args=(T,), method="scg",
+                              hessp=decay_hessp.py_func)  # fmt: skip
     with pytest.raises(ValueError, match="X0 must be finite"):
         bad = X0.copy()
         bad[2, 1] = np.nan
         fastopt.minimize_many(decay_fg, bad, args=(Y,), shared_args=(T,))
     with pytest.raises(ValueError, match="jac must return an array of shape"):
         fastopt.minimize_many(decay_fg, np.ones((3, 2)), args=(Y[:3],), shared_args=(T,))
+
+
+def test_per_problem_bounds_forms():
+    from scipy.optimize import Bounds
+
+    # Bounds with (K, n) sides is the same as the (K, n, 2) array; a shared
+    # Bounds (1-D sides) the same as the sequence of pairs
+    a = fastopt.minimize_many(decay_fg, X0[:6], args=(Y[:6],), shared_args=(T,),
+                              bounds=PER_PROBLEM[:6])  # fmt: skip
+    per = Bounds(PER_PROBLEM[:6, :, 0], PER_PROBLEM[:6, :, 1])
+    b = fastopt.minimize_many(decay_fg, X0[:6], args=(Y[:6],), shared_args=(T,), bounds=per)
+    np.testing.assert_array_equal(a.x, b.x)
+    lists = fastopt.minimize_many(decay_fg, X0[:6], args=(Y[:6],), shared_args=(T,),
+                                  bounds=PER_PROBLEM[:6].tolist())  # fmt: skip
+    np.testing.assert_array_equal(a.x, lists.x)
+    shared = [(0, None), (0, 1.0), (None, None)]
+    c = fastopt.minimize_many(decay_fg, X0[:6], args=(Y[:6],), shared_args=(T,), bounds=shared)
+    d = fastopt.minimize_many(decay_fg, X0[:6], args=(Y[:6],), shared_args=(T,),
+                              bounds=Bounds([0, 0, -np.inf], [np.inf, 1.0, np.inf]))  # fmt: skip
+    np.testing.assert_array_equal(c.x, d.x)
+    # problem 1's box [0, 0.8] on b binds where the true rate is above it
+    assert a.x[1, 1] == 0.8 or P_TRUE[1, 1] < 0.8
+
+
+def test_inf_in_a_row_fails_that_problem_only():
+    # (NaN in a row: the parametrized test above, for every method)
+    Yn = Y[:4].copy()
+    Yn[2, -1] = np.inf  # residual inf: f is inf at once
+    res = fastopt.minimize_many(decay_fg, X0[:4], args=(Yn,), shared_args=(T,))
+    ref = fastopt.minimize_many(decay_fg, X0[:4], args=(Y[:4],), shared_args=(T,))
+    assert res.status[2] == _status.NONFINITE_F and not res.success[2]
+    for k in (0, 1, 3):
+        np.testing.assert_array_equal(res.x[k], ref.x[k])
+        assert res.status[k] == ref.status[k]

@@ -142,6 +142,39 @@ def add_pair(S, Y, SY, SS, col, s, y):
 
 
 @_jit.kernel
+def heap_sift_down(tb, ib, i, size):
+    """Restore the min-heap on ``tb[:size]`` (indices ``ib`` alongside) below ``i``."""
+    t = tb[i]
+    b = ib[i]
+    while True:
+        child = 2 * i + 1
+        if child >= size:
+            break
+        if child + 1 < size and tb[child + 1] < tb[child]:
+            child += 1
+        if not tb[child] < t:
+            break
+        tb[i] = tb[child]
+        ib[i] = ib[child]
+        i = child
+    tb[i] = t
+    ib[i] = b
+
+
+@_jit.kernel
+def heap_pop(tb, ib, size):
+    """``(t, i)``: the smallest breakpoint of the heap ``tb[:size]``, removed from it."""
+    t = tb[0]
+    b = ib[0]
+    size -= 1
+    if size > 0:
+        tb[0] = tb[size]
+        ib[0] = ib[size]
+        heap_sift_down(tb, ib, 0, size)
+    return t, b
+
+
+@_jit.kernel
 def cauchy_point(x, g, lb, ub, S, Y, SY, col, theta, K, piv, xcp, c, p, v, wbp, dv, tb, ib, where):
     r"""The generalized Cauchy point along the projected steepest-descent path.
 
@@ -215,16 +248,19 @@ def cauchy_point(x, g, lb, ub, S, Y, SY, col, theta, K, piv, xcp, c, p, v, wbp, 
     tsum = 0.0
     all_fixed = False
     if nbreak > 0:
-        order = np.argsort(tb[:nbreak])
+        # The breakpoints in increasing order from a binary heap, as
+        # L-BFGS-B's hpsolb: O(nbreak) to build, O(log n) per breakpoint
+        # passed, and usually few are passed (no sort, no allocation).
+        for i in range(nbreak // 2 - 1, -1, -1):
+            heap_sift_down(tb, ib, i, nbreak)
         tj = 0.0
         k = 0
         while k < nbreak:
             tj0 = tj
-            b = ib[order[k]]
-            tj = tb[order[k]]
+            if tb[0] - tj0 > dtm:
+                break  # the minimizer lies before the next breakpoint
+            tj, b = heap_pop(tb, ib, nbreak - k)
             dt = tj - tj0
-            if dtm < dt:
-                break
             # pass the breakpoint: variable b stops at its bound
             tsum += dt
             k += 1
@@ -283,39 +319,16 @@ def cauchy_point(x, g, lb, ub, S, Y, SY, col, theta, K, piv, xcp, c, p, v, wbp, 
 
 
 @_jit.kernel
-def subspace_point(x, g, lb, ub, S, Y, SY, SS, col, theta, K, piv, Kz, pivz,
-                   xcp, c, where, du, v, wv, z, idx):  # fmt: skip
-    r"""Minimize the model over the variables free at the Cauchy point; write ``z``.
+def reduced_step(x, g, S, Y, SY, SS, col, theta, K, piv, Kz, xcp, c, where, du, v, wv, idx,
+                 nfree):  # fmt: skip
+    r"""``du`` = the reduced Newton step from :math:`x^c` over the free variables.
 
-    Byrd et al. (1995) section 5.1 (direct primal method, L-BFGS-B's
-    ``cmprlb`` and ``subsm``): with :math:`Z` the free variables, the reduced
-    gradient :math:`r = -Z^T(g + \theta(x^c - x) - W M c)` and the reduced
-    matrix :math:`\hat B = \theta I - W_Z M W_Z^T`, the Newton step is
-    :math:`\hat d = \hat B^{-1} r`, by Sherman-Morrison-Woodbury
-
-    .. math::
-
-        \hat B^{-1} = \frac1\theta I + \frac1{\theta^2} W_Z
-        \left(K - \tfrac1\theta W_Z^T W_Z\right)^{-1} W_Z^T.
-
-    Morales & Nocedal (2011): the point :math:`x^c + \hat d` is projected
-    on the box; if the projection is not a descent direction from ``x``,
-    L-BFGS-B 2.1's step is taken instead (the longest feasible fraction of
-    :math:`\hat d`, the variable that limits it set to its bound).
-    ``idx`` (``n`` integers) is a work array (the free variables' indices).
-    Returns False when a factor fails.
+    The direct primal method of Byrd et al. (1995) section 5.1 (L-BFGS-B's
+    ``cmprlb``, ``formk`` and ``subsm``): see :func:`subspace_point`.
+    ``idx[:nfree]`` are the free variables.  Returns False when a factor fails.
     """
     n = x.shape[0]
     col2 = 2 * col
-    for i in range(n):
-        z[i] = xcp[i]
-    nfree = 0
-    for i in range(n):
-        if where[i] == FREE:
-            idx[nfree] = i
-            nfree += 1
-    if nfree == 0 or col == 0:
-        return True
     mid_solve(SY, col, K, piv, c, v)  # v = M c
     for i in range(n):
         if where[i] != FREE:
@@ -400,6 +413,90 @@ def subspace_point(x, g, lb, ub, S, Y, SY, SS, col, theta, K, piv, Kz, pivz,
         for j in range(col):
             w += Y[j, i] * v[j] + theta * S[j, i] * v[col + j]
         du[i] = inv * du[i] + inv * inv * w
+    return True
+
+
+@_jit.kernel
+def quasi_newton_step(x, g, S, Y, SY, col, theta, xcp, du, alpha):
+    r"""``du`` = :math:`x - Hg - x^c`: the subspace step when every variable is free.
+
+    With no variable fixed at the Cauchy point the subspace problem is the
+    whole quadratic model, whose minimizer is :math:`x - B^{-1} g`, and
+    :math:`B^{-1} = H`, the L-BFGS inverse from the same pairs on
+    :math:`H_0 = I/\theta` (Byrd, Nocedal & Schnabel 1994): the two-loop
+    recursion (Nocedal & Wright, Algorithm 7.4) computes it in :math:`O(mn)`
+    instead of the :math:`O(m^2 n + m^3)` reduced system of
+    :func:`reduced_step` (the same point in exact arithmetic).  ``alpha``
+    (``m``) is a work array; the pairs are rows ``0..col-1`` of ``S``, ``Y``,
+    oldest first, with :math:`s_j^T y_j` = ``SY[j, j]``.
+    """
+    n = x.shape[0]
+    for i in range(n):
+        du[i] = -g[i]
+    for j in range(col - 1, -1, -1):
+        a = 0.0
+        for i in range(n):
+            a += S[j, i] * du[i]
+        a /= SY[j, j]
+        alpha[j] = a
+        for i in range(n):
+            du[i] -= a * Y[j, i]
+    inv = 1.0 / theta
+    for i in range(n):
+        du[i] *= inv
+    for j in range(col):
+        b = 0.0
+        for i in range(n):
+            b += Y[j, i] * du[i]
+        b = alpha[j] - b / SY[j, j]
+        for i in range(n):
+            du[i] += b * S[j, i]
+    for i in range(n):
+        du[i] += x[i] - xcp[i]
+
+
+@_jit.kernel
+def subspace_point(x, g, lb, ub, S, Y, SY, SS, col, theta, K, piv, Kz, pivz,
+                   xcp, c, where, du, v, wv, z, idx):  # fmt: skip
+    r"""Minimize the model over the variables free at the Cauchy point; write ``z``.
+
+    Byrd et al. (1995) section 5.1 (direct primal method, L-BFGS-B's
+    ``cmprlb`` and ``subsm``): with :math:`Z` the free variables, the reduced
+    gradient :math:`r = -Z^T(g + \theta(x^c - x) - W M c)` and the reduced
+    matrix :math:`\hat B = \theta I - W_Z M W_Z^T`, the Newton step is
+    :math:`\hat d = \hat B^{-1} r`, by Sherman-Morrison-Woodbury
+
+    .. math::
+
+        \hat B^{-1} = \frac1\theta I + \frac1{\theta^2} W_Z
+        \left(K - \tfrac1\theta W_Z^T W_Z\right)^{-1} W_Z^T.
+
+    Morales & Nocedal (2011): the point :math:`x^c + \hat d` is projected
+    on the box; if the projection is not a descent direction from ``x``,
+    L-BFGS-B 2.1's step is taken instead (the longest feasible fraction of
+    :math:`\hat d`, the variable that limits it set to its bound).
+    When every variable is free at the Cauchy point the step is the
+    quasi-Newton one, by the two-loop recursion (:func:`quasi_newton_step`,
+    the same point in exact arithmetic at a fraction of the cost), else by
+    the reduced system (:func:`reduced_step`).
+    ``idx`` (``n`` integers) is a work array (the free variables' indices).
+    Returns False when a factor fails.
+    """
+    n = x.shape[0]
+    for i in range(n):
+        z[i] = xcp[i]
+    nfree = 0
+    for i in range(n):
+        if where[i] == FREE:
+            idx[nfree] = i
+            nfree += 1
+    if nfree == 0 or col == 0:
+        return True
+    if nfree == n:
+        quasi_newton_step(x, g, S, Y, SY, col, theta, xcp, du, wv)
+    elif not reduced_step(x, g, S, Y, SY, SS, col, theta, K, piv, Kz, xcp, c, where, du, v,
+                          wv, idx, nfree):  # fmt: skip
+        return False
     # Morales & Nocedal: project x^c + d on the box
     hit = False
     for i in range(n):
