@@ -188,17 +188,18 @@ def _scg_one(k, X, lb, ub, bk, bounded, args, XO, GO, FO, IO, P, W):
 def _hf_one(k, X, lb, ub, bk, bounded, args, XO, GO, FO, IO, P, W):
     """Problem ``k`` by :func:`fastopt.solvers.hessian_free._hf_loop` (full data)."""
     (maxiter, n_updates, gtol, cg_maxiter, cg_tol, decay, precond, one, shuffle, unit,
-     gfev, lam0, lam_min, lam_max, save_at, nsteps) = P  # fmt: skip
+     gfev, lam0, lam_min, lam_max, fd_step, save_at, nsteps) = P  # fmt: skip
     x, g, f, ok = _start(k, X, lb, ub, bounded, args, XO, GO, FO, IO)
     if not ok:
         return
     n = x.shape[0]
     nsave = save_at.shape[0] + 1
-    fs = np.empty(4)
+    fs = np.empty(5)
     fs[0] = f
     fs[1] = lam0
     fs[2] = lam_min
     fs[3] = lam_max
+    fs[4] = fd_step
     ns = np.zeros(8, dtype=np.int64)
     ns[1] = 1
     ns[2] = 1
@@ -739,6 +740,7 @@ def _scg_plan(setup):
 
 def _hf_plan(setup):
     from .solvers import hessian_free as hf
+    from .solvers._products import fd_relative_step
     from .solvers._run import ALL_STEPS
 
     opts = setup.opts
@@ -757,6 +759,7 @@ def _hf_plan(setup):
          float(opts.cg_decay), 1 if opts.preconditioner == "gradient" else 0, 1,
          bool(setup.common["shuffle"]), 1.0, 1 if grad_calls_fun else 0, lam0,
          hf._LAMBDA_MIN_RATIO * lam0, hf._LAMBDA_MAX_RATIO * lam0,
+         fd_relative_step(opts.fd_step, None),  # the gradients here are exact
          hf.save_schedule(opts.cg_maxiter), ALL_STEPS)  # fmt: skip
     loop = _bound(hf._LOOP, None if grad_calls_fun else fun_only, fg, grad, prod, diagonal)
     return "hessian-free", {"loop": loop}, P
