@@ -349,6 +349,19 @@ def test_minibatch_estimator(client):
     assert clf.score(X, y3) > ref.score(X, y3) - 0.1
 
 
+def test_minibatch_early_stopping_and_progress(client, capsys):
+    # the in-memory fit's Monitor: tol=10 stops after n_iter_no_change=2
+    # epochs without an improvement of 10, as in memory; verbose shows a bar
+    X, y3, _ = _data()
+    Xd, yd = da.from_array(X, chunks=300), da.from_array(y3, chunks=300)
+    params = dict(solver="adam", batch_size=50, max_iter=20, random_state=0, tol=10.0,
+                  n_iter_no_change=2, solver_options={"learning_rate": 0.02})  # fmt: skip
+    clf = MLPClassifier((5,), verbose=True, **params).fit(Xd, yd)
+    ref = MLPClassifier((5,), **params).fit(X, y3)
+    assert clf.n_iter_ == ref.n_iter_ == 3 and len(clf.loss_curve_) == 3
+    assert "MLPClassifier" in capsys.readouterr().out
+
+
 def test_dropout_and_batch_norm_rejected(client):
     X, y3, _ = _data(200)
     Xd, yd = da.from_array(X, chunks=100), da.from_array(y3, chunks=100)

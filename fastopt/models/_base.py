@@ -153,6 +153,10 @@ class Monitor:
             return
         loss = self._acc / self.n_samples
         self._acc = 0.0
+        self.end_epoch(loss)
+
+    def end_epoch(self, loss):
+        """Record an epoch's ``loss``; raises ``StopIteration`` to stop early."""
         self.curve.append(loss)
         self._show(len(self.curve), loss)
         if self.n_iter_no_change is not None:

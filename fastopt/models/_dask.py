@@ -95,14 +95,6 @@ def _value_part(part, fn, w, tail):
     return float(fn(w, *part, *tail))
 
 
-class _Record:
-    """What the estimators read of a minibatch run's monitor."""
-
-    def __init__(self, batch_size, curve):
-        self.batch_size = batch_size
-        self.curve = curve
-
-
 class OnWorkers:
     """The rows of ``fit(X, y)`` on dask workers: :class:`fastopt.models._data.InMemory`'s
     interface over :class:`fastopt.distributed.Chunks`.
@@ -196,10 +188,9 @@ class OnWorkers:
         fg, gn, gn_diag = kernels
         batch = self.batch_size(est, method)
         if batch is not None:
-            curve = []
-            res = _minibatch(est, method, fg, w0, self.chunks, tail, batch, n_iter_no_change,
-                             record=curve)  # fmt: skip
-            return res, _Record(batch, curve), int(res.epochs)
+            res, monitor = _minibatch(est, method, fg, w0, self.chunks, tail, batch,
+                                      n_iter_no_change)  # fmt: skip
+            return res, monitor, int(res.epochs)
         rfg, rgn, _, rdiag = reducers(self.chunks, fg, tail, gauss_newton=gn, diagonal=gn_diag)
         return fit_parameters(est, method, rfg, w0, (), rgn, rdiag, self.n, record=record,
                               scg_exact=scg_exact, defaults=defaults,
@@ -226,35 +217,33 @@ def check_network(est, method, dropout):
         )
 
 
-def _minibatch(est, method, fg, w0, chunks, tail, batch, n_iter_no_change, record=None):
-    """A first-order minibatch fit on the workers; sets ``n_iter_``; returns the result."""
+def _minibatch(est, method, fg, w0, chunks, tail, batch, n_iter_no_change):
+    """A first-order minibatch fit on the workers: ``(res, monitor)``.
+
+    The in-memory fit's :class:`fastopt.models._base.Monitor` records the
+    epoch losses, stops early and shows progress.
+    """
     import warnings
 
     from sklearn.exceptions import ConvergenceWarning
 
     from ..distributed import minimize
-    from ._base import seed_from
+    from ._base import Monitor, seed_from
 
     options = {"batch_size": int(batch), "epochs": int(est.max_iter),
                "seed": seed_from(est.random_state)}  # fmt: skip
     options.update(est.solver_options or {})
-    curve = [] if record is None else record
-    best = [np.inf, 0]
+    monitor = Monitor(chunks.n, batch, int(est.max_iter), est.verbose, type(est).__name__,
+                      tol=float(est.tol), n_iter_no_change=n_iter_no_change)  # fmt: skip
 
-    def monitor(intermediate_result):
-        loss = float(intermediate_result.fun)
-        curve.append(loss)
-        if n_iter_no_change is None:
-            return
-        if loss > best[0] - float(est.tol):
-            best[1] += 1
-        else:
-            best[1] = 0
-        best[0] = min(best[0], loss)
-        if best[1] >= n_iter_no_change:
-            raise StopIteration
+    def callback(intermediate_result):
+        monitor.end_epoch(float(intermediate_result.fun))
 
-    res = minimize(fg, w0, chunks, args=tail, method=method, callback=monitor, options=options)
+    try:
+        res = minimize(fg, w0, chunks, args=tail, method=method, callback=callback,
+                       options=options)  # fmt: skip
+    finally:
+        monitor.close()
     est.n_iter_ = int(res.epochs)
     if not res.success and res.status != 99:
         warnings.warn(
@@ -270,7 +259,7 @@ def _minibatch(est, method, fg, w0, chunks, tail, batch, n_iter_no_change, recor
             ConvergenceWarning,
             stacklevel=4,
         )
-    return res
+    return res, monitor
 
 
 # ---------------------------------------------------------------------------
