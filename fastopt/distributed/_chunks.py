@@ -300,15 +300,17 @@ class Chunks:
         actors = self._get_actors()
         if not args or not callable(args[0]):
             return _add([f.result() for f in [a.apply_direct(fn, *args) for a in actors]])
-        kind, user, rest = fn, args[0], args[1:]
+        token = self._token(actors, args[0])
+        return _add([f.result() for f in [a.apply(fn, token, *args[1:]) for a in actors]])
+
+    def _token(self, actors, user):
+        """The token of the function ``user`` on every actor, sent there the first time."""
         token = id(user)
-        futs = []
         for k, actor in enumerate(actors):
             if (k, token) not in self._registered:
                 actor.register(token, user).result()
                 self._registered.add((k, token))
-            futs.append(actor.apply(kind, token, *rest))
-        return _add([f.result() for f in futs])
+        return token
 
     def timed_sum(self, fn, *args):
         """:meth:`weighted_sum` through the actors, and each worker's compute time.
@@ -318,13 +320,8 @@ class Chunks:
         (``benchmarks/dask_compare.py`` splits a round trip with it).
         """
         actors = self._get_actors()
-        kind, user, rest = fn, args[0], args[1:]
-        token = id(user)
-        for k, actor in enumerate(actors):
-            if (k, token) not in self._registered:
-                actor.register(token, user).result()
-                self._registered.add((k, token))
-        out = [f.result() for f in [a.apply_timed(kind, token, *rest) for a in actors]]
+        token = self._token(actors, args[0])
+        out = [f.result() for f in [a.apply_timed(fn, token, *args[1:]) for a in actors]]
         return _add([r for r, _ in out]), [t for _, t in out]
 
     def _get_actors(self):
