@@ -51,10 +51,23 @@ class DaskFit:
             warnings.simplefilter("ignore")
             self.est.fit(self.X, self.y)
             LogisticRegression(C=1e4, tol=1e-6).fit(self.Xn, self.yn)
+        # one evaluation: the chunks on the workers, the actors made, warm
+        from fastopt.distributed._minimize import _fg_part
+        from fastopt.models import _linear_kernels as lk
+        from fastopt.models._dask import OnWorkers
+
+        self.data = OnWorkers(LogisticRegression(), self.X, self.y, "indicator")
+        self.eval_args = (_fg_part, lk.centered_fg, np.full(p + 1, 0.01),
+                          (1e-9, True, 1.0, False, lk.LOGISTIC, np.zeros(p)))  # fmt: skip
+        self.time_evaluation()
 
     def teardown(self):
+        self.data.close()
         self.client.close()
         self.cluster.close()
+
+    def time_evaluation(self):
+        self.data.chunks.weighted_sum(*self.eval_args)
 
     def time_fit(self):
         self.est.fit(self.X, self.y)

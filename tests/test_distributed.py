@@ -15,6 +15,12 @@ from scipy.optimize import check_grad
 
 da = pytest.importorskip("dask.array")
 distributed = pytest.importorskip("distributed")
+try:  # dask[dataframe]: pandas and pyarrow
+    import dask.dataframe as dd
+    import pandas as pd
+except ImportError:  # pragma: no cover - depends on the environment
+    dd = pd = None
+needs_frames = pytest.mark.skipif(dd is None, reason="needs dask[dataframe]")
 
 import fastopt  # noqa: E402
 from fastopt.distributed import Chunks, batch_order, minimize  # noqa: E402
@@ -146,11 +152,40 @@ def test_chunks_that_do_not_line_up():
         LogisticRegression().fit(X, y)
 
 
-def test_unknown_chunk_sizes():
-    X = da.ones((10, 2), chunks=5)
-    Xu = X[X[:, 0] > 0]
-    with pytest.raises(ValueError, match="unknown chunk sizes"):
-        Chunks((Xu,), client=False)
+def test_unknown_chunk_sizes(client):
+    # boolean indexing leaves the row chunks unknown: the parts count their
+    # rows on the workers; a chunk left without rows is dropped
+    X, y3, _ = _data(600)
+    keep = X[:, 0] > 1.0
+    keep[:150] = False  # the first chunk loses all its rows
+    Xd, yd = da.from_array(X, chunks=150), da.from_array(y3, chunks=150)
+    kd = da.from_array(keep, chunks=150)
+    Xu, yu = Xd[kd], yd[kd]
+    assert np.isnan(Xu.chunks[0][0])
+    chunks = Chunks((Xu, yu), names=("X", "y"))
+    try:
+        assert chunks.n == keep.sum() and len(chunks.parts) == 3
+        np.testing.assert_array_equal(
+            chunks.sizes, [keep[k : k + 150].sum() for k in (150, 300, 450)]
+        )
+    finally:
+        chunks.close()
+    est = LogisticRegression(C=10.0, tol=1e-8).fit(Xu, yu)
+    ref = LogisticRegression(C=10.0, tol=1e-8).fit(X[keep], y3[keep])
+    assert abs(est.loss_ - ref.loss_) <= 1e-6 * abs(ref.loss_)
+
+
+@needs_frames
+def test_partitions_that_do_not_line_up(client):
+    X, y3, _ = _data(400)
+    Xf = dd.from_pandas(pd.DataFrame(X), npartitions=4)
+    yf = dd.from_pandas(pd.Series(y3), npartitions=2)
+    with pytest.raises(ValueError, match=r"row chunks of y \(2 chunks\) do not line up"):
+        LogisticRegression().fit(Xf, yf)
+    # as many partitions, other rows: found where the partitions are computed
+    yf = dd.from_pandas(pd.Series(y3[:399]), npartitions=4)
+    with pytest.raises(ValueError, match="a chunk has .* rows in y and .* in X"):
+        LogisticRegression().fit(Xf, yf)
 
 
 def test_nonfinite_chunk_same_error_as_in_memory(client):
@@ -223,6 +258,84 @@ def test_estimators_fit_dask_arrays(client, est, target):
                                    est.decision_function(X), rtol=1e-12)  # fmt: skip
 
 
+def _frames(X, y, npartitions=4, names=True):
+    cols = [f"f{k}" for k in range(X.shape[1])] if names else None
+    Xp = pd.DataFrame(X, columns=cols)
+    yp = pd.Series(y, name="target") if y.ndim == 1 else pd.DataFrame(y)
+    return Xp, yp, dd.from_pandas(Xp, npartitions=npartitions), dd.from_pandas(yp, npartitions)
+
+
+@needs_frames
+@pytest.mark.parametrize(
+    "est,target",
+    [(e, t) for e, t in _estimators() if getattr(e, "solver", "") != "hessian-free"][1:],
+    ids=lambda v: type(v).__name__ if not isinstance(v, str) else v,
+)
+def test_estimators_fit_dask_frames(client, est, target):
+    # a dask DataFrame X and Series y: the fit of the same pandas objects in
+    # memory, feature names included (checked once on the client)
+    X, y3, yr = _data()
+    y = {"y3": y3, "y2": (y3 > 0).astype(int), "yr": yr}[target]
+    Xp, yp, Xf, yf = _frames(X, y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ref = est.__class__(**est.get_params()).fit(Xp, yp)
+        est.fit(Xf, yf)
+    assert abs(est.loss_ - ref.loss_) <= 1e-6 * abs(ref.loss_)
+    np.testing.assert_array_equal(est.feature_names_in_, ref.feature_names_in_)
+    assert est.n_features_in_ == ref.n_features_in_ == X.shape[1]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no feature-name warning, here or on the workers
+        pred = est.predict(Xf)
+        assert isinstance(pred, da.Array)
+        got = pred.compute()
+        s = est.score(Xf, yf)
+        assert isinstance(s, da.Array)
+        score = float(s.compute())
+    if target == "yr":
+        np.testing.assert_allclose(got, ref.predict(Xp), rtol=1e-4, atol=1e-4)
+    else:
+        assert np.mean(got == ref.predict(Xp)) > 0.99
+    assert abs(score - est.score(Xp, yp)) < 1e-12
+
+
+@needs_frames
+def test_feature_names(client):
+    X, y3, _ = _data(400)
+    Xp, yp, Xf, yf = _frames(X, y3)
+    clf = LogisticRegression().fit(Xf, yf)
+    np.testing.assert_array_equal(clf.feature_names_in_, Xp.columns)
+    Xd = da.from_array(X, chunks=100)
+    # scikit-learn's checks, once on the client
+    with pytest.warns(UserWarning, match="X does not have valid feature names"):
+        clf.predict(Xd)
+    with pytest.raises(ValueError, match="The feature names should match"):
+        clf.predict(Xf[list(reversed(Xf.columns))])
+    with pytest.raises(ValueError, match="X has 5 features, but LogisticRegression is expecting 6"):
+        clf.predict(Xd[:, :5])
+    # refitted on an array: the names go, as in scikit-learn
+    clf.fit(Xd, da.from_array(y3, chunks=100))
+    assert not hasattr(clf, "feature_names_in_")
+    # no string names: none stored
+    _, _, Xf, yf = _frames(X, y3, names=False)
+    assert not hasattr(LogisticRegression().fit(Xf, yf), "feature_names_in_")
+    # in memory, pandas: scikit-learn's own
+    assert list(LogisticRegression().fit(Xp, yp).feature_names_in_) == list(Xp.columns)
+
+
+def test_adahessian_estimator_full_batch(client):
+    # batch_size="auto" means minibatch for adahessian in memory; on dask
+    # arrays it runs full batch (the distributed fg holds the data)
+    X, y3, _ = _data(400)
+    Xd, yd = da.from_array(X, chunks=100), da.from_array(y3, chunks=100)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        est = LogisticRegression(solver="adahessian", max_iter=30).fit(Xd, yd)
+        ref = LogisticRegression(solver="adahessian", max_iter=30, batch_size=None).fit(X, y3)
+    assert est.n_iter_ == ref.n_iter_ == 30
+    assert abs(est.loss_ - ref.loss_) <= 1e-6 * abs(ref.loss_)
+
+
 def test_minibatch_estimator(client):
     X, y3, _ = _data()
     Xd, yd = da.from_array(X, chunks=300), da.from_array(y3, chunks=300)
@@ -236,11 +349,28 @@ def test_minibatch_estimator(client):
     assert clf.score(X, y3) > ref.score(X, y3) - 0.1
 
 
+def test_minibatch_early_stopping_and_progress(client, capsys):
+    # the in-memory fit's Monitor: tol=10 stops after n_iter_no_change=2
+    # epochs without an improvement of 10, as in memory; verbose shows a bar
+    X, y3, _ = _data()
+    Xd, yd = da.from_array(X, chunks=300), da.from_array(y3, chunks=300)
+    params = dict(solver="adam", batch_size=50, max_iter=20, random_state=0, tol=10.0,
+                  n_iter_no_change=2, solver_options={"learning_rate": 0.02})  # fmt: skip
+    clf = MLPClassifier((5,), verbose=True, **params).fit(Xd, yd)
+    ref = MLPClassifier((5,), **params).fit(X, y3)
+    assert clf.n_iter_ == ref.n_iter_ == 3 and len(clf.loss_curve_) == 3
+    assert "MLPClassifier" in capsys.readouterr().out
+
+
 def test_dropout_and_batch_norm_rejected(client):
     X, y3, _ = _data(200)
     Xd, yd = da.from_array(X, chunks=100), da.from_array(y3, chunks=100)
     with pytest.raises(ValueError, match="dropout and batch_norm are not supported"):
         MLPClassifier((3,), dropout=0.1).fit(Xd, yd)
+    with pytest.raises(ValueError, match="solver='kfac' and whiten=True are not supported"):
+        MLPClassifier((3,), solver="kfac").fit(Xd, yd)
+    with pytest.raises(ValueError, match="solver='kfac' and whiten=True are not supported"):
+        MLPClassifier((3,), whiten=True).fit(Xd, yd)
 
 
 def test_worker_lost_mid_fit(client):

@@ -1,13 +1,14 @@
 """Row chunks of dask arrays, kept where they are computed, and work sent to them.
 
-:class:`Chunks` turns aligned dask arrays (``X``, ``y``, ...) into one *part*
-per row chunk, a tuple of NumPy arrays computed once on a worker (from the
-arrays' own task graph: generated there, read from storage there) and held
-there as a future.  Every later evaluation is a task per part, submitted
-against the part's future so the scheduler runs it on the worker that holds
-the part; only ``x`` (and ``v``) travel there and one d-sized result travels
-back.  No task graph is built per evaluation: a ``client.submit`` per part
-and one ``client.gather``, one round trip.
+:class:`Chunks` turns aligned dask arrays or DataFrames (``X``, ``y``, ...)
+into one *part* per row chunk (a DataFrame's partition), a tuple of NumPy
+arrays computed once on a worker (from the arrays' own task graph: generated
+there, read from storage there) and held there as a future.  Every later
+evaluation is a call of one actor per worker, which holds that worker's
+parts: only ``x`` (and ``v``) travel there and one d-sized partial sum
+travels back.  No task graph is built per evaluation: one round trip.
+(Minibatch epochs are tasks submitted against the parts' futures, so that
+the scheduler runs each where its part lives.)
 
 Without a ``distributed.Client`` the parts are computed by dask's default
 scheduler into the calling process and the same functions run there (the
@@ -15,6 +16,7 @@ data is then in this process's memory, as any dask computation's result is).
 """
 
 import numbers
+import time
 import warnings
 
 import numpy as np
@@ -24,8 +26,22 @@ _LOST = (OSError, EOFError)
 
 
 def is_dask_collection(a):
-    """Whether ``a`` is a dask array (without importing dask when it is not)."""
-    return type(a).__module__.split(".")[0] == "dask" and hasattr(a, "chunks")
+    """Whether ``a`` is a dask array, DataFrame or Series (without importing dask)."""
+    return type(a).__module__.split(".")[0] in ("dask", "dask_expr") and (
+        hasattr(a, "chunks") or hasattr(a, "npartitions")
+    )
+
+
+def is_dask_frame(a):
+    """Whether ``a`` is a dask DataFrame or Series."""
+    return is_dask_collection(a) and not hasattr(a, "chunks")
+
+
+def _row_sizes(a):
+    """Rows per row block of ``a``, ``nan`` where unknown (a DataFrame's partitions)."""
+    if is_dask_frame(a):
+        return (float("nan"),) * a.npartitions
+    return tuple(a.chunks[0])
 
 
 def current_client():
@@ -40,44 +56,67 @@ def current_client():
         return None
 
 
-def row_chunks(arrays, names):
-    """Common row chunking of ``arrays`` (dask arrays); ValueError when they differ.
+def _known(sizes):
+    return all(isinstance(c, numbers.Integral) and c == c for c in sizes)
 
-    Columns are gathered into one chunk per row block (a row block is the
-    unit of work).  Unknown chunk sizes (``nan``, e.g. after boolean
-    indexing) must be computed first.
+
+def row_chunks(arrays, names):
+    """Common row chunking of ``arrays``; ValueError when they differ.
+
+    ``arrays``: dask arrays, DataFrames or Series.  Returns the rows per
+    row block, or None where some are unknown (a DataFrame's partitions, an
+    array after boolean indexing): the parts then count their rows where
+    they are computed, and a part whose arrays differ in rows is an error
+    there.  Columns are gathered into one chunk per row block (a row block
+    is the unit of work).
     """
     first = None
+    known = True
     for a, name in zip(arrays, names, strict=True):
         if not is_dask_collection(a):
-            raise TypeError(f"{name} must be a dask array; got {type(a).__name__}")
+            raise TypeError(f"{name} must be a dask array or DataFrame; got {type(a).__name__}")
         if a.ndim < 1:
             raise ValueError(f"{name} must have at least one dimension; got shape {a.shape}")
-        rc = a.chunks[0]
-        if any(not isinstance(c, numbers.Integral) or c != c for c in rc):
-            raise ValueError(
-                f"{name} has unknown chunk sizes {rc}; call {name}.compute_chunk_sizes() first"
-            )
+        rc = _row_sizes(a)
+        known = known and _known(rc)
         if first is None:
-            first = (name, tuple(rc))
-        elif tuple(rc) != first[1]:
+            first = (name, rc)
+        elif len(rc) != len(first[1]):
             raise ValueError(
-                f"the row chunks of {name} {tuple(rc)} do not line up with those of "
+                f"the row chunks of {name} ({len(rc)} chunks) do not line up with those of "
+                f"{first[0]} ({len(first[1])} chunks); rechunk or repartition them alike"
+            )
+        elif _known(rc) and _known(first[1]) and rc != first[1]:
+            raise ValueError(
+                f"the row chunks of {name} {rc} do not line up with those of "
                 f"{first[0]} {first[1]}; rechunk them alike, e.g. "
                 f"{name} = {name}.rechunk({{0: {first[0]}.chunks[0]}})"
             )
-    return first[1]
+    return first[1] if known else None
 
 
 def _blocks(a):
     """Delayed objects of ``a``'s row blocks (all columns in one block)."""
+    if is_dask_frame(a):  # pandas partitions: ``prepare`` sees them as they are
+        return list(a.to_delayed())
     if a.ndim > 1:
         a = a.rechunk({k: -1 for k in range(1, a.ndim)})
     return list(a.to_delayed().reshape(-1))
 
 
-def _make_part(prepare, *blocks):
-    return prepare(*(np.asarray(b) for b in blocks))
+def _make_part(prepare, names, *blocks):
+    rows = [len(b) for b in blocks]
+    for name, r in zip(names[1:], rows[1:], strict=True):
+        if r != rows[0]:
+            raise ValueError(
+                f"the row chunks of {name} do not line up with those of {names[0]}: a chunk "
+                f"has {r} rows in {name} and {rows[0]} in {names[0]}; partition them alike"
+            )
+    return prepare(*blocks)
+
+
+def _part_rows(part):
+    return int(len(part[0]))
 
 
 def _default_prepare(*blocks):
@@ -86,18 +125,20 @@ def _default_prepare(*blocks):
 
 
 class Chunks:
-    """Aligned dask arrays, one part per row chunk, held by the workers.
+    """Aligned dask arrays or DataFrames, one part per row chunk, held by the workers.
 
     Parameters
     ----------
-    arrays : tuple of dask arrays
-        Same row chunks (ValueError naming the two that differ otherwise).
+    arrays : tuple of dask arrays, DataFrames or Series
+        Same row chunks (ValueError naming the two that differ otherwise; a
+        DataFrame's partitions count their rows on the workers).
     names : tuple of str
         The arrays' names, for messages.
     prepare : callable or None
         ``prepare(*blocks) -> tuple of ndarray``, run on the worker on each
-        row block (validation, dtype, target encoding); by default the blocks
-        made C-ordered and writeable.
+        row block (NumPy arrays, or pandas objects for a DataFrame's
+        partitions): validation, dtype, target encoding.  By default the
+        blocks as NumPy arrays, C-ordered and writeable.
     client : distributed.Client, None or False
         None: the current client if there is one; False: dask's default
         scheduler in this process.
@@ -105,7 +146,8 @@ class Chunks:
     Attributes
     ----------
     sizes : ndarray of int
-        Rows per part.
+        Rows per part (counted on the workers where the arrays do not know
+        them; row blocks without rows are left out).
     n : int
         Rows in all.
     """
@@ -114,11 +156,8 @@ class Chunks:
         import dask
 
         arrays = tuple(arrays)
-        names = names or tuple(f"data[{k}]" for k in range(len(arrays)))
-        self.sizes = np.array(row_chunks(arrays, names), dtype=np.int64)
-        self.n = int(self.sizes.sum())
-        if self.n == 0:
-            raise ValueError(f"{names[0]} has no rows")
+        names = tuple(names or (f"data[{k}]" for k in range(len(arrays))))
+        sizes = row_chunks(arrays, names)
         self.client = current_client() if client is None else (client or None)
         self._groups = None
         self._actors = None
@@ -131,20 +170,58 @@ class Chunks:
         prepare = prepare or _default_prepare
         blocks = [_blocks(a) for a in arrays]
         delayed = [
-            dask.delayed(_make_part, pure=True)(prepare, *bs) for bs in zip(*blocks, strict=True)
+            dask.delayed(_make_part, pure=True)(prepare, names, *bs)
+            for bs in zip(*blocks, strict=True)
         ]
         if self.client is not None:
-            from distributed import wait
-
             self.parts = self.client.compute(delayed)
-            wait(self.parts)
-            # a part's error (NaN in X, say) is raised here, as in memory;
-            # the parts themselves stay on the workers
-            for f in self.parts:
-                if f.status == "error":
-                    f.result()
+            self._wait(self.parts)
         else:
             self.parts = list(dask.compute(*delayed))
+        if sizes is None:  # counted where the parts are: only integers travel
+            sizes = self.map(_part_rows)
+        self.sizes = np.array(sizes, dtype=np.int64)
+        self.n = int(self.sizes.sum())
+        if self.n == 0:
+            raise ValueError(f"{names[0]} has no rows")
+        if np.any(self.sizes == 0):  # a part's mean over no rows is 0/0
+            keep = np.flatnonzero(self.sizes)
+            self._release([f for k, f in enumerate(self.parts) if self.sizes[k] == 0])
+            self.parts = [self.parts[k] for k in keep]
+            self.sizes = self.sizes[keep]
+
+    def _wait(self, futures):
+        from distributed import wait
+
+        wait(futures)
+        # a part's error (NaN in X, say) is raised here, as in memory; the
+        # parts themselves stay on the workers
+        for f in futures:
+            if f.status == "error":
+                f.result()
+
+    def _release(self, futures):
+        if self.client is not None:
+            for f in futures:
+                f.release()
+
+    def transform(self, fn, *args):
+        """Replace every part by ``fn(part, *args)``, computed where the part lives.
+
+        Before the first evaluation (the evaluators hold the parts they were
+        given).  The new parts keep the old ones' lineage: a lost worker's
+        parts are recomputed from the arrays' task graph.
+        """
+        if self._actors is not None:
+            raise RuntimeError("Chunks.transform after the first evaluation")
+        if self.client is None:
+            self.parts = [fn(part, *args) for part in self.parts]
+            return
+        new = [self.client.submit(fn, part, *args, pure=False) for part in self.parts]
+        self._wait(new)
+        self._release(self.parts)
+        self.parts = new
+        self._groups = None
 
     # ------------------------------------------------------------------
     def submit(self, fn, part, *args):
@@ -223,15 +300,29 @@ class Chunks:
         actors = self._get_actors()
         if not args or not callable(args[0]):
             return _add([f.result() for f in [a.apply_direct(fn, *args) for a in actors]])
-        kind, user, rest = fn, args[0], args[1:]
+        token = self._token(actors, args[0])
+        return _add([f.result() for f in [a.apply(fn, token, *args[1:]) for a in actors]])
+
+    def _token(self, actors, user):
+        """The token of the function ``user`` on every actor, sent there the first time."""
         token = id(user)
-        futs = []
         for k, actor in enumerate(actors):
             if (k, token) not in self._registered:
                 actor.register(token, user).result()
                 self._registered.add((k, token))
-            futs.append(actor.apply(kind, token, *rest))
-        return _add([f.result() for f in futs])
+        return token
+
+    def timed_sum(self, fn, *args):
+        """:meth:`weighted_sum` through the actors, and each worker's compute time.
+
+        Returns ``(result, seconds)``: ``seconds[k]`` is the time worker ``k``
+        spent in ``fn`` over its parts, measured inside the same actor call
+        (``benchmarks/dask_compare.py`` splits a round trip with it).
+        """
+        actors = self._get_actors()
+        token = self._token(actors, args[0])
+        out = [f.result() for f in [a.apply_timed(fn, token, *args[1:]) for a in actors]]
+        return _add([r for r, _ in out]), [t for _, t in out]
 
     def _get_actors(self):
         if self._actors is None:
@@ -283,6 +374,11 @@ class _Evaluator:
 
     def apply_direct(self, fn, *args):
         return _apply_group(self.parts, self.weights, fn, *args)
+
+    def apply_timed(self, kind, token, *args):
+        t = time.perf_counter()
+        r = _apply_group(self.parts, self.weights, kind, self.fns[token], *args)
+        return r, time.perf_counter() - t
 
 
 def _apply_group(parts, weights, fn, *args):

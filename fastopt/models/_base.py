@@ -153,6 +153,10 @@ class Monitor:
             return
         loss = self._acc / self.n_samples
         self._acc = 0.0
+        self.end_epoch(loss)
+
+    def end_epoch(self, loss):
+        """Record an epoch's ``loss``; raises ``StopIteration`` to stop early."""
         self.curve.append(loss)
         self._show(len(self.curve), loss)
         if self.n_iter_no_change is not None:
@@ -180,7 +184,7 @@ class Monitor:
 
 def fit_parameters(est, method, fg, w0, args, gn, gn_diag, n_samples, *,
                    record=False, n_iter_no_change=None, scg_exact=True,
-                   defaults=None, check_args=None):  # fmt: skip
+                   defaults=None, check_args=None, full_batch=False):  # fmt: skip
     """Minimize ``fg`` from ``w0`` with the estimator's solver settings.
 
     Parameters
@@ -208,6 +212,9 @@ def fit_parameters(est, method, fg, w0, args, gn, gn_diag, n_samples, *,
         The ``args`` of ``fg`` for the final gradient test of a minibatch run
         that used all its epochs (default ``args``; the MLPs pass theirs
         without dropout, whose masks would make the test random).
+    full_batch : bool
+        Run full batch whatever ``est.batch_size`` says (``fg`` holds the
+        data itself: the distributed reductions of the dask path).
 
     Returns
     -------
@@ -233,7 +240,7 @@ def fit_parameters(est, method, fg, w0, args, gn, gn_diag, n_samples, *,
     without early stopping whose full-data gradient inf-norm at the result is
     above ``tol`` (one extra gradient evaluation).
     """
-    batch_size = resolve_batch_size(est.batch_size, method, n_samples)
+    batch_size = None if full_batch else resolve_batch_size(est.batch_size, method, n_samples)
     seed = seed_from(est.random_state)
     options = {"gtol": float(est.tol)}
     if batch_size is None:

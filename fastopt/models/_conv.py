@@ -10,7 +10,6 @@ import numbers
 import numpy as np
 from scipy.special import expit, log_softmax, softmax
 from sklearn.base import BaseEstimator, ClassifierMixin
-from sklearn.preprocessing import LabelEncoder
 from sklearn.utils import check_random_state
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted
@@ -18,6 +17,7 @@ from sklearn.utils.validation import check_is_fitted
 from . import _conv_kernels as ck
 from . import _mlp_kernels as mk
 from ._base import check_common_params, fit_parameters, seed_from
+from ._data import classes_of, encode
 from ._linear import _check_real, _check_X
 from ._mlp import _check_layers
 
@@ -259,23 +259,11 @@ class ConvNetClassifier(ClassifierMixin, BaseEstimator):
         except ValueError as exc:
             # the message scikit-learn's 1-feature check looks for
             raise ValueError(f"{exc} (X has {X.shape[1]} feature(s))") from None
-        enc = LabelEncoder()
-        yi = enc.fit_transform(y)
-        self.classes_ = enc.classes_
+        yi = classes_of(self, y)
         K = len(self.classes_)
-        if K < 2:
-            raise ValueError(
-                "ConvNetClassifier needs samples of at least 2 classes in the data, but the "
-                f"data contains only one class: {self.classes_[0]!r}"
-            )
         n = X.shape[0]
-        if K == 2:
-            Y = yi.astype(np.float64).reshape(-1, 1)
-            loss = mk.LOGISTIC
-        else:
-            Y = np.zeros((n, K))
-            Y[np.arange(n), yi] = 1.0
-            loss = mk.SOFTMAX
+        Y = encode(yi, K, "indicator")
+        loss = mk.LOGISTIC if K == 2 else mk.SOFTMAX
         self.out_activation_ = "logistic" if K == 2 else "softmax"
         self._dims, self._hw, self._C = dims, hw, C
         dense = (flat,) + dense_hidden + (Y.shape[1],)

@@ -1,10 +1,12 @@
-"""The estimators on dask arrays: ``fit`` on the workers, lazy predictions.
+"""The estimators on dask arrays and DataFrames: ``fit`` on the workers, lazy predictions.
 
-``fit(X, y)`` with dask arrays hands the estimator to :func:`fit` here (one
-line in each ``fit``): the rows of ``X`` and ``y`` are validated, converted
-and encoded on the workers that compute them (:class:`fastopt.distributed.Chunks`),
-and the solver runs on the client with the distributed reductions of
-:mod:`fastopt.distributed` over the same compiled kernels as in memory:
+``fit(X, y)`` with dask arrays, DataFrames or Series gets an
+:class:`OnWorkers` from :func:`fastopt.models._data.fit_data`: the rows of
+``X`` and ``y`` are validated (scikit-learn's ``check_X_y``) and encoded on
+the workers that compute them (:class:`fastopt.distributed.Chunks`), and the
+estimator's own ``fit`` runs the solver on the client with the distributed
+reductions of :mod:`fastopt.distributed` over the same compiled kernels as in
+memory:
 
 * full batch (``lbfgs``, ``scg``, ``hessian-free``, ``adahessian`` and any
   method with ``batch_size=None``): one round trip per evaluation of the
@@ -14,43 +16,46 @@ and the solver runs on the client with the distributed reductions of
   workers, part after part (see :mod:`fastopt.distributed._minimize` for the
   batch order).
 
-Predictions on a dask array are lazy dask arrays (dask-ml's convention): the
-estimator's own method mapped over the row blocks.  Not on dask arrays yet:
-the MLPs' ``dropout`` and ``batch_norm`` (batch statistics and dropout masks
+A classifier's chunks are computed once: the classes are the union of the
+chunks' labels, found where the chunks are, and the targets are encoded
+there afterwards (a ``y`` computed from ``X`` is not computed twice).
+
+Predictions on a dask array or DataFrame are lazy dask arrays (dask-ml's
+convention): the estimator's own method mapped over the row blocks (a
+DataFrame's partitions; the feature names are checked once, here).  Not on
+dask data: the MLPs' ``dropout``, ``batch_norm``, ``whiten`` and
+``solver="kfac"`` (batch statistics, dropout masks and Kronecker factors
 are not sums over chunks), second-order methods in minibatch mode, and
 ``sample_weight`` in ``score``.
 """
 
 import functools
-import numbers
 
 import numpy as np
 from sklearn.base import ClassifierMixin, RegressorMixin
-from sklearn.utils import check_array
 from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import _check_feature_names, check_is_fitted, check_X_y
 
 from .._status import EPOCHS
+from ..distributed._chunks import is_dask_collection, is_dask_frame
+from ._data import check_classes, columns, encode
 
 
 def is_dask(*arrays):
-    """Whether any of ``arrays`` is a dask array (dask is not imported otherwise)."""
-    return any(type(a).__module__.split(".")[0] == "dask" and hasattr(a, "chunks")
-               for a in arrays)  # fmt: skip
+    """Whether any of ``arrays`` is a dask array, DataFrame or Series.
+
+    dask is not imported otherwise.
+    """
+    return any(is_dask_collection(a) for a in arrays)
 
 
-def _require_dask(est, X, y):
-    if not (is_dask(X) and is_dask(y)):
-        raise TypeError(
-            f"{type(est).__name__}.fit: X and y must both be dask arrays or neither; got "
-            f"{type(X).__name__} and {type(y).__name__}"
-        )
-    if X.ndim != 2:
-        raise ValueError(f"Expected 2D array, got X with shape {X.shape}")
-    if y.ndim not in (1, 2):
-        raise ValueError(f"y must be 1-D or 2-D; got shape {y.shape}")
-    from ..distributed._chunks import row_chunks
+def _names_probe(X):
+    """What scikit-learn reads feature names from: an empty frame with ``X``'s columns."""
+    if is_dask_frame(X):
+        import pandas as pd
 
-    row_chunks((X, y), ("X", "y"))  # before any work on y (its classes)
+        return pd.DataFrame(columns=X.columns)
+    return X
 
 
 # ---------------------------------------------------------------------------
@@ -58,248 +63,187 @@ def _require_dask(est, X, y):
 # ---------------------------------------------------------------------------
 
 
-def _prepare(name, targets, classes, Xb, yb):
-    """``(X, Y)`` of one row block: float64, C-ordered, finite, ``Y`` encoded.
+def _prepare(name, numeric, Xb, yb):
+    """``(X, y)`` of one row block: scikit-learn's ``check_X_y`` as in memory.
 
-    ``targets``: "numeric", "binary01" (column of 0/1 for classes[1]),
-    "onehot", "pm1" (+1/-1 columns, one-vs-rest for more than two classes).
-    The checks are scikit-learn's (``check_array``), so a NaN in a chunk
-    raises the same error as in memory.
+    ``X`` float64, C-ordered, writeable; a regressor's ``y`` as the kernels'
+    columns, a classifier's as labels (encoded by :func:`_encode_part` once
+    the classes of all chunks are known).  A NaN in a chunk raises the error
+    it raises in memory; a chunk may have no rows (it is left out).
     """
-    X = check_array(Xb, dtype=np.float64, order="C", estimator=name, input_name="X")
+    X, y = check_X_y(Xb, yb, dtype=np.float64, order="C", multi_output=numeric,
+                     y_numeric=numeric, estimator=name, ensure_min_samples=0)  # fmt: skip
     if not X.flags.writeable:
         X = X.copy()
-    if targets == "numeric":
-        y = check_array(yb, dtype=np.float64, ensure_2d=False, estimator=name, input_name="y")
-        Y = y.reshape(-1, 1) if y.ndim == 1 else y
-    else:
-        y = check_array(yb, dtype=None, ensure_2d=False, ensure_all_finite=False,
-                        estimator=name, input_name="y").ravel()  # fmt: skip
-        idx = np.searchsorted(classes, y)
-        K = len(classes)
-        if targets == "binary01":
-            Y = (idx == 1).astype(np.float64).reshape(-1, 1)
-        elif targets == "onehot":
-            Y = np.zeros((y.shape[0], K))
-            Y[np.arange(y.shape[0]), idx] = 1.0
-        elif K == 2:  # pm1, binary
-            Y = np.where(idx == 1, 1.0, -1.0).reshape(-1, 1)
-        else:
-            Y = -np.ones((y.shape[0], K))
-            Y[np.arange(y.shape[0]), idx] = 1.0
-    return X, np.require(Y, dtype=np.float64, requirements=["C", "W"])
+    return X, (columns(y) if numeric else y)
+
+
+def _labels_part(part):
+    return np.unique(part[1])
+
+
+def _encode_part(part, classes, coding):
+    X, y = part
+    return X, encode(np.searchsorted(classes, y), len(classes), coding)
 
 
 def _colmean_part(part):
     return part[0].mean(axis=0)
 
 
-def _classes(est, y):
-    import dask.array as da
-
-    classes = np.unique(da.unique(y.ravel()).compute())
-    check_classification_targets(classes)
-    if len(classes) < 2:
-        raise ValueError(
-            f"{type(est).__name__} needs samples of at least 2 classes in the data, "
-            f"but the data contains only one class: {classes[0]!r}"
-        )
-    return classes
+def _value_part(part, fn, w, tail):
+    return float(fn(w, *part, *tail))
 
 
-def _chunks(est, X, y, targets, classes=None):
-    from functools import partial
+class OnWorkers:
+    """The rows of ``fit(X, y)`` on dask workers: :class:`fastopt.models._data.InMemory`'s
+    interface over :class:`fastopt.distributed.Chunks`.
 
-    from ..distributed import Chunks
+    Validates ``X`` and ``y`` (dask arrays, DataFrames or Series with the same
+    row chunks), sets ``n_features_in_`` and ``feature_names_in_`` (from a
+    DataFrame's string column names, as scikit-learn does) and a
+    classifier's ``classes_``, and holds the encoded chunks on the workers
+    until :meth:`close`.
+    """
 
-    prepare = partial(_prepare, type(est).__name__, targets, classes)
-    return Chunks((X, y), names=("X", "y"), prepare=prepare)
+    in_memory = False
 
+    def __init__(self, est, X, y, coding):
+        from functools import partial
 
-# ---------------------------------------------------------------------------
-# fit
-# ---------------------------------------------------------------------------
+        from ..distributed import Chunks
 
+        name = type(est).__name__
+        if not (is_dask(X) and is_dask(y)):
+            raise TypeError(
+                f"{name}.fit: X and y must both be dask collections or neither; got "
+                f"{type(X).__name__} and {type(y).__name__}"
+            )
+        if X.ndim != 2:
+            raise ValueError(f"Expected 2D array, got X with shape {X.shape}")
+        if y.ndim not in (1, 2):
+            raise ValueError(f"y must be 1-D or 2-D; got shape {y.shape}")
+        numeric = coding == "numeric"
+        if not numeric and y.ndim == 2 and y.shape[1] != 1:
+            raise ValueError(f"y should be a 1d array, got an array of shape {y.shape} instead.")
+        _check_feature_names(est, _names_probe(X), reset=True)
+        est.n_features_in_ = int(X.shape[1])
+        self.p = est.n_features_in_
+        self.y_ndim = int(y.ndim)
+        self.n_outputs = 1 if (y.ndim == 1 or not numeric) else int(y.shape[1])
+        self.chunks = Chunks((X, y), names=("X", "y"), prepare=partial(_prepare, name, numeric))
+        try:
+            if not numeric:
+                labels = self.chunks.map(_labels_part)
+                classes = np.unique(np.concatenate(labels))
+                check_classification_targets(classes)
+                est.classes_ = check_classes(est, classes)
+                self.chunks.transform(_encode_part, classes, coding)
+                if len(classes) > 2:
+                    self.n_outputs = len(classes)
+        except BaseException:
+            self.chunks.close()
+            raise
+        self.n = self.chunks.n
 
-def fit(est, X, y):
-    """Fit ``est`` on dask arrays ``X``, ``y`` (see the module docstring)."""
-    from ._linear import LinearRegression, LinearSVC, LogisticRegression
-    from ._mlp import MLPClassifier, MLPRegressor
+    def __enter__(self):
+        return self
 
-    _require_dask(est, X, y)
-    fitters = {
-        LinearRegression: _fit_linreg,
-        LogisticRegression: _fit_logreg,
-        LinearSVC: _fit_svc,
-        MLPClassifier: _fit_mlp_classifier,
-        MLPRegressor: _fit_mlp_regressor,
-    }
-    for cls in type(est).__mro__:
-        if cls in fitters:
-            return fitters[cls](est, X, y)
-    raise TypeError(f"{type(est).__name__} does not take dask arrays")  # pragma: no cover
+    def __exit__(self, *exc):
+        self.close()
+        return False
 
+    def close(self):
+        self.chunks.close()
 
-def _set_features(est, X):
-    est.n_features_in_ = int(X.shape[1])
-    if hasattr(est, "feature_names_in_"):
-        del est.feature_names_in_
+    def batch_size(self, est, method):
+        """The minibatch size on dask data (None: full batch).
 
+        Only the first-order rules run minibatch epochs on the workers; the
+        other methods run full batch (``batch_size="auto"`` or None; a
+        smaller batch is a ValueError).
+        """
+        from .._minimize import get_method
+        from ._base import resolve_batch_size
 
-def _fit_linreg(est, X, y):
-    from . import _linear_kernels as lk
-    from ._linear import _check_real
-
-    alpha = _check_real("alpha", est.alpha)
-    _set_features(est, X)
-    chunks = _chunks(est, X, y, "numeric")
-    try:
-        K = 1 if y.ndim == 1 else int(y.shape[1])
-        W, b = _fit_linear(est, chunks, K, alpha / chunks.n, 1.0, False, lk.SQUARED)
-    finally:
-        chunks.close()
-    if y.ndim == 1:
-        est.coef_ = W[:, 0].copy()
-        est.intercept_ = float(b[0])
-    else:
-        est.coef_ = np.ascontiguousarray(W.T)
-        est.intercept_ = b
-    return est
-
-
-def _fit_logreg(est, X, y):
-    from . import _linear_kernels as lk
-    from ._linear import _check_real
-
-    C = _check_real("C", est.C, strict=True, allow_inf=True)
-    _set_features(est, X)
-    classes = _classes(est, y)
-    est.classes_ = classes
-    K = len(classes)
-    chunks = _chunks(est, X, y, "binary01" if K == 2 else "onehot", classes)
-    try:
-        loss = lk.LOGISTIC if K == 2 else lk.SOFTMAX
-        W, b = _fit_linear(est, chunks, 1 if K == 2 else K, 1.0 / (C * chunks.n), 1.0, False,
-                           loss)  # fmt: skip
-    finally:
-        chunks.close()
-    if K > 2 and est.fit_intercept:
-        b = b - b.mean()
-    est.coef_ = np.ascontiguousarray(W.T)
-    est.intercept_ = b
-    return est
-
-
-def _fit_svc(est, X, y):
-    from . import _linear_kernels as lk
-    from ._linear import _check_real
-
-    C = _check_real("C", est.C, strict=True)
-    s = _check_real("intercept_scaling", est.intercept_scaling, strict=True)
-    _set_features(est, X)
-    classes = _classes(est, y)
-    est.classes_ = classes
-    K = len(classes)
-    chunks = _chunks(est, X, y, "pm1", classes)
-    try:
-        W, b = _fit_linear(est, chunks, 1 if K == 2 else K, 1.0 / (C * chunks.n), s, True,
-                           lk.SQUARED_HINGE)  # fmt: skip
-    finally:
-        chunks.close()
-    est.coef_ = np.ascontiguousarray(W.T)
-    est.intercept_ = b
-    return est
-
-
-def _resolve(est, method, n):
-    """The minibatch size on dask arrays (None: full batch); see the module docstring."""
-    from .._minimize import get_method
-    from ._base import resolve_batch_size
-
-    first_order = get_method(method).kind == "first-order"
-    if not first_order:
-        if est.batch_size not in ("auto", None) and est.batch_size < n:
+        if get_method(method).kind == "first-order":
+            return resolve_batch_size(est.batch_size, method, self.n)
+        if est.batch_size not in ("auto", None) and est.batch_size < self.n:
             raise ValueError(
                 f"solver {method!r} runs full batch on dask arrays; got batch_size="
                 f"{est.batch_size!r} (use batch_size=None or 'auto')"
             )
         return None
-    return resolve_batch_size(est.batch_size, method, n)
+
+    def column_means(self):
+        """Exact column means of ``X``, chunk-wise (one round trip)."""
+        return np.ascontiguousarray(self.chunks.weighted_sum(_colmean_part))
+
+    def minimize(self, est, method, kernels, w0, tail, *, record=False, n_iter_no_change=None,
+                 scg_exact=True, defaults=None, check_tail=None):  # fmt: skip
+        """As :meth:`fastopt.models._data.InMemory.minimize`, on the workers."""
+        from ..distributed._minimize import reducers
+        from ._base import fit_parameters
+
+        fg, gn, gn_diag = kernels
+        batch = self.batch_size(est, method)
+        if batch is not None:
+            res, monitor = _minibatch(est, method, fg, w0, self.chunks, tail, batch,
+                                      n_iter_no_change)  # fmt: skip
+            return res, monitor, int(res.epochs)
+        rfg, rgn, _, rdiag = reducers(self.chunks, fg, tail, gauss_newton=gn, diagonal=gn_diag)
+        return fit_parameters(est, method, rfg, w0, (), rgn, rdiag, self.n, record=record,
+                              scg_exact=scg_exact, defaults=defaults,
+                              full_batch=True)  # fmt: skip
+
+    def value(self, fn, w, tail):
+        """``fn(w, X, Y, *tail)`` over all rows: the chunks' values weighted by their rows."""
+        return float(self.chunks.weighted_sum(_value_part, fn, w, tail))
 
 
-def _fit_linear(est, chunks, K, lam, s, penalize_b, loss):
-    """Mirror of ``_LinearModel._fit_linear`` with the distributed reductions."""
-    from ..distributed._minimize import reducers
-    from . import _linear_kernels as lk
-    from ._base import LINEAR_LBFGS, check_common_params, fit_parameters
-    from ._linear import CENTERED_METHODS
-
-    method = check_common_params(est)
-    p = int(est.n_features_in_)
-    n = chunks.n
-    fit_intercept = bool(est.fit_intercept)
-    w0 = np.zeros(p * K + (K if fit_intercept else 0))
-    tail = (float(lam), fit_intercept, float(s), bool(penalize_b), int(loss))
-    batch = _resolve(est, method, n)
-    if batch is not None:
-        res = _minibatch(est, method, lk.linear_fg, w0, chunks, tail, batch, None)
-    else:
-        defaults = dict(LINEAR_LBFGS) if method == "lbfgs" else {}
-        kernels = (lk.linear_fg, lk.linear_gn, lk.linear_gn_diag)
-        mu = None
-        if fit_intercept and method in CENTERED_METHODS:
-            # exact column means, chunk-wise (in memory: a strided sample of
-            # rows; the centred coordinates are exact for any mu)
-            mu = np.ascontiguousarray(chunks.weighted_sum(_colmean_part))
-            tail = (*tail, mu)
-            kernels = (lk.centered_fg, lk.centered_gn, lk.centered_gn_diag)
-            defaults["gtol"] = float(est.tol) / (1.0 + float(np.max(np.abs(mu))) / float(s))
-        fg, gn, _, diag = reducers(chunks, kernels[0], tail, gauss_newton=kernels[1],
-                                   diagonal=kernels[2])  # fmt: skip
-        res, _, n_iter = fit_parameters(
-            est, method, fg, w0, (), gn, diag, n, scg_exact=K == 1, defaults=defaults or None
+def check_network(est, method, dropout):
+    """ValueError for what the MLPs cannot do on dask data (see the module docstring)."""
+    name = type(est).__name__
+    if dropout != 0.0 or est.batch_norm:
+        raise ValueError(
+            f"{name} on dask arrays: dropout and batch_norm are not supported "
+            f"(got dropout={est.dropout!r}, batch_norm={est.batch_norm!r}); their masks and "
+            "batch statistics are not sums over chunks"
         )
-        if mu is not None:
-            res.x = lk.from_centered(res.x, mu, float(s))
-            if "jac" in res:
-                res.jac = lk.grad_from_centered(res.jac, mu, float(s))
-        est.n_iter_ = n_iter
-    W = res.x[: p * K].reshape(p, K)
-    b = s * res.x[p * K :] if fit_intercept else np.zeros(K)
-    est.loss_ = float(res.fun)
-    est.result_ = res
-    return W, b
+    if method == "kfac" or est.whiten:
+        raise ValueError(
+            f"{name} on dask arrays: solver='kfac' and whiten=True are not supported (got "
+            f"solver={est.solver!r}, whiten={est.whiten!r}); they need the rows in memory"
+        )
 
 
-def _minibatch(est, method, fg, w0, chunks, tail, batch, n_iter_no_change, record=None):
-    """A first-order minibatch fit on the workers; sets ``n_iter_``; returns the result."""
+def _minibatch(est, method, fg, w0, chunks, tail, batch, n_iter_no_change):
+    """A first-order minibatch fit on the workers: ``(res, monitor)``.
+
+    The in-memory fit's :class:`fastopt.models._base.Monitor` records the
+    epoch losses, stops early and shows progress.
+    """
     import warnings
 
     from sklearn.exceptions import ConvergenceWarning
 
     from ..distributed import minimize
-    from ._base import seed_from
+    from ._base import Monitor, seed_from
 
     options = {"batch_size": int(batch), "epochs": int(est.max_iter),
                "seed": seed_from(est.random_state)}  # fmt: skip
     options.update(est.solver_options or {})
-    curve = [] if record is None else record
-    best = [np.inf, 0]
+    monitor = Monitor(chunks.n, batch, int(est.max_iter), est.verbose, type(est).__name__,
+                      tol=float(est.tol), n_iter_no_change=n_iter_no_change)  # fmt: skip
 
-    def monitor(intermediate_result):
-        loss = float(intermediate_result.fun)
-        curve.append(loss)
-        if n_iter_no_change is None:
-            return
-        if loss > best[0] - float(est.tol):
-            best[1] += 1
-        else:
-            best[1] = 0
-        best[0] = min(best[0], loss)
-        if best[1] >= n_iter_no_change:
-            raise StopIteration
+    def callback(intermediate_result):
+        monitor.end_epoch(float(intermediate_result.fun))
 
-    res = minimize(fg, w0, chunks, args=tail, method=method, callback=monitor, options=options)
+    try:
+        res = minimize(fg, w0, chunks, args=tail, method=method, callback=callback,
+                       options=options)  # fmt: skip
+    finally:
+        monitor.close()
     est.n_iter_ = int(res.epochs)
     if not res.success and res.status != 99:
         warnings.warn(
@@ -315,99 +259,7 @@ def _minibatch(est, method, fg, w0, chunks, tail, batch, n_iter_no_change, recor
             ConvergenceWarning,
             stacklevel=4,
         )
-    return res
-
-
-def _fit_mlp_classifier(est, X, y):
-    from . import _mlp_kernels as mk
-
-    _set_features(est, X)
-    classes = _classes(est, y)
-    est.classes_ = classes
-    K = len(classes)
-    est.out_activation_ = "logistic" if K == 2 else "softmax"
-    chunks = _chunks(est, X, y, "binary01" if K == 2 else "onehot", classes)
-    try:
-        _fit_network(est, chunks, 1 if K == 2 else K, mk.LOGISTIC if K == 2 else mk.SOFTMAX)
-    finally:
-        chunks.close()
-    return est
-
-
-def _fit_mlp_regressor(est, X, y):
-    from . import _mlp_kernels as mk
-
-    _set_features(est, X)
-    est._y_1d = y.ndim == 1
-    est.out_activation_ = "identity"
-    chunks = _chunks(est, X, y, "numeric")
-    try:
-        _fit_network(est, chunks, 1 if y.ndim == 1 else int(y.shape[1]), mk.SQUARED)
-    finally:
-        chunks.close()
-    return est
-
-
-def _fit_network(est, chunks, K, loss):
-    """Mirror of ``_BaseMLP._fit_network`` with the distributed reductions."""
-    from sklearn.utils import check_random_state
-
-    from ..distributed._minimize import _fg_part, reducers
-    from . import _mlp_kernels as mk
-    from ._base import check_common_params, fit_parameters
-    from ._linear import _check_real
-    from ._mlp import _check_layers, glorot_init
-
-    method = check_common_params(est)
-    hidden = _check_layers(est.hidden_layer_sizes)
-    if est.activation not in mk.ACTIVATIONS:
-        raise ValueError(
-            f"activation must be one of {sorted(mk.ACTIVATIONS)}; got {est.activation!r}"
-        )
-    alpha = _check_real("alpha", est.alpha)
-    if est.dropout != 0.0 or est.batch_norm:
-        raise ValueError(
-            f"{type(est).__name__} on dask arrays: dropout and batch_norm are not supported "
-            f"(got dropout={est.dropout!r}, batch_norm={est.batch_norm!r}); their masks and "
-            "batch statistics are not sums over chunks"
-        )
-    nic = est.n_iter_no_change
-    if nic is not None and (
-        isinstance(nic, bool) or not isinstance(nic, numbers.Integral) or nic < 1
-    ):
-        raise ValueError(f"n_iter_no_change must be None or an int >= 1; got {nic!r}")
-    n = chunks.n
-    p = int(est.n_features_in_)
-    sizes = (p,) + hidden + (K,)
-    rng = check_random_state(est.random_state)
-    w0 = glorot_init(sizes, est.activation, False, rng)
-    act = mk.ACTIVATIONS[est.activation]
-    tail = (sizes, act, loss, alpha / n, 0.0, False)
-    batch = _resolve(est, method, n)
-    curve = []
-    if batch is not None:
-        res = _minibatch(est, method, mk.mlp_fg, w0, chunks, tail, batch, nic, record=curve)
-        n_used = batch
-    else:
-        fg, gn, _, diag = reducers(chunks, mk.mlp_fg, tail, gauss_newton=mk.mlp_gn,
-                                   diagonal=mk.mlp_gn_diag)  # fmt: skip
-        res, _, n_iter = fit_parameters(est, method, fg, w0, (), gn, diag, n,
-                                        scg_exact=False)  # fmt: skip
-        est.n_iter_ = n_iter
-        n_used = n
-    w = res.x
-    est.params_ = w
-    est.sizes_ = sizes
-    est.n_layers_ = len(sizes)
-    est.n_outputs_ = sizes[-1]
-    est.t_ = int(res.nit) * n_used
-    est.result_ = res
-    if batch is not None:
-        est.loss_curve_ = curve
-    est.bn_mean_, est.bn_var_ = mk.mlp_batch_stats(w, np.zeros((1, p)), sizes, act, False)
-    est.loss_ = float(chunks.weighted_sum(_fg_part, mk.mlp_fg, w, tail)[0])
-    est._unpack(w, sizes, False)
-    return est
+    return res, monitor
 
 
 # ---------------------------------------------------------------------------
@@ -415,34 +267,60 @@ def _fit_network(est, chunks, K, loss):
 # ---------------------------------------------------------------------------
 
 
-def _call_block(block, est, name):
+def _call_block(block, est, name, names):
+    # the block as the estimator was fitted: a frame with the fitted feature
+    # names, else an array (the names were checked once, on the client, so
+    # that the workers do not warn for every block)
+    if names is not None and not hasattr(block, "columns"):
+        import pandas as pd
+
+        block = pd.DataFrame(block, columns=names, copy=False)
+    elif names is None and hasattr(block, "columns"):
+        block = block.to_numpy()
     return getattr(est, name)(block)
 
 
 def lazy(method):
-    """Decorate a prediction method: on a dask ``X``, the method mapped over row blocks.
+    """Decorate a prediction method: on dask ``X``, the method mapped over row blocks.
 
-    The output's shape and dtype come from the method on one row of zeros
-    (a dask array of 0 rows would fail scikit-learn's validation).
+    ``X``: a dask array (its row chunks) or DataFrame (its partitions);
+    scikit-learn's checks of the number of features and their names run
+    once, here.  The output's shape and dtype come from the method on one
+    row of zeros (a block of 0 rows would fail scikit-learn's validation).
     """
 
     @functools.wraps(method)
     def wrapper(self, X, *args, **kwargs):
         if not is_dask(X):
             return method(self, X, *args, **kwargs)
+        check_is_fitted(self)
         if X.ndim != 2:
             raise ValueError(f"Expected 2D array, got X with shape {X.shape}")
-        X = X.rechunk({1: -1})
-        probe = np.asarray(method(self, np.zeros((1, X.shape[1]))))
+        if X.shape[1] != self.n_features_in_:
+            raise ValueError(
+                f"X has {X.shape[1]} features, but {type(self).__name__} is expecting "
+                f"{self.n_features_in_} features as input."
+            )
+        _check_feature_names(self, _names_probe(X), reset=False)
+        names = getattr(self, "feature_names_in_", None)
         name = method.__name__
+        probe = np.asarray(_call_block(np.zeros((1, X.shape[1])), self, name, names))
         meta = np.empty((0,) + probe.shape[1:], dtype=probe.dtype)
+        if is_dask_frame(X):
+            return X.map_partitions(_call_block, self, name, names, meta=meta)
+        X = X.rechunk({1: -1})
         if probe.ndim == 1:
-            return X.map_blocks(_call_block, self, name, dtype=probe.dtype, drop_axis=1,
+            return X.map_blocks(_call_block, self, name, names, dtype=probe.dtype, drop_axis=1,
                                 meta=meta)  # fmt: skip
-        return X.map_blocks(_call_block, self, name, dtype=probe.dtype,
+        return X.map_blocks(_call_block, self, name, names, dtype=probe.dtype,
                             chunks=(X.chunks[0], probe.shape[1:]), meta=meta)  # fmt: skip
 
     return wrapper
+
+
+def _as_array(a):
+    """A dask array of ``a``'s values (a DataFrame's: row chunks of unknown size)."""
+    return a.to_dask_array() if is_dask_frame(a) else a
 
 
 def score(est, X, y, sample_weight=None):
@@ -453,6 +331,7 @@ def score(est, X, y, sample_weight=None):
     if sample_weight is not None:
         raise ValueError("score on dask arrays does not take sample_weight")
     pred = est.predict(X)
+    y = _as_array(y)
     if isinstance(est, ClassifierMixin):
         return (pred == y).mean()
     # scikit-learn's r2_score, multioutput="uniform_average"

@@ -13,19 +13,13 @@ import numbers
 import numpy as np
 from scipy.special import expit, log_softmax, softmax
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
-from sklearn.preprocessing import LabelEncoder
-from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted
 
 from . import _dask
 from . import _linear_kernels as lk
-from ._base import (
-    LINEAR_LBFGS,
-    check_common_params,
-    fit_parameters,
-    resolve_batch_size,
-    validate_data,
-)
+from ._base import LINEAR_LBFGS, check_common_params
+from ._data import check_X as _check_X
+from ._data import fit_data
 
 #: Default ``solver`` of the linear models, chosen by
 #: ``benchmarks/models_compare.py`` (section 4): fit time to scikit-learn's
@@ -82,16 +76,6 @@ DEFAULT_SOLVER = "lbfgs"
 CENTERED_METHODS = frozenset({"lbfgs", "scg", "hessian-free", "adahessian"})
 
 
-def column_means(X, rows=4096):
-    """Column means of ``X`` from at most about ``rows`` evenly spaced rows.
-
-    The centred coordinates are exact for any ``mu``; it only has to be near
-    the means to help, so a large ``X`` is not read in full for it.
-    """
-    step = max(1, X.shape[0] // rows)
-    return np.ascontiguousarray(X[::step].mean(axis=0))
-
-
 def _check_real(name, value, minimum=0.0, strict=False, allow_inf=False):
     ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
     if ok:
@@ -102,57 +86,31 @@ def _check_real(name, value, minimum=0.0, strict=False, allow_inf=False):
     return float(value)
 
 
-_NO_Y = object()
-
-
-def _check_X(est, X, reset, y=_NO_Y, **kwargs):
-    """float64, C-ordered, finite ``X`` (and ``y``); a writeable copy if read-only.
-
-    The kernels are compiled for writeable arrays; a read-only input (a
-    memory map, say) would compile a second copy of every solver loop.
-    ``fit`` passes ``y`` (even None: scikit-learn then raises its "requires
-    y" error); ``predict`` does not.
-    """
-    if y is _NO_Y:
-        X = validate_data(est, X, reset=reset, dtype=np.float64, order="C")
-    else:
-        X, y = validate_data(est, X, y, reset=reset, dtype=np.float64, order="C", **kwargs)
-    if not X.flags.writeable:
-        X = X.copy()
-    return X if y is _NO_Y else (X, y)
-
-
 class _LinearModel(BaseEstimator):
     """Fit and prediction shared by the linear models."""
 
-    def _fit_linear(self, X, Y, lam, s, penalize_b, loss, fit_intercept):
+    def _fit_linear(self, data, lam, s, penalize_b, loss):
+        """Minimize the model's objective on ``data`` (:mod:`fastopt.models._data`)."""
         method = check_common_params(self)
-        n, p = X.shape
-        K = Y.shape[1]
+        p, K = data.p, data.n_outputs
+        fit_intercept = bool(self.fit_intercept)
         w0 = np.zeros(p * K + (K if fit_intercept else 0))
-        # writeable too: a read-only y (a memory map) would type as another
-        # array and compile the solver loop a second time
-        Y = np.require(Y, dtype=np.float64, requirements=["C", "W"])
-        args = (X, Y, float(lam), bool(fit_intercept),
-                float(s), bool(penalize_b), int(loss))  # fmt: skip
+        tail = (float(lam), fit_intercept, float(s), bool(penalize_b), int(loss))
         defaults = dict(LINEAR_LBFGS) if method == "lbfgs" else {}
-        fg, gn, gn_diag = lk.linear_fg, lk.linear_gn, lk.linear_gn_diag
+        kernels = (lk.linear_fg, lk.linear_gn, lk.linear_gn_diag)
         mu = None
         # full batch only: the minibatch drivers slice every array in args
-        full_batch = resolve_batch_size(self.batch_size, method, n) is None
-        if fit_intercept and method in CENTERED_METHODS and full_batch:
-            mu = column_means(X)
-            args = (*args, mu)
-            fg, gn, gn_diag = lk.centered_fg, lk.centered_gn, lk.centered_gn_diag
+        if fit_intercept and method in CENTERED_METHODS and data.batch_size(self, method) is None:
+            mu = data.column_means()
+            tail = (*tail, mu)
+            kernels = (lk.centered_fg, lk.centered_gn, lk.centered_gn_diag)
             # |g_W| <= |g_U| + |mu|/s |g_b| <= (1 + |mu|_inf / s) |g_u|_inf: this
             # gtol in centred coordinates keeps ``tol`` scikit-learn's test
             # on the gradient in the model's own parameters
             defaults["gtol"] = float(self.tol) / (1.0 + float(np.max(np.abs(mu))) / float(s))
         # one output: the fused Gauss-Newton product costs one pass, like fg
-        res, _, n_iter = fit_parameters(
-            self, method, fg, w0, args, gn, gn_diag, n,
-            scg_exact=K == 1, defaults=defaults or None,
-        )  # fmt: skip
+        res, _, n_iter = data.minimize(self, method, kernels, w0, tail, scg_exact=K == 1,
+                                       defaults=defaults or None)  # fmt: skip
         if mu is not None:
             res.x = lk.from_centered(res.x, mu, float(s))
             if "jac" in res:
@@ -255,14 +213,10 @@ class LinearRegression(RegressorMixin, _LinearModel):
 
     def fit(self, X, y):
         """Fit the model to ``X`` (n_samples, n_features) and ``y`` (n_samples[, n_targets])."""
-        if _dask.is_dask(X, y):
-            return _dask.fit(self, X, y)
         alpha = _check_real("alpha", self.alpha)
-        X, y = _check_X(self, X, reset=True, y=y, multi_output=True, y_numeric=True)
-        Y = y.reshape(-1, 1) if y.ndim == 1 else y
-        n = X.shape[0]
-        W, b = self._fit_linear(X, Y, alpha / n, 1.0, False, lk.SQUARED, self.fit_intercept)
-        if y.ndim == 1:
+        with fit_data(self, X, y, "numeric") as data:
+            W, b = self._fit_linear(data, alpha / data.n, 1.0, False, lk.SQUARED)
+        if data.y_ndim == 1:
             self.coef_ = W[:, 0].copy()
             self.intercept_ = float(b[0])
         else:
@@ -278,18 +232,6 @@ class LinearRegression(RegressorMixin, _LinearModel):
 
 class _LinearClassifier(ClassifierMixin, _LinearModel):
     score = _dask.score
-
-    def _encode(self, y):
-        check_classification_targets(y)
-        enc = LabelEncoder()
-        yi = enc.fit_transform(y)
-        self.classes_ = enc.classes_
-        if len(self.classes_) < 2:
-            raise ValueError(
-                f"{type(self).__name__} needs samples of at least 2 classes in the data, "
-                f"but the data contains only one class: {self.classes_[0]!r}"
-            )
-        return yi
 
     @_dask.lazy
     def decision_function(self, X):
@@ -372,22 +314,11 @@ class LogisticRegression(_LinearClassifier):
 
     def fit(self, X, y):
         """Fit the model to ``X`` (n_samples, n_features) and labels ``y``."""
-        if _dask.is_dask(X, y):
-            return _dask.fit(self, X, y)
         C = _check_real("C", self.C, strict=True, allow_inf=True)
-        X, y = _check_X(self, X, reset=True, y=y)
-        yi = self._encode(y)
-        n = X.shape[0]
-        K = len(self.classes_)
-        if K == 2:
-            Y = yi.astype(np.float64).reshape(-1, 1)
-            loss = lk.LOGISTIC
-        else:
-            Y = np.zeros((n, K))
-            Y[np.arange(n), yi] = 1.0
-            loss = lk.SOFTMAX
-        lam = 1.0 / (C * n)
-        W, b = self._fit_linear(X, Y, lam, 1.0, False, loss, self.fit_intercept)
+        with fit_data(self, X, y, "indicator") as data:
+            K = len(self.classes_)
+            loss = lk.LOGISTIC if K == 2 else lk.SOFTMAX
+            W, b = self._fit_linear(data, 1.0 / (C * data.n), 1.0, False, loss)
         if K > 2 and self.fit_intercept:
             b = b - b.mean()
         self.coef_ = np.ascontiguousarray(W.T)
@@ -475,21 +406,10 @@ class LinearSVC(_LinearClassifier):
 
     def fit(self, X, y):
         """Fit the model to ``X`` (n_samples, n_features) and labels ``y``."""
-        if _dask.is_dask(X, y):
-            return _dask.fit(self, X, y)
         C = _check_real("C", self.C, strict=True)
         s = _check_real("intercept_scaling", self.intercept_scaling, strict=True)
-        X, y = _check_X(self, X, reset=True, y=y)
-        yi = self._encode(y)
-        n = X.shape[0]
-        K = len(self.classes_)
-        if K == 2:
-            Y = np.where(yi == 1, 1.0, -1.0).reshape(-1, 1)
-        else:
-            Y = -np.ones((n, K))
-            Y[np.arange(n), yi] = 1.0
-        W, b = self._fit_linear(X, Y, 1.0 / (C * n), s, True, lk.SQUARED_HINGE,
-                                self.fit_intercept)  # fmt: skip
+        with fit_data(self, X, y, "sign") as data:
+            W, b = self._fit_linear(data, 1.0 / (C * data.n), s, True, lk.SQUARED_HINGE)
         self.coef_ = np.ascontiguousarray(W.T)
         self.intercept_ = b
         return self

@@ -14,14 +14,13 @@ import numbers
 import numpy as np
 from scipy.special import expit, log_softmax, softmax
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
-from sklearn.preprocessing import LabelEncoder
 from sklearn.utils import check_random_state
-from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted
 
 from . import _dask
 from . import _mlp_kernels as mk
-from ._base import check_common_params, fit_parameters, seed_from
+from ._base import check_common_params, seed_from
+from ._data import fit_data
 from ._kfac import fit_kfac
 from ._linear import _check_real, _check_X
 from ._natural import fit_natural
@@ -123,7 +122,8 @@ class _BaseMLP(BaseEstimator):
         tags.non_deterministic = True
         return tags
 
-    def _fit_network(self, X, Y, loss):
+    def _fit_network(self, data, loss):
+        """Fit the network on ``data`` (:mod:`fastopt.models._data`)."""
         method = check_common_params(self, extra=("kfac",))
         hidden = _check_layers(self.hidden_layer_sizes)
         if self.activation not in mk.ACTIVATIONS:
@@ -139,8 +139,10 @@ class _BaseMLP(BaseEstimator):
             isinstance(nic, bool) or not isinstance(nic, numbers.Integral) or nic < 1
         ):
             raise ValueError(f"n_iter_no_change must be None or an int >= 1; got {nic!r}")
-        n, p = X.shape
-        sizes = (p,) + hidden + (Y.shape[1],)
+        if not data.in_memory:
+            _dask.check_network(self, method, dropout)
+        n, p = data.n, data.p
+        sizes = (p,) + hidden + (data.n_outputs,)
         rng = check_random_state(self.random_state)
         w0 = glorot_init(sizes, self.activation, bool(self.batch_norm), rng)
         # numba's generator (dropout masks) lives in the calling thread;
@@ -148,9 +150,7 @@ class _BaseMLP(BaseEstimator):
         mk.seed(seed_from(rng))
         act = mk.ACTIVATIONS[self.activation]
         bn = bool(self.batch_norm)
-        Y = np.require(Y, dtype=np.float64, requirements=["C", "W"])  # see _fit_linear
-        args = (X, Y, sizes, act, loss, alpha / n,
-                dropout, bn)  # fmt: skip
+        tail = (sizes, act, loss, alpha / n, dropout, bn)
         if method == "kfac":
             if dropout > 0.0 or bn:
                 raise ValueError(
@@ -160,15 +160,16 @@ class _BaseMLP(BaseEstimator):
                 )
             if self.whiten:
                 raise ValueError("whiten=True needs a first-order solver, not 'kfac'")
-            res, monitor, n_iter = fit_kfac(self, w0, X, Y, sizes, act, loss, alpha / n, nic)
+            res, monitor, n_iter = fit_kfac(self, w0, data.X, data.Y, sizes, act, loss,
+                                            alpha / n, nic)  # fmt: skip
         elif self.whiten:
-            res, monitor, n_iter = fit_natural(self, method, w0, X, Y, sizes, act, loss,
-                                               alpha / n, dropout, nic)  # fmt: skip
+            res, monitor, n_iter = fit_natural(self, method, w0, data.X, data.Y, sizes, act,
+                                               loss, alpha / n, dropout, nic)  # fmt: skip
         else:
-            res, monitor, n_iter = fit_parameters(
-                self, method, mk.mlp_fg, w0, args, mk.mlp_gn, mk.mlp_gn_diag, n,
+            res, monitor, n_iter = data.minimize(
+                self, method, (mk.mlp_fg, mk.mlp_gn, mk.mlp_gn_diag), w0, tail,
                 record=True, n_iter_no_change=nic, scg_exact=dropout > 0.0,
-                check_args=args[:6] + (0.0, bn),
+                check_tail=tail[:4] + (0.0, bn),
             )  # fmt: skip
         w = res.x
         self.params_ = w
@@ -180,9 +181,11 @@ class _BaseMLP(BaseEstimator):
         self.result_ = res
         if monitor.batch_size is not None:
             self.loss_curve_ = list(monitor.curve)
-        self.bn_mean_, self.bn_var_ = mk.mlp_batch_stats(w, X, sizes, act, bn)
+        # batch statistics of all of X (the rows are in memory with batch_norm)
+        X_stats = data.X if bn else np.zeros((1, p))
+        self.bn_mean_, self.bn_var_ = mk.mlp_batch_stats(w, X_stats, sizes, act, bn)
         # the loss without dropout, batch statistics of all of X (= bn_mean_, bn_var_)
-        self.loss_ = float(mk.mlp_loss(w, X, args[1], sizes, act, loss, alpha / n, 0.0, bn))
+        self.loss_ = data.value(mk.mlp_loss, w, (sizes, act, loss, alpha / n, 0.0, bn))
         self._unpack(w, sizes, bn)
         return self
 
@@ -292,28 +295,10 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
 
     def fit(self, X, y):
         """Fit the network to ``X`` (n_samples, n_features) and labels ``y``."""
-        if _dask.is_dask(X, y):
-            return _dask.fit(self, X, y)
-        X, y = _check_X(self, X, reset=True, y=y)
-        check_classification_targets(y)
-        enc = LabelEncoder()
-        yi = enc.fit_transform(y)
-        self.classes_ = enc.classes_
-        K = len(self.classes_)
-        if K < 2:
-            raise ValueError(
-                "MLPClassifier needs samples of at least 2 classes in the data, but the "
-                f"data contains only one class: {self.classes_[0]!r}"
-            )
-        if K == 2:
-            Y = yi.astype(np.float64).reshape(-1, 1)
-            loss = mk.LOGISTIC
-        else:
-            Y = np.zeros((X.shape[0], K))
-            Y[np.arange(X.shape[0]), yi] = 1.0
-            loss = mk.SOFTMAX
-        self.out_activation_ = "logistic" if K == 2 else "softmax"
-        return self._fit_network(X, Y, loss)
+        with fit_data(self, X, y, "indicator") as data:
+            K = len(self.classes_)
+            self.out_activation_ = "logistic" if K == 2 else "softmax"
+            return self._fit_network(data, mk.LOGISTIC if K == 2 else mk.SOFTMAX)
 
     @_dask.lazy
     def predict_proba(self, X):
@@ -354,13 +339,10 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
 
     def fit(self, X, y):
         """Fit the network to ``X`` (n_samples, n_features) and ``y`` (n_samples[, n_targets])."""
-        if _dask.is_dask(X, y):
-            return _dask.fit(self, X, y)
-        X, y = _check_X(self, X, reset=True, y=y, multi_output=True, y_numeric=True)
-        self._y_1d = y.ndim == 1
-        Y = y.reshape(-1, 1) if y.ndim == 1 else y
-        self.out_activation_ = "identity"
-        return self._fit_network(X, Y, mk.SQUARED)
+        with fit_data(self, X, y, "numeric") as data:
+            self._y_1d = data.y_ndim == 1
+            self.out_activation_ = "identity"
+            return self._fit_network(data, mk.SQUARED)
 
     @_dask.lazy
     def predict(self, X):
