@@ -287,6 +287,15 @@ PAPER_CONV = (
     "squared gradients shrink its steps in later epochs.  RMSProp and AdaDelta were not "
     "in that figure."
 )
+#: why the ConvNet rows have no K-FAC and PRONG (issue 16 asks for them where they apply)
+CONV_NO_KFAC = (
+    'K-FAC (`solver="kfac"`) and PRONG + SGD (`whiten=True`) are options of the MLPs '
+    "only: their Kronecker factors and whitening are built per dense layer, and fastopt "
+    "has neither the convolutional factors of KFC (Grosse & Martens 2016) nor a whitened "
+    "convolution, so they are not in the ConvNet comparison; "
+    "`benchmarks/kfac_compare.py` compares them with tuned Adam and SGD on this "
+    "experiment's MLP (without dropout, which K-FAC refuses)."
+)
 
 
 def write_markdown(rows):
@@ -315,7 +324,7 @@ def write_markdown(rows):
         lines += ["", "Ranking by the epoch-45 loss: "
                   + " < ".join(r[3] for r in order) + "."]  # fmt: skip
         if sub[0][2] == "conv":
-            lines += ["", PAPER_CONV]
+            lines += ["", PAPER_CONV, "", CONV_NO_KFAC]
         lines.append("")
     with open(os.path.join(HERE, "adam_paper.md"), "w") as fh:
         fh.write("\n".join(lines))
