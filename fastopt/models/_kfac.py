@@ -2,12 +2,14 @@ r"""K-FAC (Martens & Grosse 2015) for the multi-layer perceptrons: ``solver="kfa
 
 Each iteration on a minibatch (or the full data):
 
-1. one compiled pass (:func:`~._kfac_kernels.kfac_fg_stats`) gives the loss,
-   the gradient :math:`\nabla h` and the Kronecker factors
-   :math:`\bar A_l, G_l` of every layer's Fisher block, folded into running
-   averages with weight :math:`\epsilon = \min(1 - 1/k, \text{decay})`;
-2. every ``T3`` iterations the damped factors are inverted (Cholesky,
-   LAPACK through scipy) with the factored Tikhonov damping of section 6.3,
+1. the Kronecker factors :math:`\bar A_l, G_l` of every layer's Fisher
+   block, from a statistics pass every ``stats_every`` iterations (and the
+   first three), folded into running averages with weight
+   :math:`\epsilon = \min(1 - 1/k_s, \text{decay})`, :math:`k_s` the number
+   of statistics passes;
+2. every ``T3`` iterations (and the first three) the damped factors are
+   inverted (Cholesky, LAPACK through scipy) with the factored Tikhonov
+   damping of section 6.3,
 
    .. math::
 
@@ -15,14 +17,18 @@ Each iteration on a minibatch (or the full data):
        \qquad \pi_l = \sqrt{\frac{\operatorname{tr}(\bar A_l)/\dim \bar A_l}
                                  {\operatorname{tr}(G_l)/\dim G_l}};
 
-3. the proposal :math:`\Delta_l = -(\bar A_l + \pi_l\gamma I)^{-1}
-   \nabla_{W_l} h\, (G_l + \gamma/\pi_l I)^{-1}` (bias rows included);
-4. rescaling and momentum (section 7): :math:`\delta = \alpha\Delta +
-   \mu\delta_0` with :math:`\alpha, \mu` minimising the damped quadratic
-   model :math:`M(\delta) = \frac12 \delta^T (F + \lambda I)\delta + \nabla
-   h^T\delta` on the batch, :math:`F` the exact Gauss-Newton (= Fisher)
-   matrix of the batch with the L2 term :math:`\eta`, two products by
-   :func:`~._mlp_kernels.mlp_gn`;
+3. one compiled pass (:func:`~._kfac_kernels.kfac_iteration`): the loss
+   :math:`h`, the gradient :math:`\nabla h`, the proposal
+   :math:`\Delta_l = -(\bar A_l + \pi_l\gamma I)^{-1}
+   \nabla_{W_l} h\, (G_l + \gamma/\pi_l I)^{-1}` (bias rows included) and
+   the Gram matrix of the damped quadratic model below;
+4. rescaling (and optionally the paper's momentum, section 7):
+   :math:`\delta = \alpha\Delta + \mu\delta_0` with :math:`\alpha, \mu`
+   minimising :math:`M(\delta) = \frac12 \delta^T (F + \lambda I)\delta +
+   \nabla h^T\delta` on the batch, :math:`F` the exact Gauss-Newton (=
+   Fisher) matrix of the batch with the L2 term :math:`\eta`; the model
+   needs only :math:`u^T F v = (Ju)^T H (Jv)`, so forward-mode products
+   (one R-operator pass per direction, no back-propagation);
 5. every ``T1`` iterations the Levenberg-Marquardt rule (section 6.5):
    :math:`\rho = (h(\theta + \delta) - h(\theta)) / M(\delta)` on the
    batch; :math:`\lambda \leftarrow \omega_1\lambda` if :math:`\rho > 3/4`,
@@ -32,8 +38,11 @@ Each iteration on a minibatch (or the full data):
 Differences from the paper: :math:`\gamma = \sqrt{\lambda + \eta}` is tied to
 :math:`\lambda` (the paper's initial relation) instead of its separate greedy
 search every ``T2`` iterations, which costs a set of inversions per
-candidate; the minibatch size is fixed (the paper grows it); the factor
-statistics use the whole minibatch.
+candidate; the minibatch size is fixed (the paper grows it); the statistics
+are gathered every ``stats_every`` iterations (KFAC-pytorch's ``TCov``), by
+the statistics pass of the previous iteration that had one (the inverses
+are refreshed only every ``T3`` anyway); the proposal's products run in
+float32; momentum is off by default (measured, see ``docs/algorithms/kfac.rst``).
 """
 
 import numbers
