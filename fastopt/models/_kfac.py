@@ -60,7 +60,9 @@ from ._kfac_kernels import kfac_fg_stats, kfac_iteration
 
 #: options of ``solver="kfac"`` (``solver_options``) and their defaults
 KFAC_OPTIONS = {
-    "damping": 0.01,  # initial lambda (the paper's autoencoders used 150)
+    # initial lambda (the paper's autoencoders used 150); measured on three
+    # seeds, 1e-3 took 13-14 epochs on digits and 11 on MNIST-1D, 1e-2 16-17, 12-13
+    "damping": 1e-3,
     "T1": 5,  # iterations between Levenberg-Marquardt updates of lambda
     "T3": 20,  # iterations between inversions of the damped factors
     # iterations between updates of the factors' running averages (the
