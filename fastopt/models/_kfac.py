@@ -39,9 +39,10 @@ Differences from the paper: :math:`\gamma = \sqrt{\lambda + \eta}` is tied to
 :math:`\lambda` (the paper's initial relation) instead of its separate greedy
 search every ``T2`` iterations, which costs a set of inversions per
 candidate; the minibatch size is fixed (the paper grows it); the statistics
-are gathered every ``stats_every`` iterations (KFAC-pytorch's ``TCov``), by
-the statistics pass of the previous iteration that had one (the inverses
-are refreshed only every ``T3`` anyway); the proposal's products run in
+are gathered every ``stats_every`` iterations (KFAC-pytorch's ``TCov``) in
+the iteration's compiled pass, so they enter the averages after its proposal
+and the next inversion uses them (the inverses are refreshed only every
+``T3`` anyway); the proposal's products run in
 float32; momentum is off by default (measured, see ``docs/algorithms/kfac.rst``).
 """
 
