@@ -11,14 +11,21 @@ The loss is the estimators' ``loss_curve_`` (the mean minibatch loss of each
 epoch, the same measure for both).  Times are fits after a warm-up fit (the
 compiled kernels loaded).  Run with::
 
-    python benchmarks/kfac_compare.py [--quick] [--kfac-only | --prong-only]
+    python benchmarks/kfac_compare.py [--quick] [--kfac-only | --prong-only | --spread]
+        [--data digits | --data MNIST-1D]
 
 Second section: PRONG + SGD (``whiten=True``) against plain SGD, the
 learning rate SGD's best of a grid by its 45-epoch loss; target: PRONG + SGD
-reaches that loss in at most 22 epochs.
+reaches that loss in at most 22 epochs (PRONG's rates: SGD's grid and a
+decade below it).
 
-``--quick``: PRONG with ``whiten_every=50`` only, and 3-point grids (Adam
-1e-3, 3e-3, 1e-2: a first 3e-4..3e-3 run chose 3e-3; SGD 0.03, 0.1, 0.3).
+Third (after the second, or alone with ``--spread``): the eigenvalue spread of each layer's input
+covariance and output-derivative factor after 10 epochs of SGD, why PRONG
+gains less on MNIST-1D than on digits.
+
+PRONG runs ``whiten_every=50`` only (run time).  ``--quick``: 3-point grids
+(Adam 1e-3, 3e-3, 1e-2: a first 3e-4..3e-3 run chose 3e-3; SGD 0.03, 0.1,
+0.3).
 """
 
 import os
@@ -41,6 +48,15 @@ BATCH = 128
 
 
 def datasets():
+    """``{name: (X, y)}``; ``--data NAME`` on the command line keeps one."""
+    keep = sys.argv[sys.argv.index("--data") + 1] if "--data" in sys.argv else None
+    out = {k: v for k, v in _datasets().items() if keep is None or k == keep}
+    if not out:
+        raise SystemExit(f"--data {keep!r}: no such data set")
+    return out
+
+
+def _datasets():
     X, y = load_digits(return_X_y=True)
     out = {"digits": (np.ascontiguousarray(X / 16.0), y)}
     try:
@@ -61,7 +77,10 @@ def fit(X, y, solver, options, epochs, batch=BATCH, extra=None):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         clf.fit(X, y)
-    return np.array(clf.loss_curve_), time.perf_counter() - t
+    t = time.perf_counter() - t
+    # a run that diverged stops early (a NaN loss): the rest of its curve is inf
+    curve = list(clf.loss_curve_) + [np.inf] * (epochs - len(clf.loss_curve_))
+    return np.array(curve), t
 
 
 def prong(quick=False):
@@ -78,17 +97,52 @@ def prong(quick=False):
         lr, curve, t_sgd = best
         target = curve[-1]
         print(f"\n{name}: SGD best lr {lr:g}: 45-epoch loss {target:.4g} in {t_sgd:.2f} s")
-        # PRONG's own rate: whitening rescales the directions (by up to
-        # 1/sqrt(whiten_eps)), so SGD's best rate can diverge; its grid is
-        # SGD's divided by 10
-        for T in (50,) if quick else (50, 200):
-            for plr in (g / 10 for g in grid):
+        # PRONG tuned on its own: whitening rescales the directions (by up
+        # to 1/sqrt(whiten_eps)), so SGD's best rate can diverge; its grid is
+        # SGD's and a decade below (a diverged run's loss is inf)
+        for T in (50,):
+            for plr in sorted({g / 10 for g in grid} | set(grid)):
                 pc, t_p = fit(X, y, "sgd", {"learning_rate": plr}, EPOCHS,
                               extra={"whiten": True, "whiten_every": T})  # fmt: skip
                 hit = np.nonzero(pc <= target)[0]
                 reach = f"after {int(hit[0]) + 1} epochs" if len(hit) else "not within 45 epochs"
                 print(f"  PRONG + SGD (lr {plr:g}, whiten_every={T}): reaches it {reach} "
                       f"(target <= 22); 45-epoch loss {pc[-1]:.4g}, {t_p:.2f} s")  # fmt: skip
+
+
+def spread(epochs=10, lr=0.3):
+    """Why PRONG gains less on MNIST-1D: the spread of each layer's Fisher factors.
+
+    After ``epochs`` of plain SGD (``lr``), the largest over the median
+    eigenvalue of every layer's input covariance (what PRONG whitens) and of
+    its output-derivative factor :math:`G` (what PRONG leaves alone, and
+    K-FAC inverts), on the whole training set.
+    """
+    from fastopt.models import _mlp_kernels as mk
+    from fastopt.models._kfac_kernels import kfac_fg_stats
+
+    print(f"\nFactor spread (max / median eigenvalue) after {epochs} epochs of SGD, lr {lr}")
+    for name, (X, y) in datasets().items():
+        clf = MLPClassifier((256, 256), solver="sgd", solver_options={"learning_rate": lr},
+                            batch_size=BATCH, max_iter=epochs, n_iter_no_change=None,
+                            random_state=0)  # fmt: skip
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            clf.fit(X, y)
+        Y = np.eye(len(clf.classes_))[np.searchsorted(clf.classes_, y)]
+        mk.seed(0)
+        _, _, As, Gs = kfac_fg_stats(clf.params_, X, Y, clf.sizes_, mk.RELU, mk.SOFTMAX, 0.0,
+                                     len(X))  # fmt: skip
+
+        def ratio(M):
+            e = np.linalg.eigvalsh(M)
+            e = e[e > 1e-12 * e.max()]
+            return f"{e.max() / np.median(e):.0f}"
+
+        # the input covariance: the uncentred factor minus the mean's outer product
+        cov = [A[:-1, :-1] - np.outer(A[:-1, -1], A[:-1, -1]) for A in As]
+        print(f"  {name}: input covariance {', '.join(map(ratio, cov))}; "
+              f"G {', '.join(map(ratio, Gs))} (layers 1, 2, 3)")  # fmt: skip
 
 
 def main(quick=False):
@@ -121,7 +175,11 @@ def main(quick=False):
 if __name__ == "__main__":
     sys.stdout.reconfigure(line_buffering=True)  # progress visible when redirected
     quick = "--quick" in sys.argv
+    if "--spread" in sys.argv:
+        spread()
+        sys.exit()
     if "--prong-only" not in sys.argv:
         main(quick=quick)
     if "--kfac-only" not in sys.argv:
         prong(quick=quick)
+        spread()

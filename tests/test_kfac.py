@@ -5,6 +5,9 @@
   factors :math:`G_l` average (over sampled targets) to the exact
   :math:`\\frac1n\\sum_i J_i^T H_i J_i` of each layer's pre-activations;
 * the proposal is :math:`(\\bar A \\otimes G)^{-1}` applied to the gradient;
+* the rescaling's Gram matrix (forward-mode products only) equals the one
+  from :func:`mlp_gn`'s exact Gauss-Newton products, and the fused iteration
+  kernel gives what the separate kernels give;
 * fits: K-FAC reaches a lower training loss than Adam in the same epochs,
   full batch and minibatch, classifier and regressor; refusals and errors.
 """
@@ -20,7 +23,12 @@ from sklearn.exceptions import ConvergenceWarning
 
 from fastopt.models import MLPClassifier, MLPRegressor, _kfac
 from fastopt.models import _mlp_kernels as mk
-from fastopt.models._kfac_kernels import kfac_fg_stats
+from fastopt.models._kfac_kernels import (
+    kfac_fg_stats,
+    kfac_iteration,
+    kfac_proposal,
+    kfac_quadratic,
+)
 
 SIZES = (3, 4, 3)
 
@@ -97,11 +105,55 @@ def test_proposal_is_the_kronecker_inverse():
         Ainv.append(Ai)
         Ginv.append(Gi)
         full.append(np.kron(Ai, Gi))
-    D = _kfac.proposal(g, layers, Ainv, Ginv)
+    D = kfac_proposal(g, _kfac.pack(Ainv, Ginv, np.float64), SIZES)
+    D32 = kfac_proposal(g, _kfac.pack(Ainv, Ginv, np.float32), SIZES)
+    assert D32.dtype == np.float64
     for (sw, sb, _, _), K in zip(layers, full, strict=True):
         vec = np.concatenate([g[sw], g[sb]])  # row-major (a + 1, b)
         step = -K @ vec
         assert_allclose(np.concatenate([D[sw], D[sb]]), step, rtol=1e-10, atol=1e-13)
+        # single precision (the default): float32 rounding only
+        assert_allclose(np.concatenate([D32[sw], D32[sb]]), step, rtol=1e-4,
+                        atol=1e-5 * np.max(np.abs(step)))  # fmt: skip
+
+
+@pytest.mark.parametrize("activation", [mk.RELU, mk.TANH])
+@pytest.mark.parametrize("loss, K", [(mk.SOFTMAX, 3), (mk.LOGISTIC, 1), (mk.SQUARED, 2)])
+def test_quadratic_is_the_gauss_newton_gram(activation, loss, K):
+    # U (F + lam P + damping I) U^T from forward-mode products alone equals
+    # the one from mlp_gn's exact Gauss-Newton products (R-op + backprop)
+    rng = np.random.default_rng(4)
+    for sizes in ((3, 5, 4, K), (3, K)):
+        X = rng.standard_normal((7, 3))
+        Y = rng.random((7, K))
+        w = rng.standard_normal(mk.n_params(sizes, False))
+        U = rng.standard_normal((2, w.size))
+        Q = kfac_quadratic(w, U, X, sizes, activation, loss, 0.3, 0.7)
+        ref = np.array([[U[i] @ (mk.mlp_gn(w, U[j], X, Y, sizes, activation, loss, 0.3, 0.0,
+                                           False) + 0.7 * U[j])
+                         for j in range(2)] for i in range(2)])  # fmt: skip
+        assert_allclose(Q, ref, rtol=1e-12)
+        assert_allclose(kfac_quadratic(w, U[:1], X, sizes, activation, loss, 0.3, 0.7),
+                        ref[:1, :1], rtol=1e-12)  # fmt: skip
+
+
+def test_iteration_is_the_separate_kernels():
+    X, Y, w = problem(n=9, seed=5)
+    rng = np.random.default_rng(5)
+    pairs = zip(SIZES[:-1], SIZES[1:], strict=True)
+    inv = rng.standard_normal(sum((a + 1) ** 2 + b * b for a, b in pairs))
+    U = np.vstack([np.zeros_like(w), rng.standard_normal(w.size)])
+    mk.seed(1)
+    f, g, Q, As, Gs = kfac_iteration(w, U, 2, X, Y, SIZES, mk.TANH, mk.SOFTMAX, 0.1, 0.2, 5, 6,
+                                     inv)  # fmt: skip
+    mk.seed(1)
+    f0, g0, A0, G0 = kfac_fg_stats(w, X, Y, SIZES, mk.TANH, mk.SOFTMAX, 0.1, 5)
+    assert f == f0 and np.array_equal(g, g0)
+    for a, b in zip(As + Gs, A0 + G0, strict=True):
+        assert np.array_equal(a, b)
+    assert_allclose(U[0], kfac_proposal(g, inv, SIZES), rtol=1e-14)
+    assert_allclose(Q, kfac_quadratic(w, U, X[:6], SIZES, mk.TANH, mk.SOFTMAX, 0.1, 0.2),
+                    rtol=1e-13)  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -152,6 +204,9 @@ def test_kfac_full_batch_and_regressor():
     ({"solver_options": {"decay": 1.0}}, "decay must be"),
     ({"solver_options": {"stats_fraction": 0.0}}, "stats_fraction must be"),
     ({"solver_options": {"damping": -1.0}}, "damping must be"),
+    ({"solver_options": {"stats_every": 0}}, "stats_every must be"),
+    ({"solver_options": {"momentum": 1}}, "momentum must be a bool"),
+    ({"solver_options": {"single_precision": "yes"}}, "single_precision must be a bool"),
 ])  # fmt: skip
 def test_errors(params, match):
     X = np.random.default_rng(0).standard_normal((20, 3))

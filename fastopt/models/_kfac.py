@@ -2,12 +2,14 @@ r"""K-FAC (Martens & Grosse 2015) for the multi-layer perceptrons: ``solver="kfa
 
 Each iteration on a minibatch (or the full data):
 
-1. one compiled pass (:func:`~._kfac_kernels.kfac_fg_stats`) gives the loss,
-   the gradient :math:`\nabla h` and the Kronecker factors
-   :math:`\bar A_l, G_l` of every layer's Fisher block, folded into running
-   averages with weight :math:`\epsilon = \min(1 - 1/k, \text{decay})`;
-2. every ``T3`` iterations the damped factors are inverted (Cholesky,
-   LAPACK through scipy) with the factored Tikhonov damping of section 6.3,
+1. the Kronecker factors :math:`\bar A_l, G_l` of every layer's Fisher
+   block, from a statistics pass every ``stats_every`` iterations (and the
+   first three), folded into running averages with weight
+   :math:`\epsilon = \min(1 - 1/k_s, \text{decay})`, :math:`k_s` the number
+   of statistics passes;
+2. every ``T3`` iterations (and the first three) the damped factors are
+   inverted (Cholesky, LAPACK through scipy) with the factored Tikhonov
+   damping of section 6.3,
 
    .. math::
 
@@ -15,14 +17,18 @@ Each iteration on a minibatch (or the full data):
        \qquad \pi_l = \sqrt{\frac{\operatorname{tr}(\bar A_l)/\dim \bar A_l}
                                  {\operatorname{tr}(G_l)/\dim G_l}};
 
-3. the proposal :math:`\Delta_l = -(\bar A_l + \pi_l\gamma I)^{-1}
-   \nabla_{W_l} h\, (G_l + \gamma/\pi_l I)^{-1}` (bias rows included);
-4. rescaling and momentum (section 7): :math:`\delta = \alpha\Delta +
-   \mu\delta_0` with :math:`\alpha, \mu` minimising the damped quadratic
-   model :math:`M(\delta) = \frac12 \delta^T (F + \lambda I)\delta + \nabla
-   h^T\delta` on the batch, :math:`F` the exact Gauss-Newton (= Fisher)
-   matrix of the batch with the L2 term :math:`\eta`, two products by
-   :func:`~._mlp_kernels.mlp_gn`;
+3. one compiled pass (:func:`~._kfac_kernels.kfac_iteration`): the loss
+   :math:`h`, the gradient :math:`\nabla h`, the proposal
+   :math:`\Delta_l = -(\bar A_l + \pi_l\gamma I)^{-1}
+   \nabla_{W_l} h\, (G_l + \gamma/\pi_l I)^{-1}` (bias rows included) and
+   the Gram matrix of the damped quadratic model below;
+4. rescaling (and optionally the paper's momentum, section 7):
+   :math:`\delta = \alpha\Delta + \mu\delta_0` with :math:`\alpha, \mu`
+   minimising :math:`M(\delta) = \frac12 \delta^T (F + \lambda I)\delta +
+   \nabla h^T\delta` on the batch, :math:`F` the exact Gauss-Newton (=
+   Fisher) matrix of the batch with the L2 term :math:`\eta`; the model
+   needs only :math:`u^T F v = (Ju)^T H (Jv)`, so forward-mode products
+   (one R-operator pass per direction, no back-propagation);
 5. every ``T1`` iterations the Levenberg-Marquardt rule (section 6.5):
    :math:`\rho = (h(\theta + \delta) - h(\theta)) / M(\delta)` on the
    batch; :math:`\lambda \leftarrow \omega_1\lambda` if :math:`\rho > 3/4`,
@@ -32,8 +38,12 @@ Each iteration on a minibatch (or the full data):
 Differences from the paper: :math:`\gamma = \sqrt{\lambda + \eta}` is tied to
 :math:`\lambda` (the paper's initial relation) instead of its separate greedy
 search every ``T2`` iterations, which costs a set of inversions per
-candidate; the minibatch size is fixed (the paper grows it); the factor
-statistics use the whole minibatch.
+candidate; the minibatch size is fixed (the paper grows it); the statistics
+are gathered every ``stats_every`` iterations (KFAC-pytorch's ``TCov``) in
+the iteration's compiled pass, so they enter the averages after its proposal
+and the next inversion uses them (the inverses are refreshed only every
+``T3`` anyway); the proposal's products run in
+float32; momentum is off by default (measured, see ``docs/algorithms/kfac.rst``).
 """
 
 import numbers
@@ -47,21 +57,34 @@ from sklearn.exceptions import ConvergenceWarning
 
 from . import _mlp_kernels as mk
 from ._base import Monitor, resolve_batch_size, seed_from
-from ._kfac_kernels import kfac_fg_stats
+from ._kfac_kernels import kfac_fg_stats, kfac_iteration
 
 #: options of ``solver="kfac"`` (``solver_options``) and their defaults
 KFAC_OPTIONS = {
-    "damping": 0.01,  # initial lambda (the paper's autoencoders used 150)
+    # initial lambda (the paper's autoencoders used 150); measured on three
+    # seeds, 1e-3 took 13-14 epochs on digits and 11 on MNIST-1D, 1e-2 16-17, 12-13
+    "damping": 1e-3,
     "T1": 5,  # iterations between Levenberg-Marquardt updates of lambda
     "T3": 20,  # iterations between inversions of the damped factors
+    # iterations between updates of the factors' running averages (the
+    # statistics pass costs about as much as the gradient's; KFAC-pytorch's
+    # TCov, 5 or 10 there)
+    "stats_every": 5,
     "decay": 0.95,  # the running averages' maximum weight of the past
-    "momentum": True,  # the paper's momentum (False: rescaling alone)
-    "min_damping": 1e-3,
+    # the paper's momentum; measured (benchmarks/kfac_compare.py), the
+    # rescaling alone reached the target in as many or fewer epochs, costs one
+    # R-operator pass less, and stayed stable with min_damping 1e-4
+    "momentum": False,
+    "min_damping": 1e-4,
     "max_damping": 1e8,
     # share of each minibatch (its first rows, in random order) on which the
     # factor statistics and the rescaling's curvature products are computed
     # (the paper's tau_1 = 1/8 for the statistics); the gradient uses it all
     "stats_fraction": 1.0,
+    # the inverses stored and the proposal's two products per layer computed
+    # in float32 (half the time of float64 BLAS here); the gradient, the
+    # factors, the rescaling and the update stay float64
+    "single_precision": True,
 }
 
 
@@ -73,7 +96,7 @@ def _check_options(solver_options):
                 f"unknown option {key!r} of solver='kfac'; known: {sorted(KFAC_OPTIONS)}"
             )
         opts[key] = value
-    for key in ("T1", "T3"):
+    for key in ("T1", "T3", "stats_every"):
         v = opts[key]
         if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 1:
             raise ValueError(f"kfac option {key} must be an int >= 1; got {v!r}")
@@ -84,6 +107,9 @@ def _check_options(solver_options):
     sf = opts["stats_fraction"]
     if isinstance(sf, bool) or not isinstance(sf, numbers.Real) or not 0 < sf <= 1:
         raise ValueError(f"kfac option stats_fraction must be in (0, 1]; got {sf!r}")
+    for key in ("momentum", "single_precision"):
+        if not isinstance(opts[key], (bool, np.bool_)):
+            raise ValueError(f"kfac option {key} must be a bool; got {opts[key]!r}")
     d = opts["decay"]
     if isinstance(d, bool) or not isinstance(d, numbers.Real) or not 0 <= d < 1:
         raise ValueError(f"kfac option decay must be in [0, 1); got {d!r}")
@@ -110,21 +136,13 @@ def _damped_inverse(M, d):
         return (V / np.maximum(e, d)) @ V.T
 
 
-def proposal(g, layers, Ainv, Ginv):
-    r"""K-FAC's step :math:`-\breve F^{-1} g`, layer by layer.
+def pack(Ainv, Ginv, dtype):
+    """Every layer's ``Ainv[l]`` then ``Ginv[l]``, row-major, in one ``dtype`` vector.
 
-    With a layer's gradient as the matrix :math:`\nabla_{\bar W} h`
-    (``(a + 1, b)``: the weights, then the bias row), :math:`(\bar A \otimes
-    G)^{-1} \operatorname{vec}(\nabla) = \operatorname{vec}(\bar A^{-1}
-    \nabla G^{-1})` for the row-major ``vec``.
+    The layout :func:`~._kfac_kernels.kfac_proposal` reads.
     """
-    Delta = np.empty_like(g)
-    for l, (sw, sb, a, b) in enumerate(layers):
-        Gr = np.vstack([g[sw].reshape(a, b), g[sb][None, :]])
-        V = -(Ainv[l] @ Gr @ Ginv[l])
-        Delta[sw] = V[:a].ravel()
-        Delta[sb] = V[a]
-    return Delta
+    return np.concatenate([m.ravel() for pair in zip(Ainv, Ginv, strict=True) for m in pair]
+                          ).astype(dtype)  # fmt: skip
 
 
 def report(est, solver, status, message, full_batch, early, final_gradient):
@@ -163,22 +181,26 @@ def fit_kfac(est, w0, X, Y, sizes, activation, loss, lam, n_iter_no_change):
     monitor = Monitor(n, batch_size, int(est.max_iter), est.verbose, type(est).__name__,
                       tol=float(est.tol), n_iter_no_change=early)  # fmt: skip
     layers = _layer_slices(sizes)
-    T1, T3 = int(opts["T1"]), int(opts["T3"])
+    T1, T3, Ts = int(opts["T1"]), int(opts["T3"]), int(opts["stats_every"])
+    ptype = np.float32 if opts["single_precision"] else np.float64
+    use_momentum = bool(opts["momentum"])
     omega1 = (19.0 / 20.0) ** T1
     lmin, lmax = float(opts["min_damping"]), float(opts["max_damping"])
     damping = float(opts["damping"])
     w = np.array(w0, dtype=np.float64)
-    delta0 = np.zeros_like(w)
+    # rows: the proposal Delta, the previous update delta0
+    U = np.zeros((2, len(w)))
+    delta0 = U[1]
     Abar = Gbar = None
     Ainv, Ginv = [None] * len(layers), [None] * len(layers)
     status, message = 6, "Completed the requested number of epochs."
     f = np.inf
     g = np.zeros_like(w)
     k = 0
-    mstep = 0
+    n_stats = 0
     n_batches = 1 if batch_size is None else -(-n // batch_size)
     total_steps = int(est.max_iter) * n_batches
-    gn_args = (sizes, activation, loss, lam, 0.0, False)
+    loss_args = (sizes, activation, loss, lam, 0.0, False)
 
     try:
         while k < total_steps:
@@ -193,23 +215,10 @@ def fit_kfac(est, w0, X, Y, sizes, activation, loss, lam, n_iter_no_change):
             for Xb, Yb in batches:
                 k += 1
                 m = max(1, int(np.ceil(float(opts["stats_fraction"]) * len(Xb))))
-                f, g, As, Gs = kfac_fg_stats(w, Xb, Yb, sizes, activation, loss, lam, m)
-                Xm, Ym = Xb[:m], Yb[:m]
-                if not (np.isfinite(f) and np.all(np.isfinite(g))):
-                    status = 3 if not np.isfinite(f) else 4
-                    message = "NaN or inf in the objective or gradient; x is the last iterate."
-                    raise StopIteration
-                if batch_size is None and float(np.max(np.abs(g))) <= est.tol:
-                    status, message = 0, "Optimization terminated successfully."
-                    monitor(types.SimpleNamespace(nit=k, fun=f))
-                    raise StopIteration
-                eps = min(1.0 - 1.0 / k, float(opts["decay"]))
-                if Abar is None:
-                    Abar, Gbar = list(As), list(Gs)
-                else:
-                    for l in range(len(layers)):
-                        Abar[l] = eps * Abar[l] + (1.0 - eps) * As[l]
-                        Gbar[l] = eps * Gbar[l] + (1.0 - eps) * Gs[l]
+                stats = (k - 1) % Ts == 0 or k <= 3
+                if Abar is None:  # the first proposal needs factors: a statistics pass
+                    _, _, Abar, Gbar = kfac_fg_stats(w, Xb, Yb, sizes, activation, loss, lam, m)
+                    n_stats, stats = 1, False
                 if (k - 1) % T3 == 0 or k <= 3:
                     gamma = np.sqrt(damping + lam)
                     for l in range(len(layers)):
@@ -218,30 +227,52 @@ def fit_kfac(est, w0, X, Y, sizes, activation, loss, lam, n_iter_no_change):
                         pi = np.sqrt(ta / tg) if ta > 0 and tg > 0 else 1.0
                         Ainv[l] = _damped_inverse(Abar[l], pi * gamma)
                         Ginv[l] = _damped_inverse(Gbar[l], gamma / pi)
-                Delta = proposal(g, layers, Ainv, Ginv)
-                # rescaling / momentum on the damped quadratic model of the batch
-                CD = mk.mlp_gn(w, Delta, Xm, Ym, *gn_args) + damping * Delta
-                dCd = float(Delta @ CD)
+                    inv = pack(Ainv, Ginv, ptype)
+                # loss, gradient, proposal U[0] and the damped quadratic model's
+                # Gram matrix Q = U (F + lam P + damping I) U^T of the batch
+                # (U's rows: Delta and delta0), one forward pass
+                mom = use_momentum and k > 1
+                f, g, Q, As, Gs = kfac_iteration(w, U, 2 if mom else 1, Xb, Yb, sizes, activation,
+                                                 loss, lam, damping, m if stats else 0, m,
+                                                 inv)  # fmt: skip
+                if not (np.isfinite(f) and np.all(np.isfinite(g))):
+                    status = 3 if not np.isfinite(f) else 4
+                    message = "NaN or inf in the objective or gradient; x is the last iterate."
+                    raise StopIteration
+                if batch_size is None and float(np.max(np.abs(g))) <= est.tol:
+                    status, message = 0, "Optimization terminated successfully."
+                    monitor(types.SimpleNamespace(nit=k, fun=f))
+                    raise StopIteration
+                if stats:
+                    # running averages (the proposal above used the inverses of
+                    # the previous ones; the next inversion uses these)
+                    n_stats += 1
+                    eps = min(1.0 - 1.0 / n_stats, float(opts["decay"]))
+                    for l in range(len(layers)):
+                        for bar, new in ((Abar[l], As[l]), (Gbar[l], Gs[l])):
+                            bar *= eps
+                            new *= 1.0 - eps
+                            bar += new
+                Delta = U[0]
+                dCd = float(Q[0, 0])
                 gD = float(g @ Delta)
                 alpha, mu = (-gD / dCd if dCd > 0 else 0.0), 0.0
-                if opts["momentum"] and k > 1 and np.any(delta0):
-                    C0 = mk.mlp_gn(w, delta0, Xm, Ym, *gn_args) + damping * delta0
-                    Mq = np.array(
-                        [[dCd, float(Delta @ C0)], [float(delta0 @ CD), float(delta0 @ C0)]]
-                    )
+                if mom:
                     rhs = -np.array([gD, float(g @ delta0)])
                     try:
-                        sol = np.linalg.solve(0.5 * (Mq + Mq.T), rhs)
+                        sol = np.linalg.solve(Q, rhs)
                         if np.all(np.isfinite(sol)):
                             alpha, mu = float(sol[0]), float(sol[1])
                     except np.linalg.LinAlgError:
                         pass
-                delta = alpha * Delta + mu * delta0
+                delta = alpha * Delta
+                if mu != 0.0:
+                    delta += mu * delta0
                 # at the optimum over span{Delta, delta0}: M(delta) = g.delta / 2
                 Mval = 0.5 * float(g @ delta)
                 w_new = w + delta
                 if k % T1 == 0 and Mval < 0:
-                    f_new = mk.mlp_loss(w_new, Xb, Yb, *gn_args)
+                    f_new = mk.mlp_loss(w_new, Xb, Yb, *loss_args)
                     rho = (f_new - f) / Mval if np.isfinite(f_new) else -np.inf
                     if rho > 0.75:
                         damping = max(damping * omega1, lmin)
@@ -251,8 +282,7 @@ def fit_kfac(est, w0, X, Y, sizes, activation, loss, lam, n_iter_no_change):
                     status, message = 5, "The update produced NaN or inf; x is the last iterate."
                     raise StopIteration
                 w = w_new
-                delta0 = delta
-                mstep += 1
+                delta0[:] = delta
                 if monitor.verbose or batch_size is not None:
                     monitor(types.SimpleNamespace(nit=k, fun=f))
                 if k >= total_steps:

@@ -31,7 +31,15 @@ import numpy as np
 
 from .._jit import inline, kernel
 from ._linear_kernels import LOGISTIC, SOFTMAX, _row_loss, _sigmoid
-from ._mlp_kernels import _backward, _dact, _forward, _offsets, _penalty, _weights
+from ._mlp_kernels import (
+    _backward,
+    _dact,
+    _forward,
+    _offsets,
+    _output_hessian,
+    _penalty,
+    _weights,
+)
 
 
 @inline
@@ -78,24 +86,14 @@ def _with_ones(H):
     return B
 
 
-@kernel
-def kfac_fg_stats(w, X, Y, sizes, activation, loss, lam, stats):
-    """``(f, g, As, Gs)``: mean loss, gradient and the factors of the first ``stats`` rows.
-
-    ``As[l]`` is :math:`\\bar A_l`, ``(sizes[l] + 1)`` square (the last row
-    and column are the bias's), ``Gs[l]`` is :math:`G_l`, ``sizes[l+1]``
-    square, both averaged over rows ``[0, stats)`` (the paper's statistics
-    subset of the minibatch); both lists are empty when ``stats`` is 0.
-    """
-    offs = _offsets(sizes, False)
-    O, Hin, Hact, Zh, Sd, Ms = _forward(w, X, sizes, activation, 0.0, False, offs)
-    n, K = O.shape
+@inline
+def _factor_stats(w, O, Hin, Hact, sizes, activation, loss, offs, m):
+    """``(As, Gs)`` of the first ``m`` rows (empty lists when ``m`` is 0)."""
     nl = len(sizes) - 1
     As = [np.empty((0, 0))]
     Gs = [np.empty((0, 0))]
     As.pop()
     Gs.pop()
-    m = min(max(stats, 0), n)
     if m > 0:
         inv = 1.0 / m
         D = _sampled_derivatives(loss, O[:m])
@@ -113,6 +111,13 @@ def kfac_fg_stats(w, X, Y, sizes, activation, loss, lam, stats):
             Gs[l] = np.dot(dH.T, dH) * inv
             if l > 0:
                 dH = np.dot(dH, _weights(w, sizes, offs, l).T)
+    return As, Gs
+
+
+@inline
+def _loss_grad(w, O, Y, Hin, Hact, Zh, Sd, Ms, sizes, activation, loss, lam, offs):
+    """Mean loss and gradient from a forward pass (``O`` is overwritten)."""
+    n, K = O.shape
     f = 0.0
     for i in range(n):
         f += _row_loss(loss, O, Y, i, K)
@@ -122,7 +127,168 @@ def kfac_fg_stats(w, X, Y, sizes, activation, loss, lam, stats):
             O[i, k] *= inv
     g = np.empty(w.shape[0])
     _backward(w, g, O, Hin, Hact, Zh, Sd, Ms, sizes, activation, 0.0, False, offs)
-    return f * inv + _penalty(w, g, sizes, offs, lam, w), g, As, Gs
+    return f * inv + _penalty(w, g, sizes, offs, lam, w), g
+
+
+@inline
+def _gram(w, U, r, O, Hin, Hact, sizes, activation, loss, offs, lam, damping):
+    """The damped Gauss-Newton Gram matrix of ``U[:r]`` on the rows of ``O``."""
+    nl = len(sizes) - 1
+    n, K = O.shape
+    # dH holds the r directions' derivatives of a layer's output, stacked by rows
+    dH = np.empty((0, 0))
+    for l in range(nl):
+        a = sizes[l]
+        b = sizes[l + 1]
+        Vs = np.empty((a, r * b))
+        for q in range(r):
+            Vs[:, q * b : (q + 1) * b] = _weights(U[q], sizes, offs, l)
+        dA1 = np.dot(Hin[l][:n], Vs)
+        dA = np.empty((r * n, b))
+        for q in range(r):
+            dA[q * n : (q + 1) * n] = dA1[:, q * b : (q + 1) * b]
+        if l > 0:
+            dA += np.dot(dH, _weights(w, sizes, offs, l))
+        bo = offs[l, 1]
+        if l < nl - 1:
+            Hp = Hact[l + 1]
+            for q in range(r):
+                for i in range(n):
+                    for j in range(b):
+                        dA[q * n + i, j] = (dA[q * n + i, j] + U[q, bo + j]) * _dact(
+                            activation, Hp[i, j]
+                        )
+        else:
+            for q in range(r):
+                for i in range(n):
+                    for j in range(b):
+                        dA[q * n + i, j] += U[q, bo + j]
+        dH = dA
+    Q = np.zeros((r, r))
+    inv = 1.0 / max(n, 1)
+    for p in range(r):
+        HJ = dH[p * n : (p + 1) * n].copy()
+        _output_hessian(loss, O, HJ)
+        for q in range(p, r):
+            acc = 0.0
+            for i in range(n):
+                for k in range(K):
+                    acc += HJ[i, k] * dH[q * n + i, k]
+            # the penalty (weights only) and the damping
+            pen = 0.0
+            for l in range(nl):
+                o = offs[l, 0]
+                for j in range(o, o + sizes[l] * sizes[l + 1]):
+                    pen += U[p, j] * U[q, j]
+            dot = 0.0
+            for j in range(U.shape[1]):
+                dot += U[p, j] * U[q, j]
+            Q[p, q] = acc * inv + lam * pen + damping * dot
+            Q[q, p] = Q[p, q]
+    return Q
+
+
+@inline
+def _propose(g, inv, sizes, offs, out):
+    """``out <- -(A^-1 [grad W; grad b] G^-1)`` layer by layer, in ``inv``'s dtype."""
+    o = 0
+    for l in range(len(sizes) - 1):
+        a = sizes[l]
+        b = sizes[l + 1]
+        Ai = inv[o : o + (a + 1) * (a + 1)].reshape((a + 1, a + 1))
+        o += (a + 1) * (a + 1)
+        Gi = inv[o : o + b * b].reshape((b, b))
+        o += b * b
+        Gr = np.empty((a + 1, b), dtype=inv.dtype)
+        ow = offs[l, 0]
+        ob = offs[l, 1]
+        for i in range(a):
+            for j in range(b):
+                Gr[i, j] = g[ow + i * b + j]
+        for j in range(b):
+            Gr[a, j] = g[ob + j]
+        V = np.dot(np.dot(Ai, Gr), Gi)
+        for i in range(a):
+            for j in range(b):
+                out[ow + i * b + j] = -V[i, j]
+        for j in range(b):
+            out[ob + j] = -V[a, j]
+
+
+@kernel
+def kfac_fg_stats(w, X, Y, sizes, activation, loss, lam, stats):
+    """``(f, g, As, Gs)``: mean loss, gradient and the factors of the first ``stats`` rows.
+
+    ``As[l]`` is :math:`\\bar A_l`, ``(sizes[l] + 1)`` square (the last row
+    and column are the bias's), ``Gs[l]`` is :math:`G_l`, ``sizes[l+1]``
+    square, both averaged over rows ``[0, stats)`` (the paper's statistics
+    subset of the minibatch); both lists are empty when ``stats`` is 0.
+    """
+    offs = _offsets(sizes, False)
+    O, Hin, Hact, Zh, Sd, Ms = _forward(w, X, sizes, activation, 0.0, False, offs)
+    m = min(max(stats, 0), O.shape[0])
+    As, Gs = _factor_stats(w, O, Hin, Hact, sizes, activation, loss, offs, m)
+    f, g = _loss_grad(w, O, Y, Hin, Hact, Zh, Sd, Ms, sizes, activation, loss, lam, offs)
+    return f, g, As, Gs
+
+
+@kernel
+def kfac_quadratic(w, U, X, sizes, activation, loss, lam, damping):
+    r"""The damped Gauss-Newton Gram matrix of the directions ``U`` (rows) on ``X``.
+
+    Returns the ``r x r`` matrix :math:`Q_{pq} = u_p^T (F + \lambda P +
+    \text{damping}\, I)\, u_q`, :math:`F = \frac1n \sum_i J_i^T H_i J_i`
+    the Gauss-Newton matrix of the batch (:math:`J_i` the Jacobian of row
+    :math:`i`'s outputs, :math:`H_i` the output loss's Hessian) and :math:`P`
+    the mask of the penalised weights, as in :func:`~._mlp_kernels.mlp_gn`.
+    Only forward-mode products are needed (the rescaling of Martens & Grosse
+    2015, section 7, needs :math:`u^T F v = (J u)^T H (J v)`, not
+    :math:`F v`): one forward pass and one R-operator pass per direction,
+    the directions stacked in each layer's matrix products; no
+    back-propagation.
+    """
+    offs = _offsets(sizes, False)
+    O, Hin, Hact, Zh, Sd, Ms = _forward(w, X, sizes, activation, 0.0, False, offs)
+    return _gram(w, U, U.shape[0], O, Hin, Hact, sizes, activation, loss, offs, lam, damping)
+
+
+@kernel
+def kfac_proposal(g, inv, sizes):
+    r"""K-FAC's step :math:`-\breve F^{-1} g`, layer by layer.
+
+    With a layer's gradient as the matrix :math:`\nabla_{\bar W} h`
+    (``(a + 1, b)``: the weights, then the bias row), :math:`(\bar A \otimes
+    G)^{-1} \operatorname{vec}(\nabla) = \operatorname{vec}(\bar A^{-1}
+    \nabla G^{-1})` for the row-major ``vec``.  ``inv`` holds every layer's
+    :math:`\bar A_l^{-1}` then :math:`G_l^{-1}`, row-major, one after the
+    other (:func:`~._kfac.pack`); the products run in its dtype.
+    """
+    out = np.empty(g.shape[0])
+    _propose(g, inv, sizes, _offsets(sizes, False), out)
+    return out
+
+
+@kernel
+def kfac_iteration(w, U, r, X, Y, sizes, activation, loss, lam, damping, stats, rows, inv):
+    """One K-FAC iteration's compiled work: ``(f, g, Q, As, Gs)``, ``U[0]`` the proposal.
+
+    One forward pass serves the loss and gradient (:func:`kfac_fg_stats`,
+    factors of the first ``stats`` rows), the proposal ``U[0] <-``
+    :func:`kfac_proposal` of the gradient with the packed inverses ``inv``,
+    and the Gram matrix ``Q`` (:func:`kfac_quadratic`) of ``U[:r]`` (the
+    proposal and the previous update) on the first ``rows`` rows.
+    """
+    offs = _offsets(sizes, False)
+    O, Hin, Hact, Zh, Sd, Ms = _forward(w, X, sizes, activation, 0.0, False, offs)
+    n = O.shape[0]
+    m = min(max(stats, 0), n)
+    As, Gs = _factor_stats(w, O, Hin, Hact, sizes, activation, loss, offs, m)
+    mq = min(max(rows, 1), n)
+    Oq = O[:mq].copy()  # the logits, before the loss overwrites O
+    f, g = _loss_grad(w, O, Y, Hin, Hact, Zh, Sd, Ms, sizes, activation, loss, lam, offs)
+    _propose(g, inv, sizes, offs, U[0])
+    Q = _gram(w, U, r, Oq, Hin, Hact, sizes, activation, loss, offs, lam, damping)
+    return f, g, Q, As, Gs
 
 
 @kernel
@@ -132,4 +298,10 @@ def layer_inputs(w, X, sizes, activation):
     return _forward(w, X, sizes, activation, 0.0, False, offs)[1]
 
 
-__all__ = ["kfac_fg_stats", "layer_inputs"]
+__all__ = [
+    "kfac_fg_stats",
+    "kfac_iteration",
+    "kfac_proposal",
+    "kfac_quadratic",
+    "layer_inputs",
+]
