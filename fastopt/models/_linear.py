@@ -136,14 +136,15 @@ class _LinearModel(BaseEstimator):
         args = (X, Y, float(lam), bool(fit_intercept),
                 float(s), bool(penalize_b), int(loss))  # fmt: skip
         defaults = dict(LINEAR_LBFGS) if method == "lbfgs" else {}
-        fg, gn, gn_diag = lk.linear_fg, lk.linear_gn, lk.linear_gn_diag
+        # fg: the kernel of this loss only (compiles a third of linear_fg's code)
+        fg, gn, gn_diag = lk.fg_kernel(loss, K), lk.linear_gn, lk.linear_gn_diag
         mu = None
         # full batch only: the minibatch drivers slice every array in args
         full_batch = resolve_batch_size(self.batch_size, method, n) is None
         if fit_intercept and method in CENTERED_METHODS and full_batch:
             mu = column_means(X)
             args = (*args, mu)
-            fg, gn, gn_diag = lk.centered_fg, lk.centered_gn, lk.centered_gn_diag
+            fg, gn, gn_diag = lk.fg_kernel(loss, K, True), lk.centered_gn, lk.centered_gn_diag
             # |g_W| <= |g_U| + |mu|/s |g_b| <= (1 + |mu|_inf / s) |g_u|_inf: this
             # gtol in centred coordinates keeps ``tol`` scikit-learn's test
             # on the gradient in the model's own parameters
