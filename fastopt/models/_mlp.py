@@ -181,8 +181,10 @@ class _BaseMLP(BaseEstimator):
         if monitor.batch_size is not None:
             self.loss_curve_ = list(monitor.curve)
         self.bn_mean_, self.bn_var_ = mk.mlp_batch_stats(w, X, sizes, act, bn)
-        # the loss without dropout, batch statistics of all of X (= bn_mean_, bn_var_)
-        self.loss_ = float(mk.mlp_loss(w, X, args[1], sizes, act, loss, alpha / n, 0.0, bn))
+        # the loss without dropout, batch statistics of all of X (= bn_mean_, bn_var_),
+        # by the fg kernel the fit compiled: mlp_loss would compile a second
+        # forward pass (2.5 s in a cold process) for this one value
+        self.loss_ = float(mk.mlp_fg(w, X, args[1], sizes, act, loss, alpha / n, 0.0, bn)[0])
         self._unpack(w, sizes, bn)
         return self
 
