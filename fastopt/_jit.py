@@ -19,6 +19,7 @@ rely on NaN checks.
 import hashlib
 import inspect
 import os
+import types
 import warnings
 
 import numba
@@ -83,6 +84,23 @@ def scalar(fn):
 def user_loop(fn):
     """Compile ``fn``, a loop that calls user functions, for this process only."""
     return numba.njit(**USER)(fn)
+
+
+def specialised(fn, suffix, options, **constants):
+    """``fn`` compiled with some of its globals bound to ``constants``, under its own name.
+
+    A kernel with a switch argument (a loss, an activation) compiles every
+    case; bound to a global constant, the case is known at compile time
+    (numba prunes a branch on two global constants before compiling, LLVM
+    folds the rest), so a call compiles the code it runs only.  The name
+    ``<fn>_<suffix>`` gives each variant its own cache file: numba keys its
+    cache by the function's name and freezes globals at compile time.
+    """
+    namespace = dict(fn.__globals__, **constants)
+    out = types.FunctionType(fn.__code__, namespace, fn.__name__, fn.__defaults__)
+    out.__qualname__ = f"{fn.__qualname__}_{suffix}"
+    out.__doc__ = fn.__doc__
+    return numba.njit(**options)(out)
 
 
 #: extra source stamps of the cached bound loops, by the loop's qualname

@@ -94,6 +94,9 @@ def _models():
 def _quiet_fit(est, X, y):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # tiny fits: convergence is not the point
+        # twice: a process's first fit of a kind runs the solver's Python
+        # driver on the kernels, the next the compiled loop (models._base.driven_fg)
+        est.fit(X, y)
         est.fit(X, y)
 
 

@@ -97,6 +97,28 @@ def test_cold_minimize_first_order_compiles_step_and_checks(tmp_path):
     )
 
 
+def test_cold_logistic_regression_compiles_its_loss_only(tmp_path):
+    compiled = compiled_by(
+        """
+        import numpy as np
+        from fastopt.models import LogisticRegression
+        rng = np.random.default_rng(0)
+        X = rng.standard_normal((40, 3))
+        LogisticRegression().fit(X, np.arange(40) % 3)
+        """,
+        tmp_path,
+    )
+    ours = [q for q in compiled if q.startswith("fastopt.")]
+    # no fastopt function compiled twice (a second signature: another layout,
+    # integer width or literal type of the same arguments)
+    assert len(ours) == len(set(ours)), sorted(ours)
+    linear = {q.rsplit(".", 1)[1] for q in ours if q.startswith("fastopt.models._linear_kernels.")}
+    # the softmax loss alone, in centred coordinates: no kernel of all
+    # losses (linear_fg), no other loss, no curvature kernel
+    assert linear == {"_centered_fg_of_loss_softmax", "_exp_nonpositive", "from_centered",
+                      "_grad_to_centered"}  # fmt: skip
+
+
 def test_precompile_fills_the_cache(tmp_path):
     # ``python -m fastopt precompile adam``, then a new process compiles nothing
     env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "numba-cache"))

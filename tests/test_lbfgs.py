@@ -842,3 +842,26 @@ def test_other_solvers_name_lbfgs_for_bounds(method):
                        "use method='lbfgs'"):  # fmt: skip
         fastopt.minimize(rosen_fg, np.array(ROSEN_X0), jac=True, method=method,
                          bounds=[(-2, 2), (-2, 2)])  # fmt: skip
+
+
+@numba.njit(error_model="numpy")
+def _dcstep_compiled(stx, fx, dx, sty, fy, dy, stp, fp, dp, brackt, stpmin, stpmax):
+    return lbfgs._dcstep(stx, fx, dx, sty, fy, dy, stp, fp, dp, brackt, stpmin, stpmax)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        (0.0, 1.0, -1.0, 0.0, 1.0, -1.0, 0.5, 0.8, -0.2, False, 0.0, 10.0),  # case 3
+        (0.0, 1.0, -1.0, 2.0, 3.0, 2.0, 1.0, 2.0, 1.0, True, 0.0, 2.0),  # case 1
+        (1.0, 2.0, -1.0, 3.0, 4.0, 1.0, 1.0, 3.0, 0.5, False, 0.0, 10.0),  # stp == stx: x/0
+        (1.0, 2.0, 0.0, 3.0, 4.0, 0.0, 2.0, 2.0, 0.0, True, 0.0, 10.0),  # s == 0: 0/0
+    ],
+)
+def test_line_search_python_steps_equal_compiled(args):
+    """The line search runs as Python in the Python loop and compiled in the
+    compiled loop: the same values, bit for bit, a division by zero included
+    (inf/NaN as compiled, not ZeroDivisionError)."""
+    py = np.array(lbfgs._dcstep(*args), dtype=float)
+    compiled = np.array(_dcstep_compiled(*args), dtype=float)
+    np.testing.assert_array_equal(py, compiled)

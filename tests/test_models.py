@@ -766,3 +766,27 @@ def test_verbose_progress_bar(capsys, breast_cancer):
 def test_import_fastopt_does_not_import_sklearn():
     code = "import sys, fastopt; assert 'sklearn' not in sys.modules, 'sklearn imported'"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_first_fit_runs_the_python_driver_then_the_compiled_loop(monkeypatch):
+    """A process's first fit of a kind runs lbfgs's Python driver (nothing
+    compiled for the objective), the next the compiled loop: same result, bit for bit."""
+    from fastopt.models import _base
+    from fastopt.solvers import lbfgs
+
+    modes = []
+    select = lbfgs._LOOP.select
+
+    def spy(compiled, *fns):
+        modes.append(compiled)
+        return select(compiled, *fns)
+
+    monkeypatch.setattr(lbfgs._LOOP, "select", spy)
+    monkeypatch.setattr(_base, "_FITTED", set())
+    X, y = load_iris(return_X_y=True)
+    first = LogisticRegression(C=10.0).fit(X, y)
+    second = LogisticRegression(C=10.0).fit(X, y)
+    assert modes == [False, True]
+    np.testing.assert_array_equal(first.coef_, second.coef_)
+    np.testing.assert_array_equal(first.intercept_, second.intercept_)
+    assert (first.n_iter_, first.result_.nfev) == (second.n_iter_, second.result_.nfev)

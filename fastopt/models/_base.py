@@ -182,6 +182,42 @@ class Monitor:
             self._bar.close()
 
 
+#: ``(fg, method, minibatch)`` of the fits run in this process (see :func:`driven_fg`)
+_FITTED = set()
+#: a first fit of more solver steps than this runs compiled at once: at about
+#: 25-40 us of Python per step the Python driver would then cost about as
+#: much as compiling the loop (2-4 s)
+PYTHON_DRIVER_STEPS = 20_000
+
+
+def driven_fg(fg, method, minibatch, steps=0):
+    """``fg`` as the first fit of its kind in this process gives it to :func:`minimize`.
+
+    An ``@njit`` ``fg`` makes the solver compile its whole loop with ``fg``
+    built in (a per-objective specialisation, 2-4 s of compiling on a cold
+    cache, cached to disk afterwards); a Python function runs the solver's
+    Python driver on the same compiled kernels (the same iterates: one
+    source, see :mod:`fastopt.solvers._lazy_loop`), which compiles nothing
+    more and costs a few tens of microseconds of Python per iteration.  So
+    the first fit of an ``(fg, method, minibatch)`` in a process runs the
+    Python driver and later ones the compiled loop: a tiered JIT, so a single
+    fit does not wait for a loop it runs once, and repeated fits
+    (cross-validation, benchmarks after a warm-up) run compiled.  A fit of
+    more than :data:`PYTHON_DRIVER_STEPS` solver steps (``steps``: the
+    iteration limit, or epochs times batches) runs compiled from the start.
+    """
+    key = (fg, method, minibatch)
+    if key in _FITTED or steps > PYTHON_DRIVER_STEPS:
+        _FITTED.add(key)
+        return fg
+    _FITTED.add(key)
+
+    def python_fg(w, *args):
+        return fg(w, *args)
+
+    return python_fg
+
+
 def fit_parameters(est, method, fg, w0, args, gn, gn_diag, n_samples, *,
                    record=False, n_iter_no_change=None, scg_exact=True,
                    defaults=None, check_args=None, full_batch=False):  # fmt: skip
@@ -270,7 +306,9 @@ def fit_parameters(est, method, fg, w0, args, gn, gn_diag, n_samples, *,
     # only pay it when something needs it.
     need_cb = est.verbose or (batch_size is not None and (record or early is not None))
     try:
-        res = minimize(fg, w0, args=args, method=method, jac=True, hessp=hessp,
+        steps = total if batch_size is None else total * -(-n_samples // batch_size)
+        res = minimize(driven_fg(fg, method, batch_size is not None, steps), w0, args=args,
+                       method=method, jac=True, hessp=hessp,
                        options=options, callback=monitor if need_cb else None)  # fmt: skip
     finally:
         monitor.close()

@@ -97,13 +97,19 @@ class _LinearModel(BaseEstimator):
         w0 = np.zeros(p * K + (K if fit_intercept else 0))
         tail = (float(lam), fit_intercept, float(s), bool(penalize_b), int(loss))
         defaults = dict(LINEAR_LBFGS) if method == "lbfgs" else {}
-        kernels = (lk.linear_fg, lk.linear_gn, lk.linear_gn_diag)
+        # in memory, the fg kernel of this loss only (compiles a third of
+        # linear_fg's code); the workers of dask data get the module-level
+        # kernels, which pickle by reference
+        per_loss = data.in_memory
+        fg = lk.fg_kernel(loss, K) if per_loss else lk.linear_fg
+        kernels = (fg, lk.linear_gn, lk.linear_gn_diag)
         mu = None
         # full batch only: the minibatch drivers slice every array in args
         if fit_intercept and method in CENTERED_METHODS and data.batch_size(self, method) is None:
             mu = data.column_means()
             tail = (*tail, mu)
-            kernels = (lk.centered_fg, lk.centered_gn, lk.centered_gn_diag)
+            fg = lk.fg_kernel(loss, K, True) if per_loss else lk.centered_fg
+            kernels = (fg, lk.centered_gn, lk.centered_gn_diag)
             # |g_W| <= |g_U| + |mu|/s |g_b| <= (1 + |mu|_inf / s) |g_u|_inf: this
             # gtol in centred coordinates keeps ``tol`` scikit-learn's test
             # on the gradient in the model's own parameters

@@ -547,6 +547,78 @@ def linear_fg(w, X, Y, lam, fit_intercept, s, penalize_b, loss):
     return _fg_multi(w, X, Y, lam, fit_intercept, s, penalize_b, loss)
 
 
+# --------------------------------------------------------------------------
+# one kernel per loss: what a fit compiles
+# --------------------------------------------------------------------------
+
+#: the loss a kernel of :func:`fg_kernel` is specialised for (rebound per loss;
+#: never read at this value)
+LOSS = -1
+#: the kernels of one output (``Y`` of one column), every loss: see :func:`_fg_of_loss`
+ONE_OUTPUT = -2
+#: loss id -> its name, the suffix of its kernels' names
+LOSS_NAMES = {SQUARED: "squared", LOGISTIC: "logistic", SOFTMAX: "softmax",
+              SQUARED_HINGE: "squared_hinge", ONE_OUTPUT: "one_output"}  # fmt: skip
+
+
+def _fg_of_loss(w, X, Y, lam, fit_intercept, s, penalize_b, loss):
+    """:func:`linear_fg` for the loss ``LOSS`` (a global, a constant when compiled).
+
+    numba prunes the branches of the other losses before it compiles (a test
+    of two global constants), and LLVM folds ``LOSS`` through the shared
+    helpers: a fit compiles its own loss only, about a third of the code of
+    :func:`linear_fg` with every loss in it.  ``loss`` (the same id, in
+    ``args``) is not read.
+    """
+    if LOSS == SOFTMAX:
+        return _fg_softmax(w, X, Y, lam, fit_intercept, s, penalize_b)
+    if LOSS == ONE_OUTPUT:
+        # the fused one-output loop with the loss read at run time, as in
+        # linear_fg: with a constant loss LLVM vectorises its sums otherwise
+        # under "reassoc" (other bits; an L-BFGS run then ends elsewhere)
+        return _fg_one(w, X, Y, lam, fit_intercept, s, penalize_b, loss)
+    return _fg_multi(w, X, Y, lam, fit_intercept, s, penalize_b, LOSS)
+
+
+def _centered_fg_of_loss(u, X, Y, lam, fit_intercept, s, penalize_b, loss, mu):
+    """:func:`centered_fg` for the loss ``LOSS`` (see :func:`_fg_of_loss`)."""
+    f, g = _fg_of_loss(from_centered(u, mu, s), X, Y, lam, fit_intercept, s, penalize_b, loss)
+    return f, _grad_to_centered(g, mu, s)
+
+
+def _specialise(fn, loss, options):
+    """``fn`` compiled for ``loss`` (see :func:`fastopt._jit.specialised`)."""
+    return _jit.specialised(fn, LOSS_NAMES[loss], options, LOSS=loss)
+
+
+_PER_LOSS = {}
+
+
+def fg_kernel(loss, n_outputs, centered=False):
+    """The cached ``fg`` kernel of ``loss`` alone (:func:`linear_fg`'s values, bit for bit).
+
+    ``n_outputs``: the columns of ``Y`` (one: the one-output kernel of every
+    loss, which must then get ``Y`` of one column); ``centered``:
+    :func:`centered_fg`'s.  Built on first use: a fit compiles the code of
+    its case only (:func:`linear_fg` compiles all of them).
+    """
+    if n_outputs == 1 and loss in LOSS_NAMES:
+        loss = ONE_OUTPUT
+    key = (loss, centered)
+    if key not in _PER_LOSS:
+        if loss not in LOSS_NAMES:
+            raise ValueError(f"unknown loss id {loss!r}")
+        if centered:
+            # the loss's source inlined: one kernel to compile, not the fg
+            # kernel and then a caller that links and re-optimises its code
+            inner = _specialise(_fg_of_loss, loss, _INLINE)
+            _PER_LOSS[key] = _jit.specialised(_centered_fg_of_loss, LOSS_NAMES[loss], _KERNEL,
+                                              LOSS=loss, _fg_of_loss=inner)  # fmt: skip
+        else:
+            _PER_LOSS[key] = _specialise(_fg_of_loss, loss, _KERNEL)
+    return _PER_LOSS[key]
+
+
 @_kernel
 def linear_gn(w, v, X, Y, lam, fit_intercept, s, penalize_b, loss):
     r"""Exact Gauss-Newton product :math:`Gv`, the penalty included.
@@ -629,12 +701,13 @@ def _grad_to_centered(g, mu, s):
     return g
 
 
-@_kernel
 def grad_from_centered(g, mu, s):
     r"""The gradient in ``w`` from the gradient in centred coordinates.
 
     :math:`g_W = g_U + \mu\, g_b^T / s`, :math:`g_b = g_{c'}`: the map of
-    :func:`_grad_to_centered` with ``-mu`` (the same bits as adding).
+    :func:`_grad_to_centered` with ``-mu`` (the same bits as adding).  Plain
+    Python around that kernel (a fit has compiled it): a kernel of its own
+    was 0.2 s of compiling in a cold process, for one call per fit.
     """
     return _grad_to_centered(g.copy(), -mu, s)
 

@@ -92,6 +92,15 @@ def glorot_init(sizes, activation, batch_norm, rng):
     return np.concatenate(parts)
 
 
+def _loss_value(w, X, Y, *tail):
+    """The loss of ``mk.mlp_fg``, the kernel the fit compiled.
+
+    ``mk.mlp_loss`` would compile a second forward pass (2.5 s in a cold
+    process) for this one value.  Module level: dask ships it to the workers.
+    """
+    return mk.mlp_fg(w, X, Y, *tail)[0]
+
+
 class _BaseMLP(BaseEstimator):
     def __init__(self, hidden_layer_sizes=(100,), activation="relu", *, solver=DEFAULT_SOLVER,
                  alpha=1e-4, batch_size="auto", max_iter=200, tol=1e-4, n_iter_no_change=10,
@@ -185,7 +194,7 @@ class _BaseMLP(BaseEstimator):
         X_stats = data.X if bn else np.zeros((1, p))
         self.bn_mean_, self.bn_var_ = mk.mlp_batch_stats(w, X_stats, sizes, act, bn)
         # the loss without dropout, batch statistics of all of X (= bn_mean_, bn_var_)
-        self.loss_ = data.value(mk.mlp_loss, w, (sizes, act, loss, alpha / n, 0.0, bn))
+        self.loss_ = data.value(_loss_value, w, (sizes, act, loss, alpha / n, 0.0, bn))
         self._unpack(w, sizes, bn)
         return self
 

@@ -211,6 +211,18 @@ def _forward(w, X, sizes, activation, dropout, batch_norm, offs):
 
 
 @_inline
+def _ravel_into(out, o, A):
+    """``out[o : o + A.size] = A.ravel()`` for a C-ordered ``A``.
+
+    A loop: numba's slice assignment compiles its shape-mismatch message
+    (string formatting, about 1.5 s in every process that compiles a kernel).
+    """
+    flat = A.ravel()
+    for j in range(flat.shape[0]):
+        out[o + j] = flat[j]
+
+
+@_inline
 def _colsum_into(out, o, D):
     for j in range(D.shape[1]):
         acc = 0.0
@@ -226,7 +238,7 @@ def _backward(w, g, dO, Hin, Hact, Zh, Sd, Ms, sizes, activation, dropout, batch
     last = nl - 1
     GW = np.dot(Hin[last].T, dO)
     o = offs[last, 0]
-    g[o : o + GW.size] = GW.ravel()
+    _ravel_into(g, o, GW)
     _colsum_into(g, offs[last, 1], dO)
     dH = np.dot(dO, _weights(w, sizes, offs, last).T)
     for l in range(nl - 2, -1, -1):
@@ -264,7 +276,7 @@ def _backward(w, g, dO, Hin, Hact, Zh, Sd, Ms, sizes, activation, dropout, batch
             _colsum_into(g, offs[l, 1], dA)
         GW = np.dot(Hin[l].T, dA)
         o = offs[l, 0]
-        g[o : o + GW.size] = GW.ravel()
+        _ravel_into(g, o, GW)
         if l > 0:
             dH = np.dot(dA, _weights(w, sizes, offs, l).T)
 
@@ -493,7 +505,7 @@ def mlp_gn_diag(w, X, Y, sizes, activation, loss, lam, dropout, batch_norm):
         H2 = Hin[l] ** 2
         DW = np.dot(H2.T, D)
         o = offs[l, 0]
-        out[o : o + DW.size] = DW.ravel()
+        _ravel_into(out, o, DW)
     for l in range(nl):
         o = offs[l, 0]
         for j in range(o, o + sizes[l] * sizes[l + 1]):
@@ -501,23 +513,28 @@ def mlp_gn_diag(w, X, Y, sizes, activation, loss, lam, dropout, batch_norm):
     return out
 
 
-@_kernel
 def mlp_batch_stats(w, X, sizes, activation, batch_norm):
     """Population statistics of every batch-normalised layer over ``X``.
 
     A forward pass without dropout with the statistics of all of ``X`` (the
     full-batch training-mode network); returns ``(mean, var)``, each
-    ``(L, max width)`` with row ``l`` the statistics of hidden layer ``l``.
+    ``(L, max width)`` with row ``l`` the statistics of hidden layer ``l``
+    (zeros and ones without batch normalisation: then nothing compiles).
     """
-    offs = _offsets(sizes, batch_norm)
     nl = len(sizes) - 1
-    width = 1
-    for l in range(1, nl):
-        width = max(width, sizes[l])
+    width = max([1, *sizes[1:nl]])
     means = np.zeros((max(nl - 1, 1), width))
     vars_ = np.ones((max(nl - 1, 1), width))
-    if not batch_norm:
-        return means, vars_
+    if batch_norm:
+        _batch_stats_into(w, X, sizes, activation, batch_norm, means, vars_)
+    return means, vars_
+
+
+@_kernel
+def _batch_stats_into(w, X, sizes, activation, batch_norm, means, vars_):
+    """Fill rows ``l`` of ``means``, ``vars_`` with the statistics of :func:`mlp_batch_stats`."""
+    offs = _offsets(sizes, batch_norm)
+    nl = len(sizes) - 1
     _, Hin, Hact, Zh, Sd, Ms = _forward(w, X, sizes, activation, 0.0, batch_norm, offs)
     for l in range(nl - 1):
         Z = np.dot(Hin[l], _weights(w, sizes, offs, l))
@@ -532,7 +549,6 @@ def mlp_batch_stats(w, X, sizes, activation, batch_norm):
                 var += (Z[i, j] - mu) ** 2
             means[l, j] = mu
             vars_[l, j] = var / n
-    return means, vars_
 
 
 @_kernel

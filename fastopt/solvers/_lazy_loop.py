@@ -15,6 +15,7 @@ import inspect
 import types
 from typing import NamedTuple
 
+import numpy as np
 from numba.core.registry import CPUDispatcher
 from numba.extending import overload
 
@@ -23,7 +24,7 @@ from .._user import GLUE_CACHE_SIZE, BoundedCache
 from ._vectors import dot_compiled
 
 
-def dual(fn):
+def dual(fn, python=None):
     """Make the plain Python function ``fn`` callable from nopython code too.
 
     The function is registered as its own numba ``overload``: Python calls
@@ -35,10 +36,36 @@ def dual(fn):
     numba resolves that test on an argument at compile time and drops the
     dead branch, so an absent ``hessp`` needs neither a flag nor a stand-in
     function, and each case compiles only its own code.
+
+    ``python``: what a Python call runs instead of ``fn`` (a wrapper of it,
+    see :func:`ieee_division`); it is the function returned and registered.
     """
+    python = fn if python is None else python
     typer = functools.wraps(fn)(lambda *args, **kws: fn)
-    overload(fn, jit_options={"error_model": _jit.USER["error_model"]})(typer)
-    return fn
+    overload(python, jit_options={"error_model": _jit.USER["error_model"]})(typer)
+    return python
+
+
+def ieee_division(fn):
+    """:func:`dual` ``fn`` whose Python calls divide by zero as its compiled code does.
+
+    Compiled with numba's ``error_model="numpy"``, ``x / 0.0`` is ``inf`` or
+    NaN; in Python it raises ZeroDivisionError.  On that error the call is
+    repeated with its float arguments as NumPy float64 scalars, whose
+    arithmetic is the same IEEE arithmetic with NumPy's division (warnings
+    silenced), so both paths return the same values.  ``fn`` must not
+    modify its arguments (the call is repeated).
+    """
+
+    @functools.wraps(fn)
+    def python(*args):
+        try:
+            return fn(*args)
+        except ZeroDivisionError:
+            with np.errstate(all="ignore"):
+                return fn(*[np.float64(a) if type(a) is float else a for a in args])
+
+    return dual(fn, python)
 
 
 def is_jitted(fn):
