@@ -139,7 +139,10 @@ def minimize(fun, x0, args=(), method=None, jac=None, hess=None, hessp=None,
              and type(x0) is np.ndarray and type(args) is tuple)  # fmt: skip
     if plain:
         key = _plan_key(fun, x0, args, method, jac, tol, constraints, options)
-        plan = _PLANS.get(key) if key is not None else None
+        try:
+            plan = _PLANS.get(key) if key is not None else None
+        except TypeError:  # an unhashable option value or argument type: never cached
+            plan = key = None
         if plan is not None:
             res = plan(x0, args)
             if res is not None:
@@ -352,12 +355,8 @@ def _plan_key(fun, x0, args, method, jac, tol, constraints, options):
         sig = ()
     if type(constraints) is not tuple or constraints:
         return None
-    key = (fun, jac, method, tol, type(tol), x0.shape, x0.dtype, sig, opts)
-    try:
-        hash(key)
-    except TypeError:  # an unhashable option value or argument type
-        return None
-    return key
+    # (hashed by the lookup: an unhashable option value is a TypeError there)
+    return (fun, jac, method, tol, type(tol), x0.shape, x0.dtype, sig, opts)
 
 
 class _Plan:

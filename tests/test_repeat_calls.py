@@ -103,6 +103,11 @@ def test_repeated_call_warns_every_time():
         with pytest.warns(Warning, match="Unknown solver options"):
             fastopt.minimize(rosen_fg, x0, jac=True, method="adam",
                              options={"maxiter": 1, "no_such_option": 1})  # fmt: skip
+    # an unhashable option value: validated every time too
+    for _ in range(2):
+        with pytest.warns(Warning, match="Unknown solver options"):
+            fastopt.minimize(rosen_fg, x0, jac=True, method="adam",
+                             options={"maxiter": 1, "no_such_option": [1]})  # fmt: skip
     # a warning on every call: no plan for such a call
     assert not [k for k in plans_of(rosen_fg) if ("no_such_option", 1) in k[-1]]
 
