@@ -386,12 +386,14 @@ class _Plan:
 
     def __call__(self, x0, args):
         x = x0.astype(self.dtype)  # a private copy, as as_x0 makes
+        if self.lean is not None:
+            out = self.lean(x, args)
+            # no evaluation: x0 is not finite (the slow path says which element)
+            return _make_result(*out) if out[5] else None
         # finite only if every element is (or on overflow: the slow path
         # then checks properly and says which element is not finite)
         if not math.isfinite(x.dot(x)):
             return None
-        if self.lean is not None:
-            return _make_result(*self.lean(x, args))
         # the validated fields as they are (Objective.__init__ would check
         # and derive them again: a third of the cost of a short run)
         obj = object.__new__(Objective)

@@ -56,13 +56,18 @@ def deterministic_loop(
 
     With ``nfev == 0`` nothing is known at ``x`` yet: the loop evaluates
     there first (``f``, ``gnorm`` are then ignored), in compiled code (a
-    repeated ``minimize`` call, whose fixed cost this keeps small).
+    repeated ``minimize`` call, whose fixed cost this keeps small); an ``x``
+    that is not finite returns NONFINITE_X with ``nfev`` still 0, evaluating
+    nothing (the caller's validation says which element).
 
     Returns ``(status, t, gnorm, f, f_prev, nfev)``; ``status`` is
     ``RUNNING`` when ``nsteps`` were taken without meeting a stop test.
     """
     status = RUNNING
     if nfev == 0:
+        bad = finite_x(x)
+        if bad != 0:
+            return bad, t, gnorm, f, f_prev, nfev
         f, g = fg(x, *args)
         nfev = 1
         bad, gnorm = accept(x, f, g, x_good, g_good)
