@@ -350,14 +350,23 @@ def fit_parameters(est, method, fg, w0, args, gn, gn_diag, n_samples, *,
         # whatever the gradient, so test the full-data gradient (the
         # full-batch methods' gtol test) instead of reporting success blindly
         _, g = fg(res.x, *(args if check_args is None else check_args))
-        gnorm = float(np.max(np.abs(g))) if len(g) else 0.0
-        if not gnorm <= est.tol:
-            warnings.warn(
-                f"{type(est).__name__}: solver {method!r} did not converge in "
-                f"max_iter={est.max_iter} epochs: the gradient inf-norm at the result is "
-                f"{gnorm:.3g} > tol={est.tol}. Increase max_iter, tune the learning rate "
-                "(solver_options), loosen tol or scale the features.",
-                ConvergenceWarning,
-                stacklevel=3,
-            )
+        warn_if_gradient_above_tol(est, method, g, stacklevel=4)
     return res, monitor, n_iter
+
+
+def warn_if_gradient_above_tol(est, method, g, stacklevel):
+    """ConvergenceWarning when a minibatch run's full-data gradient ``g`` is above ``est.tol``.
+
+    A minibatch run without early stopping ends on its epoch budget whatever
+    the gradient: this is the full-batch methods' gtol test, at the result.
+    """
+    gnorm = float(np.max(np.abs(g))) if len(g) else 0.0
+    if not gnorm <= est.tol:
+        warnings.warn(
+            f"{type(est).__name__}: solver {method!r} did not converge in "
+            f"max_iter={est.max_iter} epochs: the gradient inf-norm at the result is "
+            f"{gnorm:.3g} > tol={est.tol}. Increase max_iter, tune the learning rate "
+            "(solver_options), loosen tol or scale the features.",
+            ConvergenceWarning,
+            stacklevel=stacklevel,
+        )

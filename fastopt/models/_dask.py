@@ -228,7 +228,7 @@ def _minibatch(est, method, fg, w0, chunks, tail, batch, n_iter_no_change):
     from sklearn.exceptions import ConvergenceWarning
 
     from ..distributed import minimize
-    from ._base import Monitor, seed_from
+    from ._base import Monitor, seed_from, warn_if_gradient_above_tol
 
     options = {"batch_size": int(batch), "epochs": int(est.max_iter),
                "seed": seed_from(est.random_state)}  # fmt: skip
@@ -259,6 +259,10 @@ def _minibatch(est, method, fg, w0, chunks, tail, batch, n_iter_no_change):
             ConvergenceWarning,
             stacklevel=4,
         )
+    elif res.status == EPOCHS:
+        # all epochs run without early stopping: the in-memory fit's test of
+        # the full-data gradient at the result (res.jac, reduced over chunks)
+        warn_if_gradient_above_tol(est, method, res.jac, stacklevel=5)
     return res, monitor
 
 
