@@ -135,10 +135,10 @@ def minimize(fun, x0, args=(), method=None, jac=None, hess=None, hessp=None,
     # a call that repeats a validated one (same @njit functions, method,
     # options, x0 shape and dtype, argument types) skips the validation: the
     # fixed cost of a call, issue 11 (see _Plan; device calls make none)
-    plain = (callback is None and bounds is None and hess is None and hessp is None
+    plain = (callback is None and hess is None and hessp is None
              and type(x0) is np.ndarray and type(args) is tuple)  # fmt: skip
     if plain:
-        key = _plan_key(fun, x0, args, method, jac, tol, constraints, options)
+        key = _plan_key(fun, x0, args, method, jac, tol, constraints, options, bounds)
         try:
             plan = _PLANS.get(key) if key is not None else None
         except TypeError:  # an unhashable option value or argument type: never cached
@@ -333,14 +333,16 @@ def _result(out, obj, counter, validated):
 _PLANS = BoundedCache(GLUE_CACHE_SIZE)
 
 
-def _plan_key(fun, x0, args, method, jac, tol, constraints, options):
+def _plan_key(fun, x0, args, method, jac, tol, constraints, options, bounds):
     """What makes a call repeat a validated one, or None (never cached).
 
     Everything validation looked at: the functions, method, ``tol`` and the
     options (by value and type: ``maxiter=True`` is not ``maxiter=1``), the
     shape and dtype of ``x0`` and the types of ``args`` (numba types arrays by
     dtype and dimension; a shape in ``args`` may change what ``fun`` returns).
-    ``x0``'s values are checked by the plan itself.
+    ``x0``'s values are checked by the plan itself.  ``bounds`` take part as
+    a sequence of pairs (by value: the pairs must be hashable, tuples);
+    a :class:`scipy.optimize.Bounds` is validated every time.
     """
     if options is None:
         opts = ()
@@ -355,8 +357,12 @@ def _plan_key(fun, x0, args, method, jac, tol, constraints, options):
         sig = ()
     if type(constraints) is not tuple or constraints:
         return None
+    if bounds is not None:
+        if type(bounds) not in (list, tuple):
+            return None
+        bounds = tuple(bounds)
     # (hashed by the lookup: an unhashable option value is a TypeError there)
-    return (fun, jac, method, tol, type(tol), x0.shape, x0.dtype, sig, opts)
+    return (fun, jac, method, tol, type(tol), x0.shape, x0.dtype, sig, opts, bounds)
 
 
 class _Plan:
@@ -373,7 +379,7 @@ class _Plan:
     evaluates there itself), so ``nfev`` counts the same calls.
     """
 
-    __slots__ = ("run", "method_opts", "fields", "dtype", "lean")
+    __slots__ = ("run", "method_opts", "fields", "dtype", "lean", "lb", "ub")
 
     def __init__(self, entry, method_opts, obj):
         self.run = entry.run
@@ -383,9 +389,12 @@ class _Plan:
         # the validated Objective's fields but the per-call ones
         self.fields = {k: v for k, v in vars(obj).items() if k not in ("x0", "args", "first")}
         self.dtype = obj.x0.dtype
+        self.lb, self.ub = obj.lb, obj.ub
 
     def __call__(self, x0, args):
         x = x0.astype(self.dtype)  # a private copy, as as_x0 makes
+        if self.lb is not None:
+            np.clip(x, self.lb, self.ub, out=x)  # as as_bounds does (NaN stays NaN)
         if self.lean is not None:
             out = self.lean(x, args)
             # no evaluation: x0 is not finite (the slow path says which element)

@@ -12,6 +12,7 @@ import warnings
 import numba
 import numpy as np
 import pytest
+import scipy.optimize
 from objectives import quad_fg, rosen_fg
 
 import fastopt
@@ -109,19 +110,49 @@ def test_repeated_call_warns_every_time():
             fastopt.minimize(rosen_fg, x0, jac=True, method="adam",
                              options={"maxiter": 1, "no_such_option": [1]})  # fmt: skip
     # a warning on every call: no plan for such a call
-    assert not [k for k in plans_of(rosen_fg) if ("no_such_option", 1) in k[-1]]
+    assert not [k for k in plans_of(rosen_fg) if ("no_such_option", 1) in k[-2]]
 
 
-def test_no_plan_for_python_functions_callbacks_or_bounds():
+def test_no_plan_for_python_functions_callbacks_or_bounds_objects():
     x0 = np.array([-1.2, 1.0])
     _minimize._PLANS.clear()
     fastopt.minimize(lambda x: (float(x @ x), 2 * x), x0, jac=True, method="adam",
                      options={"maxiter": 2})  # fmt: skip
     fastopt.minimize(rosen_fg, x0, jac=True, method="adam", callback=lambda x: None,
                      options={"maxiter": 2})  # fmt: skip
-    fastopt.minimize(rosen_fg, x0, jac=True, method="lbfgs", bounds=[(-2, 2), (-2, 2)],
+    fastopt.minimize(rosen_fg, x0, jac=True, method="lbfgs", options={"maxiter": 2},
+                     bounds=scipy.optimize.Bounds([-2, -2], [2, 2]))  # fmt: skip
+    fastopt.minimize(rosen_fg, x0, jac=True, method="lbfgs", bounds=[[-2, 2], [-2, 2]],
                      options={"maxiter": 2})  # fmt: skip
     assert not _minimize._PLANS
+
+
+@pytest.mark.parametrize("method", ["lbfgs", "adam"])
+def test_repeated_call_with_bounds(method):
+    opts = {"maxiter": 200, "learning_rate": 0.01}
+    for bounds, x0 in [([(-2, 0.5), (-2, 0.2)], [0.0, 0.0]), ([(-2, 0.5), (-2, 0.2)], [3.0, -5.0]),
+                       ([(-2, 2), (-2, 2)], [0.0, 0.0])]:  # fmt: skip
+        x0 = np.array(x0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # lbfgs: learning_rate is unknown
+            runs = [fastopt.minimize(rosen_fg, x0, jac=True, method=method, bounds=bounds,
+                                     options=opts) for _ in range(3)]  # fmt: skip
+        lb, ub = np.array(bounds, dtype=float).T
+        for r in runs:
+            assert np.all((r.x >= lb) & (r.x <= ub))
+        same(runs[0], runs[1], counts=False)
+        same(runs[1], runs[2])
+        np.testing.assert_array_equal(x0, runs[0].x * 0 + x0)  # the caller's x0 untouched
+    # the plan of the first box does not answer for the second
+    b1 = fastopt.minimize(rosen_fg, np.zeros(2), jac=True, method="lbfgs",
+                          bounds=[(-2, 0.5), (-2, 0.2)])  # fmt: skip
+    b2 = fastopt.minimize(rosen_fg, np.zeros(2), jac=True, method="lbfgs",
+                          bounds=[(-2, 2), (-2, 2)])  # fmt: skip
+    assert b1.x[0] <= 0.5 and abs(b2.x[0] - 1.0) < 1e-4
+    # a NaN x0 is still validated (clipping keeps the NaN)
+    with pytest.raises(ValueError, match=r"x0\[0\]"):
+        fastopt.minimize(rosen_fg, np.array([np.nan, 0.0]), jac=True, method="lbfgs",
+                         bounds=[(-2, 0.5), (-2, 0.2)])  # fmt: skip
 
 
 def test_repeated_call_keeps_last_good_iterate_on_nan():
