@@ -342,12 +342,13 @@ def ada_step(
         # np.uint64(): from Python the kernel returns an int, which the next
         # call would type as int64 (signed shifts: another stream).
         zstate = np.uint64(draw(zstate, z, equilibration))
+        # (hessp, not a literal None: the loop builds its functions into the
+        # callee, which a literal would defeat, and the loop would not cache)
+        hz = curvature_product(hessp, grad, x, z, g, bargs, fd_step)
         if hessp is None:
-            hz = curvature_product(None, grad, x, z, g, bargs, fd_step)
             nfev += gfev
             njev += 1
         else:
-            hz = curvature_product(hessp, grad, x, z, g, bargs, fd_step)
             nhev += 1
         if not curvature_sample(z, hz, equilibration, d):
             # x itself has finite f and g: it stays.
