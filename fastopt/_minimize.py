@@ -16,7 +16,13 @@ import numpy as np
 from . import _device, _progress, _status
 from ._methods import COMMON, FIRST_ORDER_ONLY, get_method
 from ._objective import Objective
-from ._user import GLUE_CACHE_SIZE, BoundedCache, compiled_functions, python_functions
+from ._user import (
+    GLUE_CACHE_SIZE,
+    BoundedCache,
+    compiled_functions,
+    first_values,
+    python_functions,
+)
 from ._validation import (
     NO_LIMIT,
     as_bounds,
@@ -274,7 +280,7 @@ def minimize(fun, x0, args=(), method=None, jac=None, hess=None, hessp=None,
             and x0.dtype in (np.float32, np.float64) and batch_size is None and not common["disp"]
             and not common["return_all"] and common["device"] is None
             and opts.get("schedule") is None and entry.reusable(method_opts)):  # fmt: skip
-        _PLANS[key] = _Plan(entry, method_opts, obj)
+        _PLANS[key] = _Plan(entry, method_opts, obj, fun, jac)
     return res
 
 
@@ -374,14 +380,16 @@ class _Plan:
     first iteration).  A plan holds what validation produced (the method's
     options, the compiled glue around the user's functions) and only copies
     ``x0`` and runs.  The run is the same runner on the same Objective
-    fields, so the iterates are the validated call's; it skips the
-    type-checking evaluation at ``x0`` that the first call made (the runner
-    evaluates there itself), so ``nfev`` counts the same calls.
+    fields, so the iterates are the validated call's.  A first-order method
+    runs its lean runner (``Method.plan_runner``), whose loop evaluates ``x0``
+    itself: its ``nfev`` leaves out the type-checking call at ``x0`` that a
+    first call makes.  The other methods evaluate ``x0`` as a first call does,
+    and count the same calls.
     """
 
-    __slots__ = ("run", "method_opts", "fields", "dtype", "lean", "lb", "ub")
+    __slots__ = ("run", "method_opts", "fields", "dtype", "lean", "lb", "ub", "user")
 
-    def __init__(self, entry, method_opts, obj):
+    def __init__(self, entry, method_opts, obj, fun, jac):
         self.run = entry.run
         self.method_opts = method_opts
         # the method's lean runner for such runs, if it has one
@@ -390,6 +398,7 @@ class _Plan:
         self.fields = {k: v for k, v in vars(obj).items() if k not in ("x0", "args", "first")}
         self.dtype = obj.x0.dtype
         self.lb, self.ub = obj.lb, obj.ub
+        self.user = (fun, jac)  # the user's own @njit functions
 
     def __call__(self, x0, args):
         x = x0.astype(self.dtype)  # a private copy, as as_x0 makes
@@ -408,7 +417,12 @@ class _Plan:
         obj = object.__new__(Objective)
         obj.__dict__.update(self.fields)
         obj.x0, obj.args = x, args
-        return _result(self.run(obj, self.method_opts), obj, None, validated=False)
+        # x0's values as a first call gets them (the user's functions, which
+        # are compiled for these types; the glue may exist only inside a loop
+        # loaded from numba's cache, and calling it from Python would compile
+        # it): the runner reuses them, and the counts are the first call's
+        obj.first = first_values(*self.user, x, args)
+        return _result(self.run(obj, self.method_opts), obj, None, validated=True)
 
 
 class ScipyMethod:

@@ -185,13 +185,22 @@ def compiled_functions(fun, jac, x, args):
     so that a wrong return type is a readable TypeError/ValueError here, not a
     numba TypingError when the loop compiles; ``first`` is that ``(f, g)``.
     """
+    first = first_values(fun, jac, x, args)
+    return (*_GLUE.get_or_make(("functions", fun, jac), lambda: _compiled_set(fun, jac)), first)
+
+
+def first_values(fun, jac, x, args):
+    """``(f, g)`` at ``x`` from the user's ``@njit`` ``fun``/``jac`` called from Python, checked.
+
+    The user's own dispatchers, not the glue around them: they are compiled
+    for these types already, where the glue may exist only inside a loop
+    loaded from numba's cache (calling it from Python would compile it).
+    """
     if jac is True:
         out = check_fg_pair(fun(x.copy(), *args), "fun(x0)")
-        first = (check_value(out[0], "fun(x0)"), check_grad(out[1], x, "fun(x0)[1] (jac=True)"))
-    else:
-        first = (check_value(fun(x.copy(), *args), "fun(x0)"),
-                 check_grad(jac(x.copy(), *args), x, "jac(x0)"))  # fmt: skip
-    return (*_GLUE.get_or_make(("functions", fun, jac), lambda: _compiled_set(fun, jac)), first)
+        return check_value(out[0], "fun(x0)"), check_grad(out[1], x, "fun(x0)[1] (jac=True)")
+    return (check_value(fun(x.copy(), *args), "fun(x0)"),
+            check_grad(jac(x.copy(), *args), x, "jac(x0)"))  # fmt: skip
 
 
 def _compiled_set(fun, jac):
