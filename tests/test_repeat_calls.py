@@ -178,3 +178,15 @@ def test_plan_cache_is_bounded():
             fastopt.minimize(rosen_fg, x0, jac=True, method="adam",
                              options={"maxiter": 1, "learning_rate": 1e-3 + k})  # fmt: skip
     assert len(_minimize._PLANS) <= _minimize.GLUE_CACHE_SIZE
+
+
+@pytest.mark.parametrize("n", [3, 300])
+def test_memo_compares_inputs_exactly(n):
+    # fastopt._user._same_input: bytes up to 256 elements, the kernel above
+    from fastopt._user import _same_input
+
+    x = np.random.default_rng(0).normal(size=n)
+    assert _same_input(x, x.copy())
+    y = x.copy()
+    y[-1] = np.nextafter(y[-1], np.inf)  # one ulp: another point
+    assert not _same_input(x, y)
