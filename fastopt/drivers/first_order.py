@@ -54,54 +54,55 @@ def deterministic_loop(
     after a sign change in every component); such a step is not evaluated
     again, as scipy's suites require (no point evaluated twice in a row).
 
-    With ``nfev == 0`` nothing is known at ``x`` yet: the loop evaluates
-    there first (``f``, ``gnorm`` are then ignored), in compiled code (a
-    repeated ``minimize`` call, whose fixed cost this keeps small); an ``x``
-    that is not finite returns NONFINITE_X with ``nfev`` still 0, evaluating
-    nothing (the caller's validation says which element).
+    With ``nfev == 0`` nothing is known at ``x`` yet: the loop's first pass
+    only evaluates there (``f``, ``gnorm`` are then ignored), in compiled
+    code (a repeated ``minimize`` call, whose fixed cost this keeps small),
+    through the same call site as every step's evaluation (a second one would
+    add a quarter to the loop's compile time); an ``x`` that is not finite
+    returns NONFINITE_X with ``nfev`` still 0, evaluating nothing (the
+    caller's validation says which element).
 
     Returns ``(status, t, gnorm, f, f_prev, nfev)``; ``status`` is
     ``RUNNING`` when ``nsteps`` were taken without meeting a stop test.
     """
     status = RUNNING
+    passes = nsteps
     if nfev == 0:
         bad = finite_x(x)
         if bad != 0:
             return bad, t, gnorm, f, f_prev, nfev
-        f, g = fg(x, *args)
-        nfev = 1
-        bad, gnorm = accept(x, f, g, x_good, g_good)
-        if bad != 0:
-            return bad, t, gnorm, f, f_prev, nfev
-        if bounded:
-            gnorm = projected_inf_norm(x, g_good, lb, ub)
-    for _ in range(nsteps):
-        if gnorm <= gtol:
-            status = SUCCESS
-            break
-        if t >= maxiter:
-            status = MAXITER
-            break
-        lr = lrs[t - t0] if lrs.shape[0] > 1 else lrs[0]
-        aux = 1.0 if f > f_prev else (-1.0 if f < f_prev else 0.0)  # the sign of f's change
-        t += 1
-        step(kid, x, g_good, S, h, t, lr, aux, c)
-        if bounded:
-            project(x, lb, ub)
-        if zero_steps and same_point(x, x_good):
-            f_prev = f  # same point: same f and g as the evaluation before
-            continue
+        passes += 1  # the first pass evaluates x, then nsteps steps
+    for _ in range(passes):
+        stepped = nfev > 0
+        if stepped:
+            if gnorm <= gtol:
+                status = SUCCESS
+                break
+            if t >= maxiter:
+                status = MAXITER
+                break
+            lr = lrs[t - t0] if lrs.shape[0] > 1 else lrs[0]
+            aux = 1.0 if f > f_prev else (-1.0 if f < f_prev else 0.0)  # the sign of f's change
+            t += 1
+            step(kid, x, g_good, S, h, t, lr, aux, c)
+            if bounded:
+                project(x, lb, ub)
+            if zero_steps and same_point(x, x_good):
+                f_prev = f  # same point: same f and g as the evaluation before
+                continue
         f_new, g = fg(x, *args)
         nfev += 1
         bad, gn = accept(x, f_new, g, x_good, g_good)
         if bad != 0:
             status = bad
-            t -= 1  # the rejected step does not count: x is back at x_good
+            if stepped:
+                t -= 1  # the rejected step does not count: x is back at x_good
             break
         gnorm = gn
         if bounded:
             gnorm = projected_inf_norm(x, g, lb, ub)
-        f_prev = f
+        if stepped:
+            f_prev = f
         f = f_new
     return status, t, gnorm, f, f_prev, nfev
 
