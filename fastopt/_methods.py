@@ -90,9 +90,7 @@ def _first_order_entry(name):
             if hit is not None:
                 return hit
         out = build(opts)
-        # a rule with scalar state (NAdam's mu_product) carries it in the
-        # optimizer's h during a run: such an optimizer is never shared
-        if key is not None and not out[0]._scalar_idx:
+        if key is not None and reusable(out[0]):  # (never share one with scalar state)
             _OPTIMIZERS[key] = out
         return out
 

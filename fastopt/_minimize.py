@@ -387,7 +387,7 @@ class _Plan:
     and count the same calls.
     """
 
-    __slots__ = ("run", "method_opts", "fields", "dtype", "lean", "lb", "ub", "user")
+    __slots__ = ("run", "method_opts", "fields", "dtype", "lean", "user")
 
     def __init__(self, entry, method_opts, obj, fun, jac):
         self.run = entry.run
@@ -397,13 +397,13 @@ class _Plan:
         # the validated Objective's fields but the per-call ones
         self.fields = {k: v for k, v in vars(obj).items() if k not in ("x0", "args", "first")}
         self.dtype = obj.x0.dtype
-        self.lb, self.ub = obj.lb, obj.ub
         self.user = (fun, jac)  # the user's own @njit functions
 
     def __call__(self, x0, args):
         x = x0.astype(self.dtype)  # a private copy, as as_x0 makes
-        if self.lb is not None:
-            np.clip(x, self.lb, self.ub, out=x)  # as as_bounds does (NaN stays NaN)
+        lb = self.fields["lb"]
+        if lb is not None:
+            np.clip(x, lb, self.fields["ub"], out=x)  # as as_bounds does (NaN stays NaN)
         if self.lean is not None:
             out = self.lean(x, args)
             # no evaluation: x0 is not finite (the slow path says which element)

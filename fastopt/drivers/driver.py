@@ -83,10 +83,7 @@ def deterministic_run(det, opt, x, args, lb, ub, maxiter, gtol, first=None, afte
     f_prev = np.nan
     nsteps = CHUNK if after_step is None else 1
     while status == fo.RUNNING:
-        if opt._lr_of is None:
-            lrs = opt._lr_const
-        else:
-            lrs = fo.lr_table(opt, t, min(nsteps, maxiter - t))
+        lrs = fo.lr_table(opt, t, min(nsteps, maxiter - t))
         status, t, gnorm, f, f_prev, nfev = loop(
             *loop_first, x, args, opt.kid, S, opt.h, c, lrs, t, x_good, g_good, lb, ub,
             bounded, opt.zero_steps, t, nsteps, maxiter, gtol, gnorm, f, f_prev, nfev,
