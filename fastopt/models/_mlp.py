@@ -273,7 +273,9 @@ _MLP_DOC = r"""
         Updates between re-estimations of the whitening (the paper's ``T``).
     whiten_eps : float, default=1e-2
         Added to the input covariance's eigenvalues before the inverse square
-        root (the paper's :math:`\epsilon`).
+        root (the paper's :math:`\epsilon`).  The largest stable learning
+        rate grows with it (the low-variance directions' steps are scaled by
+        up to :math:`1/\epsilon`): tune the two together.
 
     Attributes
     ----------

@@ -30,8 +30,8 @@ input covariance is one Kronecker factor of the Fisher, cf. K-FAC), so a
 plain gradient step on :math:`\theta` approximates a natural-gradient step.
 
 Differences from the paper: the whitening uses the input's mean and
-covariance only (the paper's PRONG also; its PRONG+ adds batch-norm-like
-centring of the outputs, not done here); the optimizer's state (momentum,
+covariance only, as the paper's PRONG does (its PRONG+, PRONG combined with
+batch normalisation, is not offered); the optimizer's state (momentum,
 moments) is kept across re-estimations; the sample is :data:`N_SAMPLES`
 rows.
 """
