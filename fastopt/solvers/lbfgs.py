@@ -168,7 +168,7 @@ def validate(opts):
 # Python loop pays one call each and both loops run the same machine code.
 
 
-@_jit.kernel
+@_jit.borrowing_kernel
 def _two_loop(g, S, Y, rho, alpha, head, count, gamma, d):
     r"""``d = -H g`` by the two-loop recursion; returns :math:`d^T g`.
 
@@ -203,7 +203,7 @@ def _two_loop(g, S, Y, rho, alpha, head, count, gamma, d):
     return dot(d, g)
 
 
-@_jit.kernel
+@_jit.borrowing_kernel
 def _accept(x, xt, g, g_new, s, y):
     r"""Move to ``xt``: ``s = xt - x``, ``y = g_new - g``, ``x = xt``, ``g = g_new``.
 
