@@ -137,14 +137,14 @@ def _lbfgsb_one(k, X, lb, ub, bk, bounded, args, XO, GO, FO, IO, P, W):
     ns[1] = 1
     ns[2] = 1
     ns[4] = RUNNING  # noqa: F821
-    (d, xt, z, xcp, s, y, S, Y, SY, SS, K, piv, Kz, pivz,
+    (d, xt, z, xcp, s, y, S, Y, SY, SS, K, dinv, Kz, pivz,
      c, p, v, wbp, wv, dv, tb, ib, where, ls) = W  # fmt: skip
     S[:] = 0.0  # (the loop reads only what it wrote; zeroed as minimize's)
     Y[:] = 0.0
     SY[:] = 0.0
     SS[:] = 0.0
     status = loop(  # noqa: F821
-        args, x, g, lb, ub, d, xt, z, xcp, s, y, S, Y, SY, SS, K, piv, Kz, pivz,
+        args, x, g, lb, ub, d, xt, z, xcp, s, y, S, Y, SY, SS, K, dinv, Kz, pivz,
         c, p, v, wbp, wv, dv, tb, ib, where, ls, fs, ns,
         nsteps, maxiter, maxfev, gtol, ftol, maxls, c1, c2, bk == 2,
     )  # fmt: skip
@@ -282,7 +282,7 @@ def _work_lbfgsb(n, P):
     return (
         np.empty(n), np.empty(n), np.empty(n), np.empty(n), np.empty(n), np.empty(n),
         np.zeros((m, n)), np.zeros((m, n)), np.zeros((m, m)), np.zeros((m, m)),
-        np.zeros((m2, m2)), np.zeros(m2, dtype=np.int64),
+        np.zeros((m2, m2)), np.zeros(m2),
         np.zeros((m2, m2)), np.zeros(m2, dtype=np.int64),
         np.zeros(m2), np.zeros(m2), np.zeros(m2), np.zeros(m2), np.zeros(m2),
         np.zeros(n), np.zeros(n), np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64),

@@ -627,7 +627,7 @@ _LOOP = LazyLoop(_lbfgs_loop, 1, cache=True)
 
 
 def _lbfgsb_loop(
-    fg, args, x, g, lb, ub, d, xt, z, xcp, s, y, S, Y, SY, SS, K, piv, Kz, pivz,
+    fg, args, x, g, lb, ub, d, xt, z, xcp, s, y, S, Y, SY, SS, K, dinv, Kz, pivz,
     c, p, v, wbp, wv, dv, tb, ib, where, ls, fs, ns,
     nsteps, maxiter, maxfev, gtol, ftol, maxls, c1, c2, boxed,
 ):  # fmt: skip
@@ -669,12 +669,12 @@ def _lbfgsb_loop(
             break
         ok = True
         if col > 0:
-            ok = form_middle(SY, SS, col, theta, K, piv)
+            ok = form_middle(SY, SS, col, theta, K, dinv)
         if ok:
-            ok = cauchy_point(x, g, lb, ub, S, Y, SY, col, theta, K, piv, xcp, c, p, v, wbp,
+            ok = cauchy_point(x, g, lb, ub, S, Y, SY, col, theta, K, dinv, xcp, c, p, v, wbp,
                               dv, tb, ib, where)  # fmt: skip
         if ok:
-            ok = subspace_point(x, g, lb, ub, S, Y, SY, SS, col, theta, K, piv, Kz, pivz,
+            ok = subspace_point(x, g, lb, ub, S, Y, SY, SS, col, theta, K, dinv, Kz, pivz,
                                 xcp, c, where, dv, v, wv, z, ib)  # fmt: skip
         gd = 0.0
         if ok:
@@ -1012,7 +1012,7 @@ def bounded_state(x, f, g, lb, ub, maxcor):
         np.empty(n), np.empty(n), np.empty(n), np.empty(n),  # d, xt, z, xcp
         np.empty(n), np.empty(n),  # s, y
         np.zeros((m, n)), np.zeros((m, n)), np.zeros((m, m)), np.zeros((m, m)),  # S Y SY SS
-        np.zeros((m2, m2)), np.zeros(m2, dtype=np.int64),  # K, piv
+        np.zeros((m2, m2)), np.zeros(m2),  # K, dinv
         np.zeros((m2, m2)), np.zeros(m2, dtype=np.int64),  # Kz, pivz
         np.zeros(m2), np.zeros(m2), np.zeros(m2), np.zeros(m2), np.zeros(m2),  # c p v wbp wv
         np.zeros(n), np.zeros(n), np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64),
