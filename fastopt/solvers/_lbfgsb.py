@@ -200,7 +200,9 @@ def cauchy_point(x, g, lb, ub, S, Y, SY, col, theta, K, dinv, xcp, c, p, v, wbp,
     :math:`t = 0` over its breakpoints in increasing order, updating
     :math:`f' = g^T d + \ldots` and :math:`f''` in :math:`O(m)` per
     breakpoint through the compact form, until the first local minimizer.
-    Writes the point to ``xcp``, :math:`c = W^T(x^c - x)` to ``c`` and each
+    Writes the point to ``xcp``, :math:`c = W^T(x^c - x)` to ``c``,
+    :math:`M c` to ``v`` (what the subspace step needs; from the product
+    :math:`M p` already made when no breakpoint was passed) and each
     variable's state there to ``where`` (:data:`FREE`, :data:`AT_LOWER`,
     :data:`AT_UPPER`, :data:`FIXED`).  ``p, v, wbp`` (``2m``), ``dv, tb``
     (``n``) and ``ib`` (``n``, integer) are work arrays.  Returns False when
@@ -252,6 +254,8 @@ def cauchy_point(x, g, lb, ub, S, Y, SY, col, theta, K, dinv, xcp, c, p, v, wbp,
     for i in range(n):
         xcp[i] = x[i]
     if not moving:
+        for j in range(col2):
+            v[j] = 0.0  # M c, c = 0
         return True
     f2 = -theta * f1
     f2_org = f2
@@ -264,6 +268,7 @@ def cauchy_point(x, g, lb, ub, S, Y, SY, col, theta, K, dinv, xcp, c, p, v, wbp,
     dtm = -f1 / f2
     tsum = 0.0
     all_fixed = False
+    k = 0  # breakpoints passed
     if nbreak > 0:
         # The breakpoints in increasing order from a binary heap, as
         # L-BFGS-B's hpsolb: O(nbreak) to build, O(log n) per breakpoint
@@ -271,7 +276,6 @@ def cauchy_point(x, g, lb, ub, S, Y, SY, col, theta, K, dinv, xcp, c, p, v, wbp,
         for i in range(nbreak // 2 - 1, -1, -1):
             heap_sift_down(tb, ib, i, nbreak)
         tj = 0.0
-        k = 0
         while k < nbreak:
             tj0 = tj
             if tb[0] - tj0 > dtm:
@@ -332,28 +336,44 @@ def cauchy_point(x, g, lb, ub, S, Y, SY, col, theta, K, dinv, xcp, c, p, v, wbp,
             xcp[i] += tsum * dv[i]
     for j in range(col2):
         c[j] += dtm * p[j]
+    if col > 0:
+        if k == 0:
+            # c = dtm p: M c = dtm (M p), and v holds M p (no breakpoint
+            # passed, so no other product overwrote it)
+            for j in range(col2):
+                v[j] *= dtm
+        else:
+            mid_solve(SY, col, K, dinv, c, v)
     return math.isfinite(f1) and math.isfinite(f2)
 
 
 @_jit.borrowing_kernel
-def reduced_step(x, g, S, Y, SY, SS, col, theta, K, dinv, Kz, xcp, c, where, du, v, wv, idx,
-                 nfree):  # fmt: skip
+def reduced_gradient(x, g, S, Y, col, theta, xcp, v, where, r):
+    r"""``r`` = :math:`-(g + B(x^c - x))` on the free variables: the model's
+    negative gradient at the Cauchy point (L-BFGS-B's ``cmprlb``), with
+    :math:`B(x^c - x) = \theta(x^c - x) - W M c` and ``v`` = :math:`Mc`
+    (from :func:`cauchy_point`)."""
+    for i in range(x.shape[0]):
+        if where[i] != FREE:
+            continue
+        ri = -theta * (xcp[i] - x[i]) - g[i]
+        for j in range(col):
+            ri += Y[j, i] * v[j] + theta * S[j, i] * v[col + j]
+        r[i] = ri
+
+
+@_jit.borrowing_kernel
+def reduced_step(x, g, S, Y, SY, SS, col, theta, Kz, xcp, where, du, v, wv, idx, nfree):
     r"""``du`` = the reduced Newton step from :math:`x^c` over the free variables.
 
     The direct primal method of Byrd et al. (1995) section 5.1 (L-BFGS-B's
     ``cmprlb``, ``formk`` and ``subsm``): see :func:`subspace_point`.
+    ``v`` holds :math:`Mc` (:func:`cauchy_point`) and is then a work array;
     ``idx[:nfree]`` are the free variables.  Returns False when a factor fails.
     """
     n = x.shape[0]
     col2 = 2 * col
-    mid_solve(SY, col, K, dinv, c, v)  # v = M c
-    for i in range(n):
-        if where[i] != FREE:
-            continue
-        r = -theta * (xcp[i] - x[i]) - g[i]
-        for j in range(col):
-            r += Y[j, i] * v[j] + theta * S[j, i] * v[col + j]
-        du[i] = r
+    reduced_gradient(x, g, S, Y, col, theta, xcp, v, where, du)
     # wv = W_Z' r and Kz = K - W_Z' W_Z / theta
     for j in range(col2):
         wv[j] = 0.0
@@ -434,22 +454,30 @@ def reduced_step(x, g, S, Y, SY, SS, col, theta, K, dinv, Kz, xcp, c, where, du,
 
 
 @_jit.borrowing_kernel
-def quasi_newton_step(x, g, S, Y, dinv, col, theta, xcp, du, alpha):
-    r"""``du`` = :math:`x - Hg - x^c`: the subspace step when every variable is free.
+def quasi_newton_step(x, g, S, Y, dinv, col, theta, xcp, v, where, du, alpha):
+    r"""``du`` = :math:`H r`: the subspace step when every variable is free.
 
     With no variable fixed at the Cauchy point the subspace problem is the
-    whole quadratic model, whose minimizer is :math:`x - B^{-1} g`, and
-    :math:`B^{-1} = H`, the L-BFGS inverse from the same pairs on
-    :math:`H_0 = I/\theta` (Byrd, Nocedal & Schnabel 1994): the two-loop
-    recursion (Nocedal & Wright, Algorithm 7.4) computes it in :math:`O(mn)`
-    instead of the :math:`O(m^2 n + m^3)` reduced system of
-    :func:`reduced_step` (the same point in exact arithmetic).  ``alpha``
-    (``m``) is a work array; the pairs are rows ``0..col-1`` of ``S``, ``Y``,
-    oldest first, with :math:`1 / s_j^T y_j` = ``dinv[j]`` (:func:`form_middle`).
+    whole quadratic model, and its Newton step from :math:`x^c` is
+    :math:`B^{-1} r` with :math:`r = -(g + B(x^c - x))`
+    (:func:`reduced_gradient`).  :math:`B^{-1} = H`, the L-BFGS inverse
+    from the same pairs on :math:`H_0 = I/\theta` (Byrd, Nocedal & Schnabel
+    1994): the two-loop recursion (Nocedal & Wright, Algorithm 7.4) applies
+    it in :math:`O(mn)` instead of the :math:`O(m^2 n + m^3)` reduced system
+    of :func:`reduced_step` (the same step in exact arithmetic).
+
+    The step is taken from :math:`x^c`, as L-BFGS-B takes it, and not as
+    the point :math:`x - Hg` it equals in exact arithmetic: on an
+    ill-conditioned problem the two round differently, and not at random.
+    On the boxed Meyer problem (``benchmarks/many_compare.py``), from
+    starts perturbed by 1e-15 to 1e-9, ``x - Hg`` stopped on the ftol test
+    at the 1.32e5 plateau every time, while scipy's L-BFGS-B and this step
+    got past it about half the time (to f of 2e3 to 1e4).  ``alpha`` (``m``)
+    is a work array; the pairs are rows ``0..col-1`` of ``S``, ``Y``, oldest
+    first, with :math:`1 / s_j^T y_j` = ``dinv[j]`` (:func:`form_middle`).
     """
     n = x.shape[0]
-    for i in range(n):
-        du[i] = -g[i]
+    reduced_gradient(x, g, S, Y, col, theta, xcp, v, where, du)
     for j in range(col - 1, -1, -1):
         a = 0.0
         for i in range(n):
@@ -468,8 +496,6 @@ def quasi_newton_step(x, g, S, Y, dinv, col, theta, xcp, du, alpha):
         b = alpha[j] - b * dinv[j]
         for i in range(n):
             du[i] += b * S[j, i]
-    for i in range(n):
-        du[i] += x[i] - xcp[i]
 
 
 @_jit.borrowing_kernel
@@ -510,9 +536,9 @@ def subspace_point(x, g, lb, ub, S, Y, SY, SS, col, theta, K, dinv, Kz, pivz,
     if nfree == 0 or col == 0:
         return True
     if nfree == n:
-        quasi_newton_step(x, g, S, Y, dinv, col, theta, xcp, du, wv)
-    elif not reduced_step(x, g, S, Y, SY, SS, col, theta, K, dinv, Kz, xcp, c, where, du, v,
-                          wv, idx, nfree):  # fmt: skip
+        quasi_newton_step(x, g, S, Y, dinv, col, theta, xcp, v, where, du, wv)
+    elif not reduced_step(x, g, S, Y, SY, SS, col, theta, Kz, xcp, where, du, v, wv, idx,
+                          nfree):  # fmt: skip
         return False
     # Morales & Nocedal: project x^c + d on the box
     hit = False

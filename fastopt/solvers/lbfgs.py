@@ -110,8 +110,9 @@ class Options(NamedTuple):
     ftol : float
         Stop (FTOL) when an accepted step has
         :math:`f_k - f_{k+1} \le \mathrm{ftol}\cdot\max(|f_k|, |f_{k+1}|, 1)`,
-        scipy L-BFGS-B's test; 0 disables it. Default 2.2e-9
-        (scipy's ``factr = 1e7`` times machine epsilon).
+        scipy L-BFGS-B's test; 0 disables it. Default
+        2.220446049250313e-09, scipy's exactly (``factr = 1e7`` times
+        machine epsilon; it was 2.2e-9, 1% below scipy's).
     maxfun : int or None
         Maximum number of evaluations of ``fg`` (scipy's name and default,
         15000; None: no limit beyond ``maxiter``); a line search stops when
@@ -131,7 +132,7 @@ class Options(NamedTuple):
     """
 
     maxcor: int = 10
-    ftol: float = 2.2e-9
+    ftol: float = 2.220446049250313e-09
     maxfev: int | None = None
     maxls: int = 20
     c1: float | None = None
