@@ -130,19 +130,18 @@ def _lbfgsb_one(k, X, lb, ub, bk, bounded, args, XO, GO, FO, IO, P, W):
     x, g, f, ok = _start(k, X, lb, ub, bounded, args, XO, GO, FO, IO)
     if not ok:
         return
-    fs = np.empty(2)
+    # the chunk's arrays, as they were left by its last problem: the loop
+    # reads only what it wrote in its run (as minimize's reuse of a finished
+    # run's arrays, lbfgs._WORK_POOL); only the state is set
+    (d, xt, z, xcp, s, y, S, Y, SY, SS, K, dinv, Kz, pivz,
+     c, p, v, wbp, wv, dv, tb, ib, where, ls, fs, ns) = W  # fmt: skip
     fs[0] = f
     fs[1] = 1.0
-    ns = np.zeros(5, dtype=np.int64)
+    ns[0] = 0
     ns[1] = 1
     ns[2] = 1
+    ns[3] = 0
     ns[4] = RUNNING  # noqa: F821
-    (d, xt, z, xcp, s, y, S, Y, SY, SS, K, dinv, Kz, pivz,
-     c, p, v, wbp, wv, dv, tb, ib, where, ls) = W  # fmt: skip
-    S[:] = 0.0  # (the loop reads only what it wrote; zeroed as minimize's)
-    Y[:] = 0.0
-    SY[:] = 0.0
-    SS[:] = 0.0
     status = loop(  # noqa: F821
         args, x, g, lb, ub, d, xt, z, xcp, s, y, S, Y, SY, SS, K, dinv, Kz, pivz,
         c, p, v, wbp, wv, dv, tb, ib, where, ls, fs, ns,
@@ -276,7 +275,7 @@ def _work_lbfgs(n, P):
 
 
 def _work_lbfgsb(n, P):
-    """L-BFGS-B's (:func:`fastopt.solvers.lbfgs.bounded_state`'s ``work``)."""
+    """L-BFGS-B's (:func:`fastopt.solvers.lbfgs.bounded_state`'s ``work``, ``fs``, ``ns``)."""
     m = P[8]
     m2 = 2 * m
     return (
@@ -286,7 +285,7 @@ def _work_lbfgsb(n, P):
         np.zeros((m2, m2)), np.zeros(m2, dtype=np.int64),
         np.zeros(m2), np.zeros(m2), np.zeros(m2), np.zeros(m2), np.zeros(m2),
         np.zeros(n), np.zeros(n), np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64),
-        np.zeros(LS_SIZE),  # noqa: F821
+        np.zeros(LS_SIZE), np.zeros(2), np.zeros(5, dtype=np.int64),  # noqa: F821 # ls fs ns
     )  # fmt: skip
 
 

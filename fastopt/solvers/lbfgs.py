@@ -51,7 +51,7 @@ from .._status import (
     SUCCESS,
 )
 from ..drivers._checks import project, projected_inf_norm
-from ._lazy_loop import LazyLoop, dual, ieee_division, use_compiled
+from ._lazy_loop import LazyLoop, borrowing_dual, ieee_division, use_compiled
 from ._lbfgsb import (
     add_pair,
     bounds_kind,
@@ -371,7 +371,7 @@ def _dcstep(stx, fx, dx, sty, fy, dy, stp, fp, dp, brackt, stpmin, stpmax):
     return stx, fx, dx, sty, fy, dy, stpf, brackt
 
 
-@dual
+@borrowing_dual
 def _search_start(ls, f0, g0, stp, c1, stpmax):
     """Start a line search: MINPACK-2 ``dcsrch`` with ``task = 'START'``.
 
@@ -398,7 +398,7 @@ def _search_start(ls, f0, g0, stp, c1, stpmax):
     ls[_STMAX] = stp + 4.0 * stp
 
 
-@dual
+@borrowing_dual
 def _search_step(ls, stp, f, g, c2):
     """One call of MINPACK-2 ``dcsrch`` with the value ``f`` and slope ``g`` at ``stp``.
 
