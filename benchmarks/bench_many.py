@@ -9,6 +9,11 @@
   a fork after numba's thread pool has started hangs (a CI run timed out on
   it); ``benchmarks/many_compare.py`` measures it.
 * ``DecayFits.track_*``: mean iterations and success rate (machine-independent).
+* ``DecayFitsMethods``: the same 2,000 fits by ``minimize_many`` with the
+  other second-order methods (serial driver): ``scg`` and ``hessian-free``
+  with the exact Hessian product ``hessp`` (unbounded: neither takes bounds),
+  and ``lbfgs`` with a box per problem (``bounds`` of shape (K, 3, 2));
+  ``track_*`` their mean iterations and success rates.
 
 The compiled loops are built at import (asv's fork server imports the suite
 once); ``benchmarks/many_compare.py`` prints the ratios with scipy in one run.
@@ -54,6 +59,22 @@ def decay_fg(p, y, t):
     return np.sum(r * r), g
 
 
+@numba.njit
+def decay_hessp(p, v, y, t):
+    """The exact Hessian of :func:`decay_fg` times ``v``."""
+    a, b = p[0], p[1]
+    e = np.exp(-b * t)
+    r = a * e + p[2] - y
+    j1 = -a * t * e
+    jv = e * v[0] + j1 * v[1] + v[2]
+    rte = np.sum(r * t * e)
+    out = np.empty(3)
+    out[0] = 2.0 * np.sum(e * jv) - 2.0 * rte * v[1]
+    out[1] = 2.0 * np.sum(j1 * jv) - 2.0 * rte * v[0] + 2.0 * a * np.sum(r * t * t * e) * v[1]
+    out[2] = 2.0 * np.sum(jv)
+    return out
+
+
 X0_10 = np.full(10, 3.0)
 BOUNDS_10 = [(-2.0, 2.0)] * 5 + [(1.5, 3.0)] * 5
 
@@ -76,8 +97,28 @@ def _many(parallel=False):
                                  options=OPTIONS, parallel=parallel)  # fmt: skip
 
 
+#: a box per problem: a, b in [0, 3 x the true value], c free
+PER_PROBLEM_BOUNDS = np.stack(
+    [np.column_stack([np.zeros(K), 3.0 * _P[:, 0]]), np.column_stack([np.zeros(K), 3.0 * _P[:, 1]]),
+     np.tile([-np.inf, np.inf], (K, 1))], axis=1)  # fmt: skip
+
+
+def _many_method(method):
+    """``minimize_many`` on the decay fits by ``method`` (see DecayFitsMethods)."""
+    if method == "lbfgs-per-problem-bounds":
+        return fastopt.minimize_many(decay_fg, X0, args=(Y,), shared_args=(T,),
+                                     bounds=PER_PROBLEM_BOUNDS, options=OPTIONS,
+                                     parallel=False)  # fmt: skip
+    return fastopt.minimize_many(decay_fg, X0, args=(Y,), shared_args=(T,), method=method,
+                                 hessp=decay_hessp, options=OPTIONS, parallel=False)  # fmt: skip
+
+
+_METHODS = ("scg", "hessian-free", "lbfgs-per-problem-bounds")
+
 _rosen10()
 _many(False)
+for _m in _METHODS:
+    _many_method(_m)
 
 
 class BoundedRosen10:
@@ -108,3 +149,20 @@ class DecayFits:
 
     def track_success_rate(self):
         return float(_many().success.mean())
+
+
+class DecayFitsMethods:
+    """Seconds for the 2,000 decay fits by ``minimize_many`` with another method."""
+
+    timeout = 300
+    params = list(_METHODS)
+    param_names = ["method"]
+
+    def time_minimize_many(self, method):
+        _many_method(method)
+
+    def track_mean_nit(self, method):
+        return float(_many_method(method).nit.mean())
+
+    def track_success_rate(self, method):
+        return float(_many_method(method).success.mean())

@@ -56,6 +56,9 @@ CACHE = _probe_cache()
 
 KERNEL = {"cache": CACHE, "error_model": "numpy", "nogil": True}
 PARALLEL = {**KERNEL, "parallel": True}
+#: kernels that only read and write the arrays they are given (see
+#: :func:`borrowing_kernel`)
+BORROW = {**KERNEL, "_nrt": False}
 INLINE = {"inline": "always", "error_model": "numpy"}
 #: loops that call a user's function (cached only by :func:`bound_loop`)
 USER = {"error_model": "numpy", "nogil": True}
@@ -64,6 +67,25 @@ USER = {"error_model": "numpy", "nogil": True}
 def kernel(fn):
     """Compile ``fn`` as a cached serial kernel."""
     return numba.njit(**KERNEL)(fn)
+
+
+def borrowing_kernel(fn):
+    """Compile ``fn`` as a cached kernel that borrows its arrays: no reference counting.
+
+    numba counts references to every array a function receives (an atomic
+    increment on entry and a decrement on exit, per array argument, that its
+    pruning pass often cannot remove around loops and early returns).  For a
+    kernel called once or more per iteration with a dozen work arrays that is
+    most of its cost when the vectors are short: in the bounded decay fits of
+    ``benchmarks/many_compare.py`` (3 variables) the atomic operations took
+    35% of the time.  A kernel that allocates nothing and returns no array
+    never needs them: its caller holds the arrays for the whole call.
+    ``_nrt=False`` (numba's flag, as in its own test suite) compiles such a
+    kernel without them; a kernel so compiled that allocates fails to
+    compile ("NRT required but not enabled"), so misuse cannot go unnoticed.
+    The arithmetic is the same machine code either way.
+    """
+    return numba.njit(**BORROW)(fn)
 
 
 def parallel_kernel(fn):

@@ -130,21 +130,20 @@ def _lbfgsb_one(k, X, lb, ub, bk, bounded, args, XO, GO, FO, IO, P, W):
     x, g, f, ok = _start(k, X, lb, ub, bounded, args, XO, GO, FO, IO)
     if not ok:
         return
-    fs = np.empty(2)
+    # the chunk's arrays, as they were left by its last problem: the loop
+    # reads only what it wrote in its run (as minimize's reuse of a finished
+    # run's arrays, lbfgs._WORK_POOL); only the state is set
+    (d, xt, z, xcp, s, y, S, Y, SY, SS, K, dinv, Kz, pivz,
+     c, p, v, wbp, wv, dv, tb, ib, where, ls, fs, ns) = W  # fmt: skip
     fs[0] = f
     fs[1] = 1.0
-    ns = np.zeros(5, dtype=np.int64)
+    ns[0] = 0
     ns[1] = 1
     ns[2] = 1
+    ns[3] = 0
     ns[4] = RUNNING  # noqa: F821
-    (d, xt, z, xcp, s, y, S, Y, SY, SS, K, piv, Kz, pivz,
-     c, p, v, wbp, wv, dv, tb, ib, where, ls) = W  # fmt: skip
-    S[:] = 0.0  # (the loop reads only what it wrote; zeroed as minimize's)
-    Y[:] = 0.0
-    SY[:] = 0.0
-    SS[:] = 0.0
     status = loop(  # noqa: F821
-        args, x, g, lb, ub, d, xt, z, xcp, s, y, S, Y, SY, SS, K, piv, Kz, pivz,
+        args, x, g, lb, ub, d, xt, z, xcp, s, y, S, Y, SY, SS, K, dinv, Kz, pivz,
         c, p, v, wbp, wv, dv, tb, ib, where, ls, fs, ns,
         nsteps, maxiter, maxfev, gtol, ftol, maxls, c1, c2, bk == 2,
     )  # fmt: skip
@@ -276,17 +275,17 @@ def _work_lbfgs(n, P):
 
 
 def _work_lbfgsb(n, P):
-    """L-BFGS-B's (:func:`fastopt.solvers.lbfgs.bounded_state`'s ``work``)."""
+    """L-BFGS-B's (:func:`fastopt.solvers.lbfgs.bounded_state`'s ``work``, ``fs``, ``ns``)."""
     m = P[8]
     m2 = 2 * m
     return (
         np.empty(n), np.empty(n), np.empty(n), np.empty(n), np.empty(n), np.empty(n),
         np.zeros((m, n)), np.zeros((m, n)), np.zeros((m, m)), np.zeros((m, m)),
-        np.zeros((m2, m2)), np.zeros(m2, dtype=np.int64),
+        np.zeros((m2, m2)), np.zeros(m2),
         np.zeros((m2, m2)), np.zeros(m2, dtype=np.int64),
         np.zeros(m2), np.zeros(m2), np.zeros(m2), np.zeros(m2), np.zeros(m2),
         np.zeros(n), np.zeros(n), np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64),
-        np.zeros(LS_SIZE),  # noqa: F821
+        np.zeros(LS_SIZE), np.zeros(2), np.zeros(5, dtype=np.int64),  # noqa: F821 # ls fs ns
     )  # fmt: skip
 
 
@@ -359,6 +358,12 @@ def _compile(kind, fg, loops, n_row, n_shared, parallel):
                                            "lbfgsb_one": bound["lbfgsb"]}))  # fmt: skip
     else:
         one = jit(_bind(_ONE[kind], {**namespace, "loop": loops["loop"]}))
+    if parallel:
+        # ... but not into a prange body: numba's parfor passes then work
+        # through the whole inlined per-problem code (bounded decay fits:
+        # the parallel driver's first call 12.7 s of CPU with it, 10.3 s
+        # with one call per problem and per chunk's work arrays)
+        one = numba.njit(**_jit.USER)(one.py_func)
     params = [f"r{i}" for i in range(n_row)] + [f"s{i}" for i in range(n_shared)]
     args = [f"r{i}[k]" for i in range(n_row)] + [f"s{i}" for i in range(n_shared)]
     src = _OUTER.format(params=", ".join(params) or "", range="prange" if parallel else "range",
@@ -367,6 +372,8 @@ def _compile(kind, fg, loops, n_row, n_shared, parallel):
         namespace.update({name: jit(_bind(_WORK[name[6:]], namespace))
                           for name in ("_work_lbfgs", "_work_lbfgsb")})  # fmt: skip
     work = jit(_bind(_WORK.get(kind, _work_none), namespace))
+    if parallel:
+        work = numba.njit(**_jit.USER)(work.py_func)
     glb = {"one": one, "work": work, "prange": numba.prange}
     exec(compile(src, f"<fastopt.minimize_many {kind}>", "exec"), glb)
     outer = numba.njit(parallel=parallel, **_jit.USER)(glb["many"])
@@ -558,7 +565,7 @@ def minimize_many(fun, X0, args=(), shared_args=(), jac=True, method="lbfgs", he
     Notes
     -----
     The first call for a given ``fun`` compiles the driver over problems
-    (bounded decay fits: about 4 s of CPU serial, 14 s more for the parallel
+    (bounded decay fits: about 3.5 s of CPU serial, 10 s more for the parallel
     driver); the solver loop is cached where ``fun`` is ``@njit(cache=True)``.
 
     Examples

@@ -779,6 +779,47 @@ def test_bounded_compiled_matches_python(name):
     np.testing.assert_array_equal(whole.x, nb.x)
 
 
+def test_bounded_reused_work_arrays_give_the_same_iterates():
+    # a bounded run reuses the arrays a finished run of the same size gave
+    # back (lbfgs._WORK_POOL): the loop reads only what it wrote in its run
+    fg, x0, bounds, args = BOUNDED_CASES["rosen 10-D"]
+    kw = {"jac": True, "method": "lbfgs", "bounds": bounds, "options": {"return_all": True}}
+    lbfgs._WORK_POOL.clear()
+    fresh = fastopt.minimize(fg, np.array(x0), **kw)
+    assert lbfgs._WORK_POOL[(10, 10)]  # given back
+    other = fastopt.minimize(fg, np.linspace(-1.5, 2.5, 10), **kw)  # other values in them
+    again = fastopt.minimize(fg, np.array(x0), **kw)
+    np.testing.assert_array_equal(np.array(again.allvecs), np.array(fresh.allvecs))
+    assert (again.nit, again.nfev) == (fresh.nit, fresh.nfev)
+    np.testing.assert_array_equal(again.hess_inv.sk, fresh.hess_inv.sk)
+    assert not np.array_equal(other.x, fresh.x)
+    # a result's hess_inv does not share the arrays the next run reuses
+    sk = again.hess_inv.sk.copy()
+    fastopt.minimize(fg, np.linspace(-1.5, 2.5, 10), **kw)
+    np.testing.assert_array_equal(again.hess_inv.sk, sk)
+
+
+def test_hess_inv_is_scipys_operator():
+    import pickle
+
+    from scipy.optimize import LbfgsInvHessProduct
+
+    fg, x0, bounds, args = BOUNDED_CASES["rosen 10-D"]
+    for b in (bounds, None):
+        h = fastopt.minimize(fg, np.array(x0), jac=True, method="lbfgs", bounds=b).hess_inv
+        ref = LbfgsInvHessProduct(h.sk.copy(), h.yk.copy())
+        assert isinstance(h, LbfgsInvHessProduct) and h.shape == (10, 10)
+        assert h.dtype == ref.dtype and h.n_corrs == ref.n_corrs > 0
+        v = np.arange(10.0)
+        np.testing.assert_array_equal(h.matvec(v), ref.matvec(v))
+        np.testing.assert_array_equal(h.todense(), ref.todense())
+        np.testing.assert_array_equal(h.rho, ref.rho)
+        assert sorted(vars(h)) == sorted(vars(ref))
+        np.testing.assert_array_equal(pickle.loads(pickle.dumps(h)).todense(), ref.todense())
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        h.nope  # noqa: B018
+
+
 def test_optimum_on_a_bound_is_a_success_in_a_few_iterations():
     # issue 11: the projected gradient is tested, not the gradient
     for compiled in (False, True):

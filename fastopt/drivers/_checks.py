@@ -14,7 +14,7 @@ from .. import _jit
 from .._status import NONFINITE_F, NONFINITE_G, NONFINITE_X
 
 
-@_jit.kernel
+@_jit.borrowing_kernel
 def copy_into(dst, src):
     """``dst[:] = src`` as a loop: numba's slice assignment compiles an error
     formatter that costs ~2 s of compile time in every user loop it is inlined
@@ -23,7 +23,7 @@ def copy_into(dst, src):
         dst[i] = src[i]
 
 
-@_jit.kernel
+@_jit.borrowing_kernel
 def project(x, lb, ub):
     """Clip ``x`` into ``[lb, ub]`` in place."""
     for i in range(x.shape[0]):
@@ -72,7 +72,7 @@ def accept(x, f, g, x_good, g_good):
     return status, gnorm
 
 
-@_jit.kernel
+@_jit.borrowing_kernel
 def finite_x(x):
     """0 if every element of ``x`` is finite, else NONFINITE_X."""
     for i in range(x.shape[0]):
@@ -92,7 +92,7 @@ def finite_fg(f, g):
     return 0
 
 
-@_jit.kernel
+@_jit.borrowing_kernel
 def projected_inf_norm(x, g, lb, ub):
     """Inf-norm of the projected gradient ``P(x - g) - x`` (L-BFGS-B's ``projgr``).
 
@@ -118,7 +118,7 @@ def projected_inf_norm(x, g, lb, ub):
     return out
 
 
-@_jit.kernel
+@_jit.borrowing_kernel
 def same_point(x, y):
     """True when ``x`` and ``y`` hold the same values: a step that did not move."""
     for i in range(x.shape[0]):

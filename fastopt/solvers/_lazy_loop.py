@@ -24,7 +24,7 @@ from .._user import GLUE_CACHE_SIZE, BoundedCache
 from ._vectors import dot_compiled
 
 
-def dual(fn, python=None):
+def dual(fn, python=None, borrow=False):
     """Make the plain Python function ``fn`` callable from nopython code too.
 
     The function is registered as its own numba ``overload``: Python calls
@@ -39,11 +39,22 @@ def dual(fn, python=None):
 
     ``python``: what a Python call runs instead of ``fn`` (a wrapper of it,
     see :func:`ieee_division`); it is the function returned and registered.
+    ``borrow``: ``fn`` allocates nothing and returns no array, and compiles
+    without reference counting on its array arguments (as
+    :func:`fastopt._jit.borrowing_kernel`).
     """
     python = fn if python is None else python
     typer = functools.wraps(fn)(lambda *args, **kws: fn)
-    overload(python, jit_options={"error_model": _jit.USER["error_model"]})(typer)
+    options = {"error_model": _jit.USER["error_model"]}
+    if borrow:
+        options["_nrt"] = False
+    overload(python, jit_options=options)(typer)
     return python
+
+
+def borrowing_dual(fn):
+    """:func:`dual` with ``borrow=True``."""
+    return dual(fn, borrow=True)
 
 
 def ieee_division(fn):

@@ -1,7 +1,9 @@
 r"""The bound-constrained steps of L-BFGS-B (Byrd, Lu, Nocedal & Zhu 1995).
 
 Cached kernels that :func:`fastopt.solvers.lbfgs._lbfgsb_loop` calls once per
-iteration; the Python and compiled loops call the same machine code.  The
+iteration; the Python and compiled loops call the same machine code.  None
+allocates: they borrow their work arrays (:func:`fastopt._jit.borrowing_kernel`),
+whose reference counting was a third of a 3-variable fit's time.  The
 limited-memory matrix is kept in its compact form (Byrd, Nocedal & Schnabel
 1994)
 
@@ -32,80 +34,95 @@ _EPS = float(np.finfo(np.float64).eps)
 FREE, AT_LOWER, AT_UPPER, FIXED = 0, 1, 2, 3
 
 
-@_jit.kernel
+@_jit.borrowing_kernel
 def chol_factor(a, r0, k):
-    """Cholesky ``L L'`` of ``a[r0:r0+k, r0:r0+k]`` in place (lower); False if not pd."""
+    """Cholesky ``L L'`` of ``a[r0:r0+k, r0:r0+k]`` in place (lower); False if not pd.
+
+    The diagonal holds the reciprocals :math:`1 / L_{jj}` (as LINPACK's
+    ``dpofa`` users often keep them): the factor's columns and
+    :func:`chol_solve` then multiply where they would divide, which took
+    a division out of each step of their sequential recurrences.
+    """
     for j in range(k):
         s = a[r0 + j, r0 + j]
         for t in range(j):
             s -= a[r0 + j, r0 + t] * a[r0 + j, r0 + t]
         if not (s > 0.0 and math.isfinite(s)):
             return False
-        d = math.sqrt(s)
-        a[r0 + j, r0 + j] = d
+        inv = 1.0 / math.sqrt(s)
+        a[r0 + j, r0 + j] = inv
         for i in range(j + 1, k):
             s = a[r0 + i, r0 + j]
             for t in range(j):
                 s -= a[r0 + i, r0 + t] * a[r0 + j, r0 + t]
-            a[r0 + i, r0 + j] = s / d
+            a[r0 + i, r0 + j] = s * inv
     return True
 
 
-@_jit.kernel
+@_jit.borrowing_kernel
 def chol_solve(a, r0, k, out, o0):
     """``out[o0:o0+k] = (L L')^{-1} out[o0:o0+k]`` from :func:`chol_factor`'s factor."""
     for i in range(k):
         s = out[o0 + i]
         for t in range(i):
             s -= a[r0 + i, r0 + t] * out[o0 + t]
-        out[o0 + i] = s / a[r0 + i, r0 + i]
+        out[o0 + i] = s * a[r0 + i, r0 + i]
     for i in range(k - 1, -1, -1):
         s = out[o0 + i]
         for t in range(i + 1, k):
             s -= a[r0 + t, r0 + i] * out[o0 + t]
-        out[o0 + i] = s / a[r0 + i, r0 + i]
+        out[o0 + i] = s * a[r0 + i, r0 + i]
 
 
-@_jit.kernel
-def form_middle(SY, SS, col, theta, K, piv):
+@_jit.borrowing_kernel
+def form_middle(SY, SS, col, theta, K, dinv):
     r"""Factor the middle matrix :math:`K = M^{-1}` (L-BFGS-B's ``formt``).
 
     :math:`K` is quasi-definite; its Schur complement
     :math:`T = \theta S^T S + L D^{-1} L^T` is positive definite, and its
     Cholesky factor (in ``K[:col, :col]``) is all :func:`mid_solve` needs.
-    ``piv`` is unused (kept for the loop's signature).  False if ``T`` is not
-    numerically positive definite.
+    Also writes :math:`D^{-1}` (``1 / SY[q, q]``) to ``dinv[:col]``, for
+    :func:`mid_solve` and :func:`quasi_newton_step`: multiplying by it
+    instead of dividing by :math:`D` in each term took the :math:`O(m^3)`
+    divisions out of this kernel (460 to 210 ns at ``m = 10``; a division
+    costs several multiplications, and the memory is often larger than a
+    small problem).  Each entry sums the :math:`L D^{-1} L^T` terms first
+    and adds :math:`\theta S^T S` last, in ``formt``'s order.  False if
+    ``T`` is not numerically positive definite.
     """
+    for q in range(col):
+        dinv[q] = 1.0 / SY[q, q]
     for i in range(col):
         for j in range(i + 1):
-            t = theta * SS[i, j]
+            t = 0.0
             for q in range(j):  # (L D^-1 L')_ij, L_iq = SY[i, q] for q < i
-                t += SY[i, q] * SY[j, q] / SY[q, q]
-            K[i, j] = t
+                t += SY[i, q] * SY[j, q] * dinv[q]
+            K[i, j] = t + theta * SS[i, j]
     return chol_factor(K, 0, col)
 
 
-@_jit.kernel
-def mid_solve(SY, col, K, piv, v, out):
+@_jit.borrowing_kernel
+def mid_solve(SY, col, K, dinv, v, out):
     r"""``out = M v`` (solve :math:`K\,out = v`) by blocks, with :func:`form_middle`'s factor.
 
     With :math:`K = [[-D, L^T], [L, \theta S^T S]]`:
-    :math:`b = T^{-1}(v_2 + L D^{-1} v_1)`, :math:`a = D^{-1}(L^T b - v_1)`.
+    :math:`b = T^{-1}(v_2 + L D^{-1} v_1)`, :math:`a = D^{-1}(L^T b - v_1)`
+    (``dinv`` holds :math:`D^{-1}`, from :func:`form_middle`).
     """
     for i in range(col):
-        w = v[col + i]
+        w = 0.0
         for j in range(i):
-            w += SY[i, j] * v[j] / SY[j, j]
-        out[col + i] = w
+            w += SY[i, j] * v[j] * dinv[j]
+        out[col + i] = v[col + i] + w
     chol_solve(K, 0, col, out, col)
     for i in range(col):
         w = -v[i]
         for j in range(i + 1, col):
             w += SY[j, i] * out[col + j]
-        out[i] = w / SY[i, i]
+        out[i] = w * dinv[i]
 
 
-@_jit.kernel
+@_jit.borrowing_kernel
 def add_pair(S, Y, SY, SS, col, s, y):
     """Append the pair ``(s, y)`` (dropping the oldest when full); returns the new count.
 
@@ -141,7 +158,7 @@ def add_pair(S, Y, SY, SS, col, s, y):
     return col + 1
 
 
-@_jit.kernel
+@_jit.borrowing_kernel
 def heap_sift_down(tb, ib, i, size):
     """Restore the min-heap on ``tb[:size]`` (indices ``ib`` alongside) below ``i``."""
     t = tb[i]
@@ -161,7 +178,7 @@ def heap_sift_down(tb, ib, i, size):
     ib[i] = b
 
 
-@_jit.kernel
+@_jit.borrowing_kernel
 def heap_pop(tb, ib, size):
     """``(t, i)``: the smallest breakpoint of the heap ``tb[:size]``, removed from it."""
     t = tb[0]
@@ -174,8 +191,8 @@ def heap_pop(tb, ib, size):
     return t, b
 
 
-@_jit.kernel
-def cauchy_point(x, g, lb, ub, S, Y, SY, col, theta, K, piv, xcp, c, p, v, wbp, dv, tb, ib, where):
+@_jit.borrowing_kernel
+def cauchy_point(x, g, lb, ub, S, Y, SY, col, theta, K, dinv, xcp, c, p, v, wbp, dv, tb, ib, where):
     r"""The generalized Cauchy point along the projected steepest-descent path.
 
     Byrd et al. (1995), Algorithm CP (L-BFGS-B's ``cauchy``): the piecewise
@@ -183,7 +200,9 @@ def cauchy_point(x, g, lb, ub, S, Y, SY, col, theta, K, piv, xcp, c, p, v, wbp, 
     :math:`t = 0` over its breakpoints in increasing order, updating
     :math:`f' = g^T d + \ldots` and :math:`f''` in :math:`O(m)` per
     breakpoint through the compact form, until the first local minimizer.
-    Writes the point to ``xcp``, :math:`c = W^T(x^c - x)` to ``c`` and each
+    Writes the point to ``xcp``, :math:`c = W^T(x^c - x)` to ``c``,
+    :math:`M c` to ``v`` (what the subspace step needs; from the product
+    :math:`M p` already made when no breakpoint was passed) and each
     variable's state there to ``where`` (:data:`FREE`, :data:`AT_LOWER`,
     :data:`AT_UPPER`, :data:`FIXED`).  ``p, v, wbp`` (``2m``), ``dv, tb``
     (``n``) and ``ib`` (``n``, integer) are work arrays.  Returns False when
@@ -235,11 +254,13 @@ def cauchy_point(x, g, lb, ub, S, Y, SY, col, theta, K, piv, xcp, c, p, v, wbp, 
     for i in range(n):
         xcp[i] = x[i]
     if not moving:
+        for j in range(col2):
+            v[j] = 0.0  # M c, c = 0
         return True
     f2 = -theta * f1
     f2_org = f2
     if col > 0:
-        mid_solve(SY, col, K, piv, p, v)
+        mid_solve(SY, col, K, dinv, p, v)
         vp = 0.0
         for j in range(col2):
             vp += v[j] * p[j]
@@ -247,6 +268,7 @@ def cauchy_point(x, g, lb, ub, S, Y, SY, col, theta, K, piv, xcp, c, p, v, wbp, 
     dtm = -f1 / f2
     tsum = 0.0
     all_fixed = False
+    k = 0  # breakpoints passed
     if nbreak > 0:
         # The breakpoints in increasing order from a binary heap, as
         # L-BFGS-B's hpsolb: O(nbreak) to build, O(log n) per breakpoint
@@ -254,7 +276,6 @@ def cauchy_point(x, g, lb, ub, S, Y, SY, col, theta, K, piv, xcp, c, p, v, wbp, 
         for i in range(nbreak // 2 - 1, -1, -1):
             heap_sift_down(tb, ib, i, nbreak)
         tj = 0.0
-        k = 0
         while k < nbreak:
             tj0 = tj
             if tb[0] - tj0 > dtm:
@@ -288,7 +309,7 @@ def cauchy_point(x, g, lb, ub, S, Y, SY, col, theta, K, piv, xcp, c, p, v, wbp, 
                 for j in range(col):
                     wbp[j] = Y[j, b]
                     wbp[col + j] = theta * S[j, b]
-                mid_solve(SY, col, K, piv, wbp, v)
+                mid_solve(SY, col, K, dinv, wbp, v)
                 wmc = 0.0
                 wmp = 0.0
                 wmw = 0.0
@@ -315,28 +336,44 @@ def cauchy_point(x, g, lb, ub, S, Y, SY, col, theta, K, piv, xcp, c, p, v, wbp, 
             xcp[i] += tsum * dv[i]
     for j in range(col2):
         c[j] += dtm * p[j]
+    if col > 0:
+        if k == 0:
+            # c = dtm p: M c = dtm (M p), and v holds M p (no breakpoint
+            # passed, so no other product overwrote it)
+            for j in range(col2):
+                v[j] *= dtm
+        else:
+            mid_solve(SY, col, K, dinv, c, v)
     return math.isfinite(f1) and math.isfinite(f2)
 
 
-@_jit.kernel
-def reduced_step(x, g, S, Y, SY, SS, col, theta, K, piv, Kz, xcp, c, where, du, v, wv, idx,
-                 nfree):  # fmt: skip
+@_jit.borrowing_kernel
+def reduced_gradient(x, g, S, Y, col, theta, xcp, v, where, r):
+    r"""``r`` = :math:`-(g + B(x^c - x))` on the free variables: the model's
+    negative gradient at the Cauchy point (L-BFGS-B's ``cmprlb``), with
+    :math:`B(x^c - x) = \theta(x^c - x) - W M c` and ``v`` = :math:`Mc`
+    (from :func:`cauchy_point`)."""
+    for i in range(x.shape[0]):
+        if where[i] != FREE:
+            continue
+        ri = -theta * (xcp[i] - x[i]) - g[i]
+        for j in range(col):
+            ri += Y[j, i] * v[j] + theta * S[j, i] * v[col + j]
+        r[i] = ri
+
+
+@_jit.borrowing_kernel
+def reduced_step(x, g, S, Y, SY, SS, col, theta, Kz, xcp, where, du, v, wv, idx, nfree):
     r"""``du`` = the reduced Newton step from :math:`x^c` over the free variables.
 
     The direct primal method of Byrd et al. (1995) section 5.1 (L-BFGS-B's
     ``cmprlb``, ``formk`` and ``subsm``): see :func:`subspace_point`.
+    ``v`` holds :math:`Mc` (:func:`cauchy_point`) and is then a work array;
     ``idx[:nfree]`` are the free variables.  Returns False when a factor fails.
     """
     n = x.shape[0]
     col2 = 2 * col
-    mid_solve(SY, col, K, piv, c, v)  # v = M c
-    for i in range(n):
-        if where[i] != FREE:
-            continue
-        r = -theta * (xcp[i] - x[i]) - g[i]
-        for j in range(col):
-            r += Y[j, i] * v[j] + theta * S[j, i] * v[col + j]
-        du[i] = r
+    reduced_gradient(x, g, S, Y, col, theta, xcp, v, where, du)
     # wv = W_Z' r and Kz = K - W_Z' W_Z / theta
     for j in range(col2):
         wv[j] = 0.0
@@ -380,7 +417,7 @@ def reduced_step(x, g, S, Y, SY, SS, col, theta, K, piv, Kz, xcp, c, where, du, 
             lit = Kz[i, t]
             for j in range(col):
                 Kz[i, col + j] -= lit * Kz[t, col + j]
-        inv = 1.0 / Kz[i, i]
+        inv = Kz[i, i]  # 1 / Lp_ii (chol_factor)
         for j in range(col):
             Kz[i, col + j] *= inv
     for t in range(col):
@@ -416,28 +453,36 @@ def reduced_step(x, g, S, Y, SY, SS, col, theta, K, piv, Kz, xcp, c, where, du, 
     return True
 
 
-@_jit.kernel
-def quasi_newton_step(x, g, S, Y, SY, col, theta, xcp, du, alpha):
-    r"""``du`` = :math:`x - Hg - x^c`: the subspace step when every variable is free.
+@_jit.borrowing_kernel
+def quasi_newton_step(x, g, S, Y, dinv, col, theta, xcp, v, where, du, alpha):
+    r"""``du`` = :math:`H r`: the subspace step when every variable is free.
 
     With no variable fixed at the Cauchy point the subspace problem is the
-    whole quadratic model, whose minimizer is :math:`x - B^{-1} g`, and
-    :math:`B^{-1} = H`, the L-BFGS inverse from the same pairs on
-    :math:`H_0 = I/\theta` (Byrd, Nocedal & Schnabel 1994): the two-loop
-    recursion (Nocedal & Wright, Algorithm 7.4) computes it in :math:`O(mn)`
-    instead of the :math:`O(m^2 n + m^3)` reduced system of
-    :func:`reduced_step` (the same point in exact arithmetic).  ``alpha``
-    (``m``) is a work array; the pairs are rows ``0..col-1`` of ``S``, ``Y``,
-    oldest first, with :math:`s_j^T y_j` = ``SY[j, j]``.
+    whole quadratic model, and its Newton step from :math:`x^c` is
+    :math:`B^{-1} r` with :math:`r = -(g + B(x^c - x))`
+    (:func:`reduced_gradient`).  :math:`B^{-1} = H`, the L-BFGS inverse
+    from the same pairs on :math:`H_0 = I/\theta` (Byrd, Nocedal & Schnabel
+    1994): the two-loop recursion (Nocedal & Wright, Algorithm 7.4) applies
+    it in :math:`O(mn)` instead of the :math:`O(m^2 n + m^3)` reduced system
+    of :func:`reduced_step` (the same step in exact arithmetic).
+
+    The step is taken from :math:`x^c`, as L-BFGS-B takes it, and not as
+    the point :math:`x - Hg` it equals in exact arithmetic: on an
+    ill-conditioned problem the two round differently, and not at random.
+    On the boxed Meyer problem (``benchmarks/many_compare.py``), from
+    36 starts perturbed by 1e-15 to 1e-9, ``x - Hg`` stopped on the ftol
+    test at the 1.32e5 plateau every time, while scipy's L-BFGS-B got past
+    it 18 times and this step 27 times (to f in the thousands).  ``alpha`` (``m``)
+    is a work array; the pairs are rows ``0..col-1`` of ``S``, ``Y``, oldest
+    first, with :math:`1 / s_j^T y_j` = ``dinv[j]`` (:func:`form_middle`).
     """
     n = x.shape[0]
-    for i in range(n):
-        du[i] = -g[i]
+    reduced_gradient(x, g, S, Y, col, theta, xcp, v, where, du)
     for j in range(col - 1, -1, -1):
         a = 0.0
         for i in range(n):
             a += S[j, i] * du[i]
-        a /= SY[j, j]
+        a *= dinv[j]
         alpha[j] = a
         for i in range(n):
             du[i] -= a * Y[j, i]
@@ -448,15 +493,13 @@ def quasi_newton_step(x, g, S, Y, SY, col, theta, xcp, du, alpha):
         b = 0.0
         for i in range(n):
             b += Y[j, i] * du[i]
-        b = alpha[j] - b / SY[j, j]
+        b = alpha[j] - b * dinv[j]
         for i in range(n):
             du[i] += b * S[j, i]
-    for i in range(n):
-        du[i] += x[i] - xcp[i]
 
 
-@_jit.kernel
-def subspace_point(x, g, lb, ub, S, Y, SY, SS, col, theta, K, piv, Kz, pivz,
+@_jit.borrowing_kernel
+def subspace_point(x, g, lb, ub, S, Y, SY, SS, col, theta, K, dinv, Kz, pivz,
                    xcp, c, where, du, v, wv, z, idx):  # fmt: skip
     r"""Minimize the model over the variables free at the Cauchy point; write ``z``.
 
@@ -493,9 +536,9 @@ def subspace_point(x, g, lb, ub, S, Y, SY, SS, col, theta, K, piv, Kz, pivz,
     if nfree == 0 or col == 0:
         return True
     if nfree == n:
-        quasi_newton_step(x, g, S, Y, SY, col, theta, xcp, du, wv)
-    elif not reduced_step(x, g, S, Y, SY, SS, col, theta, K, piv, Kz, xcp, c, where, du, v,
-                          wv, idx, nfree):  # fmt: skip
+        quasi_newton_step(x, g, S, Y, dinv, col, theta, xcp, v, where, du, wv)
+    elif not reduced_step(x, g, S, Y, SY, SS, col, theta, Kz, xcp, where, du, v, wv, idx,
+                          nfree):  # fmt: skip
         return False
     # Morales & Nocedal: project x^c + d on the box
     hit = False
@@ -554,7 +597,7 @@ def subspace_point(x, g, lb, ub, S, Y, SY, SS, col, theta, K, piv, Kz, pivz,
     return True
 
 
-@_jit.kernel
+@_jit.borrowing_kernel
 def max_feasible_step(x, d, lb, ub, big):
     """The largest ``t <= big`` with ``x + t d`` in the box (L-BFGS-B's ``lnsrlb``)."""
     stpmx = big
@@ -575,7 +618,7 @@ def max_feasible_step(x, d, lb, ub, big):
     return stpmx
 
 
-@_jit.kernel
+@_jit.borrowing_kernel
 def bounds_kind(lb, ub):
     """-1: a NaN or ``lb > ub``; 0: no finite bound; 1: some; 2: every side finite."""
     any_finite = False

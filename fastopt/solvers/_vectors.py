@@ -1,8 +1,10 @@
 """Vector kernels the solver loops share, one compiled reduction for every path.
 
-Each is a cached kernel (:func:`fastopt._jit.kernel`): a Python-driven loop
-calls the machine code directly, and a compiled loop calls (or inlines, see
-:class:`~fastopt.solvers._lazy_loop.LazyLoop`) the same source.  In
+Each is a cached kernel (:func:`fastopt._jit.kernel`; those that allocate
+nothing borrow their arrays, :func:`fastopt._jit.borrowing_kernel`): a
+Python-driven loop calls the machine code directly, and a compiled loop calls
+(or inlines, see :class:`~fastopt.solvers._lazy_loop.LazyLoop`) the same
+source.  In
 particular :func:`dot` is never NumPy's BLAS: OpenBLAS picks a kernel per CPU
 (Haswell, SkylakeX, ...) whose partial sums round differently, so a BLAS dot
 in one path and a loop in the other gave different iterates on AVX-512
@@ -17,7 +19,7 @@ import numpy as np
 from .. import _jit
 
 
-@_jit.kernel
+@_jit.borrowing_kernel
 def copy_into(dst, src):
     """``dst[:n] = src`` for 1-D arrays, ``n = len(src)``.
 
@@ -29,7 +31,7 @@ def copy_into(dst, src):
         dst[i] = src[i]
 
 
-@_jit.kernel
+@_jit.borrowing_kernel
 def inf_norm(a):
     """``max(abs(a))`` (NaN if ``a`` holds a NaN).
 
@@ -46,7 +48,7 @@ def inf_norm(a):
     return out
 
 
-@_jit.kernel
+@_jit.borrowing_kernel
 def max_abs_diff(a, b):
     """``max(abs(a - b))`` without a temporary."""
     out = 0.0
@@ -71,14 +73,14 @@ def lincomb(a, x, b, y):
     return out
 
 
-@_jit.kernel
+@_jit.borrowing_kernel
 def lincomb_into(out, a, x, b, y):
     """``out[:] = a * x + b * y`` (``out`` may be ``x`` or ``y``)."""
     for i in range(x.shape[0]):
         out[i] = a * x[i] + b * y[i]
 
 
-@_jit.kernel
+@_jit.borrowing_kernel
 def scale_into(out, a, x):
     """``out[:] = a * x``."""
     for i in range(x.shape[0]):
@@ -103,7 +105,7 @@ def fd_quotient(a, b, e):
     return out
 
 
-@_jit.kernel
+@_jit.borrowing_kernel
 def dot_diff(p, a, b):
     """``p . (a - b)`` without a temporary."""
     out = 0.0
@@ -112,7 +114,7 @@ def dot_diff(p, a, b):
     return out
 
 
-@_jit.kernel
+@_jit.borrowing_kernel
 def all_finite(a):
     """True when every entry of ``a`` is finite."""
     for i in range(a.shape[0]):
@@ -154,7 +156,7 @@ def _dot(a, b):
 
 
 #: ``a . b`` as a float, for Python-driven loops (a cached kernel)
-dot = _jit.kernel(_dot)
+dot = _jit.borrowing_kernel(_dot)
 dot.__doc__ = _dot.__doc__
 
 #: the same source inlined into compiled loops (a call into a cached kernel
