@@ -115,6 +115,30 @@ def test_cold_logistic_regression_compiles_its_loss_only(tmp_path):
                       "_grad_to_centered"}  # fmt: skip
 
 
+def test_cold_mlp_compiles_its_case_only(tmp_path):
+    compiled = compiled_by(
+        """
+        import warnings
+        import numpy as np
+        from fastopt.models import MLPClassifier
+        rng = np.random.default_rng(0)
+        X = rng.standard_normal((40, 3))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # max_iter=2 does not converge
+            MLPClassifier(hidden_layer_sizes=(4,), max_iter=2).fit(X, np.arange(40) % 3)
+        """,
+        tmp_path,
+    )
+    ours = [q for q in compiled if q.startswith("fastopt.")]
+    assert len(ours) == len(set(ours)), sorted(ours)
+    mlp = {q.rsplit(".", 1)[1] for q in ours if q.startswith("fastopt.models._mlp_kernels.")}
+    # the loss and gradient of a network without batch normalisation or
+    # dropout (fg_kernel), its two passes compiled once each: not mlp_fg
+    # with every case, no curvature kernel, no second forward pass for the
+    # final loss
+    assert mlp == {"mlp_fg_nobn", "_forward_nobn", "_backward_nobn", "_view", "seed"}
+
+
 def test_precompile_fills_the_cache(tmp_path):
     # ``python -m fastopt precompile adam``, then a new process compiles nothing
     env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "numba-cache"))
