@@ -111,7 +111,7 @@ def test_cold_logistic_regression_compiles_its_loss_only(tmp_path):
     linear = {q.rsplit(".", 1)[1] for q in ours if q.startswith("fastopt.models._linear_kernels.")}
     # the softmax loss alone, in centred coordinates: no kernel of all
     # losses (linear_fg), no other loss, no curvature kernel
-    assert linear == {"_centered_fg_of_loss_softmax", "_exp_nonpositive", "from_centered",
+    assert linear == {"_fg_of_loss_centered_softmax", "_exp_nonpositive", "from_centered",
                       "_grad_to_centered"}  # fmt: skip
 
 
