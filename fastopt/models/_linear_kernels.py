@@ -135,8 +135,11 @@ def _matmul(A, B):
 
 @_inline
 def _rows(n):
-    """``_rows(n)``, the divisor of a mean over ``n`` rows (numba's ``max``
-    is one more overload to compile per type)."""
+    """``max(n, 1)``, the divisor of a mean over ``n`` rows, in the softmax
+    and multi-output paths (numba's ``max`` is one more overload to compile
+    per type).  The one-output fused loops keep ``max``: with this helper
+    LLVM compiled :func:`linear_fg`'s fused loop about 15% slower (1e5 x 100,
+    ``benchmarks/models_compare.py`` section 1)."""
     return n if n > 1 else 1
 
 
@@ -195,7 +198,7 @@ def _fg_one(w, X, Y, lam, fit_intercept, s, penalize_b, loss):
         for j in range(p):
             g[j] += di * X[i, j]
         gb += di
-    inv = 1.0 / _rows(n)
+    inv = 1.0 / max(n, 1)
     for j in range(p):
         g[j] *= inv
     if fit_intercept:
@@ -240,7 +243,7 @@ def _gn_one(w, v, X, Y, lam, fit_intercept, s, penalize_b, loss):
         for j in range(p):
             out[j] += c * X[i, j]
         ob += c
-    inv = 1.0 / _rows(n)
+    inv = 1.0 / max(n, 1)
     for j in range(p):
         out[j] *= inv
     if fit_intercept:
@@ -265,7 +268,7 @@ def _diag_one(w, X, Y, lam, fit_intercept, s, penalize_b, loss, mu):
                 xc = X[i, j] - mu[j]
                 out[j] += hi * xc * xc
             ob += hi
-    inv = 1.0 / _rows(n)
+    inv = 1.0 / max(n, 1)
     pb = lam if (fit_intercept and penalize_b) else 0.0
     for j in range(p):
         m = mu[j] / s
