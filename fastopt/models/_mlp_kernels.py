@@ -422,9 +422,11 @@ def fg_kernel(batch_norm, dropout):
     compiled with that code left out (``WITH_BN``/``WITH_DROPOUT`` bound to
     ``OFF``, see :func:`fastopt._jit.specialised`): the same values bit for
     bit, for about a third less compiling than :func:`mlp_fg` with every
-    case in it.  The kernel still takes ``batch_norm`` and ``dropout``; with
-    ``dropout > 0`` it also computes the loss without dropout (``dropout =
-    0``), as a fit does.  Built on first use, cached under its own name.
+    case in it.  The kernel still takes ``batch_norm`` and ``dropout``: it
+    must get the ``batch_norm`` it was built for, and ``dropout = 0`` when
+    built without dropout (the code it would need is not in it); built with
+    dropout it also computes the loss without (``dropout = 0``), as a fit
+    does.  Built on first use, cached under its own name.
     """
     key = (bool(batch_norm), dropout > 0.0)
     if key == (True, True):
