@@ -111,8 +111,32 @@ def test_cold_logistic_regression_compiles_its_loss_only(tmp_path):
     linear = {q.rsplit(".", 1)[1] for q in ours if q.startswith("fastopt.models._linear_kernels.")}
     # the softmax loss alone, in centred coordinates: no kernel of all
     # losses (linear_fg), no other loss, no curvature kernel
-    assert linear == {"_centered_fg_of_loss_softmax", "_exp_nonpositive", "from_centered",
+    assert linear == {"_fg_of_loss_centered_softmax", "_exp_nonpositive", "from_centered",
                       "_grad_to_centered"}  # fmt: skip
+
+
+def test_cold_mlp_compiles_its_case_only(tmp_path):
+    compiled = compiled_by(
+        """
+        import warnings
+        import numpy as np
+        from fastopt.models import MLPClassifier
+        rng = np.random.default_rng(0)
+        X = rng.standard_normal((40, 3))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # max_iter=2 does not converge
+            MLPClassifier(hidden_layer_sizes=(4,), max_iter=2).fit(X, np.arange(40) % 3)
+        """,
+        tmp_path,
+    )
+    ours = [q for q in compiled if q.startswith("fastopt.")]
+    assert len(ours) == len(set(ours)), sorted(ours)
+    mlp = {q.rsplit(".", 1)[1] for q in ours if q.startswith("fastopt.models._mlp_kernels.")}
+    # the loss and gradient of a network without batch normalisation or
+    # dropout (fg_kernel), its two passes compiled once each: not mlp_fg
+    # with every case, no curvature kernel, no second forward pass for the
+    # final loss
+    assert mlp == {"mlp_fg_nobn", "_forward_nobn", "_backward_nobn", "_view", "seed"}
 
 
 def test_precompile_fills_the_cache(tmp_path):

@@ -32,9 +32,12 @@ import numpy as np
 from .._jit import inline, kernel
 from ._linear_kernels import LOGISTIC, SOFTMAX, _row_loss, _sigmoid
 from ._mlp_kernels import (
+    _HACT,
     _backward,
+    _block,
     _dact,
     _forward,
+    _layer_input,
     _offsets,
     _output_hessian,
     _penalty,
@@ -87,7 +90,7 @@ def _with_ones(H):
 
 
 @inline
-def _factor_stats(w, O, Hin, Hact, sizes, activation, loss, offs, m):
+def _factor_stats(w, O, X, ws, wo, sizes, activation, loss, offs, m):
     """``(As, Gs)`` of the first ``m`` rows (empty lists when ``m`` is 0)."""
     nl = len(sizes) - 1
     As = [np.empty((0, 0))]
@@ -98,13 +101,13 @@ def _factor_stats(w, O, Hin, Hact, sizes, activation, loss, offs, m):
         inv = 1.0 / m
         D = _sampled_derivatives(loss, O[:m])
         for l in range(nl):
-            B = _with_ones(Hin[l][:m])
+            B = _with_ones(_layer_input(X, ws, wo, l, sizes)[:m])
             As.append(np.dot(B.T, B) * inv)
             Gs.append(np.empty((0, 0)))
         Gs[nl - 1] = np.dot(D.T, D) * inv
         dH = np.dot(D, _weights(w, sizes, offs, nl - 1).T)
         for l in range(nl - 2, -1, -1):
-            Hp = Hact[l + 1]
+            Hp = _block(ws, wo, l, _HACT, X.shape[0], sizes[l + 1])
             for i in range(m):
                 for j in range(dH.shape[1]):
                     dH[i, j] *= _dact(activation, Hp[i, j])
@@ -115,7 +118,7 @@ def _factor_stats(w, O, Hin, Hact, sizes, activation, loss, offs, m):
 
 
 @inline
-def _loss_grad(w, O, Y, Hin, Hact, Zh, Sd, Ms, sizes, activation, loss, lam, offs):
+def _loss_grad(w, O, Y, X, ws, wo, sizes, activation, loss, lam, offs):
     """Mean loss and gradient from a forward pass (``O`` is overwritten)."""
     n, K = O.shape
     f = 0.0
@@ -126,12 +129,12 @@ def _loss_grad(w, O, Y, Hin, Hact, Zh, Sd, Ms, sizes, activation, loss, lam, off
         for k in range(K):
             O[i, k] *= inv
     g = np.empty(w.shape[0])
-    _backward(w, g, O, Hin, Hact, Zh, Sd, Ms, sizes, activation, 0.0, False, offs)
+    _backward(w, g, O, X, ws, wo, sizes, activation, 0.0, False, offs)
     return f * inv + _penalty(w, g, sizes, offs, lam, w), g
 
 
 @inline
-def _gram(w, U, r, O, Hin, Hact, sizes, activation, loss, offs, lam, damping):
+def _gram(w, U, r, O, X, ws, wo, sizes, activation, loss, offs, lam, damping):
     """The damped Gauss-Newton Gram matrix of ``U[:r]`` on the rows of ``O``."""
     nl = len(sizes) - 1
     n, K = O.shape
@@ -143,7 +146,7 @@ def _gram(w, U, r, O, Hin, Hact, sizes, activation, loss, offs, lam, damping):
         Vs = np.empty((a, r * b))
         for q in range(r):
             Vs[:, q * b : (q + 1) * b] = _weights(U[q], sizes, offs, l)
-        dA1 = np.dot(Hin[l][:n], Vs)
+        dA1 = np.dot(_layer_input(X, ws, wo, l, sizes)[:n], Vs)
         dA = np.empty((r * n, b))
         for q in range(r):
             dA[q * n : (q + 1) * n] = dA1[:, q * b : (q + 1) * b]
@@ -151,7 +154,7 @@ def _gram(w, U, r, O, Hin, Hact, sizes, activation, loss, offs, lam, damping):
             dA += np.dot(dH, _weights(w, sizes, offs, l))
         bo = offs[l, 1]
         if l < nl - 1:
-            Hp = Hact[l + 1]
+            Hp = _block(ws, wo, l, _HACT, X.shape[0], b)
             for q in range(r):
                 for i in range(n):
                     for j in range(b):
@@ -225,10 +228,10 @@ def kfac_fg_stats(w, X, Y, sizes, activation, loss, lam, stats):
     subset of the minibatch); both lists are empty when ``stats`` is 0.
     """
     offs = _offsets(sizes, False)
-    O, Hin, Hact, Zh, Sd, Ms = _forward(w, X, sizes, activation, 0.0, False, offs)
+    O, ws, wo = _forward(w, X, sizes, activation, 0.0, False, offs)
     m = min(max(stats, 0), O.shape[0])
-    As, Gs = _factor_stats(w, O, Hin, Hact, sizes, activation, loss, offs, m)
-    f, g = _loss_grad(w, O, Y, Hin, Hact, Zh, Sd, Ms, sizes, activation, loss, lam, offs)
+    As, Gs = _factor_stats(w, O, X, ws, wo, sizes, activation, loss, offs, m)
+    f, g = _loss_grad(w, O, Y, X, ws, wo, sizes, activation, loss, lam, offs)
     return f, g, As, Gs
 
 
@@ -248,8 +251,8 @@ def kfac_quadratic(w, U, X, sizes, activation, loss, lam, damping):
     back-propagation.
     """
     offs = _offsets(sizes, False)
-    O, Hin, Hact, Zh, Sd, Ms = _forward(w, X, sizes, activation, 0.0, False, offs)
-    return _gram(w, U, U.shape[0], O, Hin, Hact, sizes, activation, loss, offs, lam, damping)
+    O, ws, wo = _forward(w, X, sizes, activation, 0.0, False, offs)
+    return _gram(w, U, U.shape[0], O, X, ws, wo, sizes, activation, loss, offs, lam, damping)
 
 
 @kernel
@@ -279,15 +282,15 @@ def kfac_iteration(w, U, r, X, Y, sizes, activation, loss, lam, damping, stats, 
     proposal and the previous update) on the first ``rows`` rows.
     """
     offs = _offsets(sizes, False)
-    O, Hin, Hact, Zh, Sd, Ms = _forward(w, X, sizes, activation, 0.0, False, offs)
+    O, ws, wo = _forward(w, X, sizes, activation, 0.0, False, offs)
     n = O.shape[0]
     m = min(max(stats, 0), n)
-    As, Gs = _factor_stats(w, O, Hin, Hact, sizes, activation, loss, offs, m)
+    As, Gs = _factor_stats(w, O, X, ws, wo, sizes, activation, loss, offs, m)
     mq = min(max(rows, 1), n)
     Oq = O[:mq].copy()  # the logits, before the loss overwrites O
-    f, g = _loss_grad(w, O, Y, Hin, Hact, Zh, Sd, Ms, sizes, activation, loss, lam, offs)
+    f, g = _loss_grad(w, O, Y, X, ws, wo, sizes, activation, loss, lam, offs)
     _propose(g, inv, sizes, offs, U[0])
-    Q = _gram(w, U, r, Oq, Hin, Hact, sizes, activation, loss, offs, lam, damping)
+    Q = _gram(w, U, r, Oq, X, ws, wo, sizes, activation, loss, offs, lam, damping)
     return f, g, Q, As, Gs
 
 
@@ -295,7 +298,11 @@ def kfac_iteration(w, U, r, X, Y, sizes, activation, loss, lam, damping, stats, 
 def layer_inputs(w, X, sizes, activation):
     """Every dense layer's input (``[X, H_1, ..., H_L]``), no dropout or batch norm."""
     offs = _offsets(sizes, False)
-    return _forward(w, X, sizes, activation, 0.0, False, offs)[1]
+    _, ws, wo = _forward(w, X, sizes, activation, 0.0, False, offs)
+    out = [X]
+    for l in range(1, len(sizes) - 1):
+        out.append(_layer_input(X, ws, wo, l, sizes))
+    return out
 
 
 __all__ = [

@@ -121,6 +121,29 @@ def _scalar_curv(loss, z, y):
 
 
 @_inline
+def _matmul(A, B):
+    """``A @ B`` as a new C-contiguous array: ``np.dot(A, B, out)``.
+
+    The same BLAS call as ``np.dot(A, B)``, whose numba implementation wraps
+    this one and adds an ``np.zeros`` for an empty inner dimension: two
+    more functions to compile in a new process (about 0.3 s per layout).
+    """
+    out = np.empty((A.shape[0], B.shape[1]))
+    np.dot(A, B, out)
+    return out
+
+
+@_inline
+def _rows(n):
+    """``max(n, 1)``, the divisor of a mean over ``n`` rows, in the softmax
+    and multi-output paths (numba's ``max`` is one more overload to compile
+    per type).  The one-output fused loops keep ``max``: with this helper
+    LLVM compiled :func:`linear_fg`'s fused loop about 15% slower (1e5 x 100,
+    ``benchmarks/models_compare.py`` section 1)."""
+    return n if n > 1 else 1
+
+
+@_inline
 def _penalty(w, lam, pK, penalize_b):
     """``(lam/2 |w_pen|^2)``; ``w_pen`` is W, and b if penalised."""
     m = w.shape[0] if penalize_b else pK
@@ -286,7 +309,8 @@ def _exp_nonpositive(a):
     """
     c = _EXP_COEF
     for i in range(a.shape[0]):
-        x = max(a[i], -708.0)
+        # max(a[i], -708.0), as numba's max selects (NaN stays NaN)
+        x = -708.0 if -708.0 > a[i] else a[i]
         kf = np.rint(x * _LOG2E)
         r = (x - kf * _LN2_HI) - kf * _LN2_LO
         q = c[13]
@@ -321,13 +345,12 @@ def _fg_softmax(w, X, Y, lam, fit_intercept, s, penalize_b):
     n, p = X.shape
     K = Y.shape[1]
     pK = p * K
-    Z = np.dot(X, w[:pK].reshape((p, K)))
+    Z = _matmul(X, w[:pK].reshape((p, K)))
     zf = Z.ravel()
     yf = Y.ravel()
-    bias = np.zeros(K)
-    if fit_intercept:
-        for k in range(K):
-            bias[k] = s * w[pK + k]
+    bias = np.empty(K)
+    for k in range(K):
+        bias[k] = s * w[pK + k] if fit_intercept else 0.0
     tot = np.empty(n)
     for i in range(n):
         base = i * K
@@ -336,7 +359,8 @@ def _fg_softmax(w, X, Y, lam, fit_intercept, s, penalize_b):
         for k in range(1, K):
             v = zf[base + k] + bias[k]
             zf[base + k] = v
-            m = max(m, v)
+            if v > m:  # max(m, v), as numba's max selects
+                m = v
         tot[i] = m
     yz = 0.0
     for i in range(n):
@@ -357,7 +381,9 @@ def _fg_softmax(w, X, Y, lam, fit_intercept, s, penalize_b):
     for i in range(n):
         f += math.log(tot[i])
         tot[i] = 1.0 / tot[i]
-    gb = np.zeros(K)
+    gb = np.empty(K)
+    for k in range(K):
+        gb[k] = 0.0
     for i in range(n):
         base = i * K
         inv = tot[i]
@@ -365,9 +391,9 @@ def _fg_softmax(w, X, Y, lam, fit_intercept, s, penalize_b):
             r = zf[base + k] * inv - yf[base + k]
             zf[base + k] = r
             gb[k] += r
-    GW = np.dot(X.T, Z)
+    GW = _matmul(X.T, Z)
     g = np.empty(w.shape[0])
-    inv_n = 1.0 / max(n, 1)
+    inv_n = 1.0 / _rows(n)
     gw = GW.ravel()
     for j in range(pK):
         g[j] = gw[j] * inv_n
@@ -381,7 +407,7 @@ def _fg_softmax(w, X, Y, lam, fit_intercept, s, penalize_b):
 @_inline
 def _scores(w, X, fit_intercept, s, p, K, pK):
     """``Z = X W + s b`` (n, K), a fresh C-contiguous array."""
-    Z = np.dot(X, w[:pK].reshape((p, K)))
+    Z = _matmul(X, w[:pK].reshape((p, K)))
     if fit_intercept:
         for i in range(Z.shape[0]):
             for k in range(K):
@@ -447,7 +473,7 @@ def _row_hess(loss, Z, Y, U, i, K):
 @_inline
 def _finish_multi(g, GW, R, w, lam, fit_intercept, s, penalize_b, n, pK, K):
     """``g = [GW / n, s * colsum(R) / n] + penalty gradient``."""
-    inv = 1.0 / max(n, 1)
+    inv = 1.0 / _rows(n)
     flat = GW.ravel()
     for j in range(pK):
         g[j] = flat[j] * inv
@@ -472,8 +498,8 @@ def _fg_multi(w, X, Y, lam, fit_intercept, s, penalize_b, loss):
     for i in range(n):
         f += _row_loss(loss, Z, Y, i, K)
     g = np.empty(w.shape[0])
-    _finish_multi(g, np.dot(X.T, Z), Z, w, lam, fit_intercept, s, penalize_b, n, pK, K)
-    return f / max(n, 1) + _penalty(w, lam, pK, penalize_b), g
+    _finish_multi(g, _matmul(X.T, Z), Z, w, lam, fit_intercept, s, penalize_b, n, pK, K)
+    return f / _rows(n) + _penalty(w, lam, pK, penalize_b), g
 
 
 @_inline
@@ -487,7 +513,7 @@ def _gn_multi(w, v, X, Y, lam, fit_intercept, s, penalize_b, loss):
         for i in range(n):
             _row_hess(loss, Z, Y, U, i, K)
     out = np.empty(w.shape[0])
-    _finish_multi(out, np.dot(X.T, U), U, v, lam, fit_intercept, s, penalize_b, n, pK, K)
+    _finish_multi(out, _matmul(X.T, U), U, v, lam, fit_intercept, s, penalize_b, n, pK, K)
     return out
 
 
@@ -509,9 +535,9 @@ def _diag_multi(w, X, Y, lam, fit_intercept, s, penalize_b, loss, mu):
                 _row_hess(loss, Z, Y, D, i, K)
     X2 = X - mu  # mu: zeros, or the centring of centered_gn_diag
     X2 *= X2
-    DW = np.dot(X2.T, D)
+    DW = _matmul(X2.T, D)
     out = np.empty(w.shape[0])
-    inv = 1.0 / max(n, 1)
+    inv = 1.0 / _rows(n)
     flat = DW.ravel()
     pb = lam if (fit_intercept and penalize_b) else 0.0
     for j in range(p):
@@ -561,7 +587,12 @@ LOSS_NAMES = {SQUARED: "squared", LOGISTIC: "logistic", SOFTMAX: "softmax",
               SQUARED_HINGE: "squared_hinge", ONE_OUTPUT: "one_output"}  # fmt: skip
 
 
-def _fg_of_loss(w, X, Y, lam, fit_intercept, s, penalize_b, loss):
+#: whether a kernel of :func:`fg_kernel` works in centred coordinates
+#: (rebound per kernel; never read at this value)
+CENTERED = False
+
+
+def _fg_of_loss(w, X, Y, lam, fit_intercept, s, penalize_b, loss, mu=None):
     """:func:`linear_fg` for the loss ``LOSS`` (a global, a constant when compiled).
 
     numba prunes the branches of the other losses before it compiles (a test
@@ -569,21 +600,28 @@ def _fg_of_loss(w, X, Y, lam, fit_intercept, s, penalize_b, loss):
     helpers: a fit compiles its own loss only, about a third of the code of
     :func:`linear_fg` with every loss in it.  ``loss`` (the same id, in
     ``args``) is not read.
+
+    With ``CENTERED`` (another global constant), :func:`centered_fg` for
+    ``LOSS``: ``w`` holds the centred coordinates and ``mu`` is their centre
+    (:func:`from_centered`).  One function for both rather than a centred
+    kernel that inlines this one: numba copies the IR it inlines, scope and
+    all, at each level, and the second level cost about 0.3 s of a first
+    ``LogisticRegression().fit``.
     """
+    if CENTERED:
+        w = from_centered(w, mu, s)
     if LOSS == SOFTMAX:
-        return _fg_softmax(w, X, Y, lam, fit_intercept, s, penalize_b)
-    if LOSS == ONE_OUTPUT:
+        f, g = _fg_softmax(w, X, Y, lam, fit_intercept, s, penalize_b)
+    elif LOSS == ONE_OUTPUT:
         # the fused one-output loop with the loss read at run time, as in
         # linear_fg: with a constant loss LLVM vectorises its sums otherwise
         # under "reassoc" (other bits; an L-BFGS run then ends elsewhere)
-        return _fg_one(w, X, Y, lam, fit_intercept, s, penalize_b, loss)
-    return _fg_multi(w, X, Y, lam, fit_intercept, s, penalize_b, LOSS)
-
-
-def _centered_fg_of_loss(u, X, Y, lam, fit_intercept, s, penalize_b, loss, mu):
-    """:func:`centered_fg` for the loss ``LOSS`` (see :func:`_fg_of_loss`)."""
-    f, g = _fg_of_loss(from_centered(u, mu, s), X, Y, lam, fit_intercept, s, penalize_b, loss)
-    return f, _grad_to_centered(g, mu, s)
+        f, g = _fg_one(w, X, Y, lam, fit_intercept, s, penalize_b, loss)
+    else:
+        f, g = _fg_multi(w, X, Y, lam, fit_intercept, s, penalize_b, LOSS)
+    if CENTERED:
+        g = _grad_to_centered(g, mu, s)
+    return f, g
 
 
 def _specialise(fn, loss, options):
@@ -609,11 +647,8 @@ def fg_kernel(loss, n_outputs, centered=False):
         if loss not in LOSS_NAMES:
             raise ValueError(f"unknown loss id {loss!r}")
         if centered:
-            # the loss's source inlined: one kernel to compile, not the fg
-            # kernel and then a caller that links and re-optimises its code
-            inner = _specialise(_fg_of_loss, loss, _INLINE)
-            _PER_LOSS[key] = _jit.specialised(_centered_fg_of_loss, LOSS_NAMES[loss], _KERNEL,
-                                              LOSS=loss, _fg_of_loss=inner)  # fmt: skip
+            _PER_LOSS[key] = _jit.specialised(_fg_of_loss, "centered_" + LOSS_NAMES[loss],
+                                              _KERNEL, LOSS=loss, CENTERED=True)  # fmt: skip
         else:
             _PER_LOSS[key] = _specialise(_fg_of_loss, loss, _KERNEL)
     return _PER_LOSS[key]

@@ -93,12 +93,16 @@ def glorot_init(sizes, activation, batch_norm, rng):
 
 
 def _loss_value(w, X, Y, *tail):
-    """The loss of ``mk.mlp_fg``, the kernel the fit compiled.
+    """The loss of the fit's ``fg`` kernel (:func:`~._mlp_kernels.fg_kernel`).
 
-    ``mk.mlp_loss`` would compile a second forward pass (2.5 s in a cold
-    process) for this one value.  Module level: dask ships it to the workers.
+    ``tail`` is the kernel's (``sizes, activation, loss, lam, dropout,
+    batch_norm``) and then the fit's ``dropout`` (which picks the kernel
+    that the fit compiled).  ``mk.mlp_loss`` would compile a second forward
+    pass (2.5 s in a cold process) for this one value.  Module level: dask
+    ships it to the workers.
     """
-    return mk.mlp_fg(w, X, Y, *tail)[0]
+    *tail, fit_dropout = tail
+    return mk.fg_kernel(tail[5], fit_dropout)(w, X, Y, *tail)[0]
 
 
 class _BaseMLP(BaseEstimator):
@@ -176,7 +180,7 @@ class _BaseMLP(BaseEstimator):
                                                loss, alpha / n, dropout, nic)  # fmt: skip
         else:
             res, monitor, n_iter = data.minimize(
-                self, method, (mk.mlp_fg, mk.mlp_gn, mk.mlp_gn_diag), w0, tail,
+                self, method, (mk.fg_kernel(bn, dropout), mk.mlp_gn, mk.mlp_gn_diag), w0, tail,
                 record=True, n_iter_no_change=nic, scg_exact=dropout > 0.0,
                 check_tail=tail[:4] + (0.0, bn),
             )  # fmt: skip
@@ -194,7 +198,7 @@ class _BaseMLP(BaseEstimator):
         X_stats = data.X if bn else np.zeros((1, p))
         self.bn_mean_, self.bn_var_ = mk.mlp_batch_stats(w, X_stats, sizes, act, bn)
         # the loss without dropout, batch statistics of all of X (= bn_mean_, bn_var_)
-        self.loss_ = data.value(_loss_value, w, (sizes, act, loss, alpha / n, 0.0, bn))
+        self.loss_ = data.value(_loss_value, w, (sizes, act, loss, alpha / n, 0.0, bn, dropout))
         self._unpack(w, sizes, bn)
         return self
 

@@ -30,7 +30,17 @@ with batch normalisation) or ``b_l``.  The kernels' arguments are
 
 with ``sizes`` a tuple of ints (not an array: minibatching slices every array
 in ``args`` along axis 0).  Dense layers are BLAS matrix products
-(``np.dot`` inside ``@njit``); the element-wise work is in loops.
+(``np.dot`` inside ``@njit``, written into preallocated arrays); the
+element-wise work is in loops.
+
+Compile time (the first ``MLPClassifier.fit`` of a process compiles its
+``fg`` kernel): a forward pass keeps what the backward passes need in one
+flat workspace (:func:`_workspace`), each layer's blocks at offsets, and the
+products write into it (``np.dot(a, b, out)``: one compiled product per
+layout); the passes are compiled once as functions the kernels call
+(:func:`_called`), not inlined into each; a fit compiles the code of its
+case only (:func:`fg_kernel`).  With lists of arrays, inlined passes and
+every case in it, :func:`mlp_fg` took about 4.7 s to compile.
 
 Dropout draws from numba's own generator (seed it with :func:`seed`); the
 curvature kernels use the network without dropout, whose masks a separate
@@ -61,6 +71,29 @@ def _kernel(fn):
 
 def _inline(fn):
     return numba.njit(**_INLINE)(fn)
+
+
+_CALLED = {"error_model": "numpy"}
+
+
+def _called(fn):
+    """A helper the kernels call, compiled once, not inlined into each of them.
+
+    numba's ``inline="always"`` copies the callee's IR at each call site,
+    scope and all, at a cost that grows with the callee's size times its
+    number of blocks: inlining the passes cost about 1.5 s of compiling
+    :func:`mlp_fg`.
+    """
+    return numba.njit(**_CALLED)(fn)
+
+
+#: compile-time switches of :func:`_forward` and :func:`_backward`: ``ANY``
+#: reads the ``batch_norm``/``dropout`` arguments at run time; ``OFF`` leaves
+#: that code out (numba prunes a test of two global constants before it
+#: compiles).  Rebound per kernel by :func:`fg_kernel`; module-wide ``ANY``.
+ANY, OFF = -1, 0
+WITH_BN = ANY
+WITH_DROPOUT = ANY
 
 
 def n_params(sizes, batch_norm):
@@ -94,29 +127,97 @@ def _offsets(sizes, batch_norm):
     return offs
 
 
+#: columns of the workspace offsets (:func:`_workspace`), per layer ``l``:
+#: ``sigma(A_l)`` before dropout (the output layer: its scores ``O``), the
+#: next layer's input (after dropout), the dropout multipliers, the
+#: normalised scores and the batch standard deviations
+_HACT, _HIN, _MASK, _ZHAT, _SD = 0, 1, 2, 3, 4
+
+
+@_inline
+def _workspace(sizes, n, batch_norm, dropout):
+    """``(wo, size)``: offsets of each layer's blocks in a flat workspace of ``size``.
+
+    Row ``l`` of ``wo`` holds the offsets of layer ``l``'s blocks (columns
+    ``_HACT`` .. ``_SD``, each ``(n, sizes[l + 1])`` but the standard
+    deviations, ``sizes[l + 1]``), -1 for a block the network has not.
+    Without dropout a layer's input is its ``sigma(A_l)`` (same offset).
+    """
+    nl = len(sizes) - 1
+    wo = np.empty((nl, 5), dtype=np.int64)
+    off = 0
+    for l in range(nl):
+        b = sizes[l + 1]
+        for c in range(5):
+            wo[l, c] = -1
+        wo[l, _HACT] = off
+        off += n * b
+        if l < nl - 1:
+            if dropout > 0.0:
+                wo[l, _MASK] = off
+                off += n * b
+                wo[l, _HIN] = off
+                off += n * b
+            else:
+                wo[l, _HIN] = wo[l, _HACT]
+            if batch_norm:
+                wo[l, _ZHAT] = off
+                off += n * b
+                wo[l, _SD] = off
+                off += b
+    return wo, off
+
+
+@_called
+def _view(a, o, n, b):
+    """``a[o : o + n * b]`` as an ``(n, b)`` array (a view).
+
+    Called, not inlined: numba lowers every ``reshape`` call site with its
+    own shape checks (about 30 ms of compiling each), and the kernels take
+    a dozen views.
+    """
+    return a[o : o + n * b].reshape((n, b))
+
+
+@_inline
+def _block(ws, wo, l, col, n, b):
+    """Layer ``l``'s block ``col`` of the workspace as an ``(n, b)`` array (a view)."""
+    return _view(ws, wo[l, col], n, b)
+
+
+@_inline
+def _batch_sd(ws, wo, l, b):
+    """Layer ``l``'s batch standard deviations (``b`` of them, a view)."""
+    o = wo[l, _SD]
+    return ws[o : o + b]
+
+
+@_inline
+def _layer_input(X, ws, wo, l, sizes):
+    """:math:`H_l`, the input of layer ``l``: ``X``, or the previous layer's output."""
+    if l == 0:
+        return X
+    return _block(ws, wo, l - 1, _HIN, X.shape[0], sizes[l])
+
+
 @_inline
 def _weights(w, sizes, offs, l):
-    a = sizes[l]
-    b = sizes[l + 1]
-    return w[offs[l, 0] : offs[l, 0] + a * b].reshape((a, b))
+    return _view(w, offs[l, 0], sizes[l], sizes[l + 1])
 
 
 @_inline
 def _activate(kind, A):
-    """``sigma(A)``, a new array."""
-    H = np.empty_like(A)
+    """``A <- sigma(A)`` in place."""
     for i in range(A.shape[0]):
         for j in range(A.shape[1]):
             a = A[i, j]
             if kind == RELU:
-                H[i, j] = a if a > 0.0 else 0.0
+                A[i, j] = a if a > 0.0 else 0.0
             elif kind == TANH:
-                H[i, j] = math.tanh(a)
+                A[i, j] = math.tanh(a)
             elif kind == LOGISTIC_ACT:
-                H[i, j] = _sigmoid(a)
-            else:
-                H[i, j] = a
-    return H
+                A[i, j] = _sigmoid(a)
+            # (identity: A is sigma(A))
 
 
 @_inline
@@ -131,34 +232,32 @@ def _dact(kind, h):
     return 1.0
 
 
-@_inline
+@_called
 def _forward(w, X, sizes, activation, dropout, batch_norm, offs):
-    """Training-mode forward pass (batch statistics; dropout if ``dropout > 0``).
+    r"""Training-mode forward pass (batch statistics; dropout if ``dropout > 0``).
 
-    Returns ``O`` and what the backward passes need, per hidden layer ``l``:
-    ``Hin[l]`` (the layer's input; ``Hin[0] = X``, ``Hin[L]`` the output
-    layer's), ``Hact[l]`` (``sigma(A_l)`` before dropout), ``Zhat[l]`` and
-    ``S[l]`` (normalised scores and batch standard deviations, shape
-    ``(1, b)``), ``M[l]`` (dropout multipliers).
+    Returns ``(O, ws, wo)``: the output scores and the workspace with its
+    offsets (:func:`_workspace`), which hold what the backward passes need,
+    per hidden layer ``l``: :math:`\sigma(A_l)` before dropout
+    (:func:`_block` ``_HACT``), the next layer's input (``_HIN``;
+    :func:`_layer_input`), the dropout multipliers (``_MASK``), the
+    normalised scores (``_ZHAT``) and batch standard deviations (``_SD``, a
+    row).  ``O`` is the output layer's ``_HACT`` block.
     """
     nl = len(sizes) - 1
     n = X.shape[0]
-    empty = np.empty((0, 0))
-    Hin = [X]
-    Hact = [empty]
-    Zh = [empty]
-    Sd = [empty]
-    Ms = [empty]
-    H = X
+    wo, size = _workspace(sizes, n, batch_norm, dropout)
+    ws = np.empty(size)
     keep = 1.0 - dropout
     for l in range(nl - 1):
         b = sizes[l + 1]
-        A = np.dot(H, _weights(w, sizes, offs, l))
+        A = _block(ws, wo, l, _HACT, n, b)
+        np.dot(_layer_input(X, ws, wo, l, sizes), _weights(w, sizes, offs, l), A)
         bo = offs[l, 1]
-        if batch_norm:
+        if WITH_BN != OFF and batch_norm:
             go = offs[l, 2]
-            S = np.empty((1, b))
-            Zhat = np.empty_like(A)
+            Zhat = _block(ws, wo, l, _ZHAT, n, b)
+            so = wo[l, _SD]
             inv_n = 1.0 / n
             for j in range(b):
                 mu = 0.0
@@ -170,44 +269,34 @@ def _forward(w, X, sizes, activation, dropout, batch_norm, offs):
                     d = A[i, j] - mu
                     var += d * d
                 sd = math.sqrt(var * inv_n + BN_EPS)
-                S[0, j] = sd
+                ws[so + j] = sd
                 for i in range(n):
                     zh = (A[i, j] - mu) / sd
                     Zhat[i, j] = zh
                     A[i, j] = w[go + j] * zh + w[bo + j]
-            Zh.append(Zhat)
-            Sd.append(S)
         else:
             for i in range(n):
                 for j in range(b):
                     A[i, j] += w[bo + j]
-            Zh.append(empty)
-            Sd.append(empty)
-        Hp = _activate(activation, A)
-        Hact.append(Hp)
-        if dropout > 0.0:
-            M = np.empty_like(Hp)
-            Hn = np.empty_like(Hp)
+        _activate(activation, A)
+        if WITH_DROPOUT != OFF and dropout > 0.0:
+            M = _block(ws, wo, l, _MASK, n, b)
+            Hn = _block(ws, wo, l, _HIN, n, b)
             for i in range(n):
                 for j in range(b):
                     # numba's own generator (a Generator object cannot be
                     # passed through the solvers' args without being sliced)
                     m = 1.0 / keep if np.random.random() < keep else 0.0  # noqa: NPY002
                     M[i, j] = m
-                    Hn[i, j] = Hp[i, j] * m
-            Ms.append(M)
-            H = Hn
-        else:
-            Ms.append(empty)
-            H = Hp
-        Hin.append(H)
+                    Hn[i, j] = A[i, j] * m
     last = nl - 1
-    O = np.dot(H, _weights(w, sizes, offs, last))
+    O = _block(ws, wo, last, _HACT, n, sizes[nl])
+    np.dot(_layer_input(X, ws, wo, last, sizes), _weights(w, sizes, offs, last), O)
     bo = offs[last, 1]
     for i in range(n):
         for k in range(O.shape[1]):
             O[i, k] += w[bo + k]
-    return O, Hin, Hact, Zh, Sd, Ms
+    return O, ws, wo
 
 
 @_inline
@@ -231,29 +320,37 @@ def _colsum_into(out, o, D):
         out[o + j] = acc
 
 
-@_inline
-def _backward(w, g, dO, Hin, Hact, Zh, Sd, Ms, sizes, activation, dropout, batch_norm, offs):
-    """``g <- J^T dO`` (no penalty): back-propagate output derivatives ``dO``."""
+@_called
+def _backward(w, g, dO, X, ws, wo, sizes, activation, dropout, batch_norm, offs):
+    """``g <- J^T dO`` (no penalty): back-propagate output derivatives ``dO``.
+
+    ``ws, wo`` are the workspace of the :func:`_forward` pass on ``X``;
+    each weight gradient is written straight into its place in ``g``.
+    """
     nl = len(sizes) - 1
     last = nl - 1
-    GW = np.dot(Hin[last].T, dO)
-    o = offs[last, 0]
-    _ravel_into(g, o, GW)
+    n = dO.shape[0]
+    np.dot(_layer_input(X, ws, wo, last, sizes).T, dO, _weights(g, sizes, offs, last))
     _colsum_into(g, offs[last, 1], dO)
-    dH = np.dot(dO, _weights(w, sizes, offs, last).T)
+    dH = np.empty((n, sizes[last]))
+    if last > 0:
+        np.dot(dO, _weights(w, sizes, offs, last).T, dH)
     for l in range(nl - 2, -1, -1):
-        n, b = dH.shape
-        Hp = Hact[l + 1]
+        b = sizes[l + 1]
+        Hp = _block(ws, wo, l, _HACT, n, b)
+        M = Hp  # (read only with dropout)
+        if WITH_DROPOUT != OFF and dropout > 0.0:
+            M = _block(ws, wo, l, _MASK, n, b)
         dA = dH
         for i in range(n):
             for j in range(b):
                 d = dA[i, j] * _dact(activation, Hp[i, j])
-                if dropout > 0.0:
-                    d *= Ms[l + 1][i, j]
+                if WITH_DROPOUT != OFF and dropout > 0.0:
+                    d *= M[i, j]
                 dA[i, j] = d
-        if batch_norm:
-            Zhat = Zh[l + 1]
-            S = Sd[l + 1]
+        if WITH_BN != OFF and batch_norm:
+            Zhat = _block(ws, wo, l, _ZHAT, n, b)
+            so = wo[l, _SD]
             go = offs[l, 2]
             bo = offs[l, 1]
             inv_n = 1.0 / n
@@ -271,14 +368,13 @@ def _backward(w, g, dO, Hin, Hact, Zh, Sd, Ms, sizes, activation, dropout, batch
                 m1 = gam * sb * inv_n
                 m2 = gam * sg * inv_n
                 for i in range(n):
-                    dA[i, j] = (gam * dA[i, j] - m1 - Zhat[i, j] * m2) / S[0, j]
+                    dA[i, j] = (gam * dA[i, j] - m1 - Zhat[i, j] * m2) / ws[so + j]
         else:
             _colsum_into(g, offs[l, 1], dA)
-        GW = np.dot(Hin[l].T, dA)
-        o = offs[l, 0]
-        _ravel_into(g, o, GW)
+        np.dot(_layer_input(X, ws, wo, l, sizes).T, dA, _weights(g, sizes, offs, l))
         if l > 0:
-            dH = np.dot(dA, _weights(w, sizes, offs, l).T)
+            dH = np.empty((n, sizes[l]))
+            np.dot(dA, _weights(w, sizes, offs, l).T, dH)
 
 
 @_inline
@@ -301,7 +397,7 @@ def _penalty(w, g, sizes, offs, lam, scale_w):
 def mlp_fg(w, X, Y, sizes, activation, loss, lam, dropout, batch_norm):
     """Mean loss and gradient (training mode: dropout and batch statistics)."""
     offs = _offsets(sizes, batch_norm)
-    O, Hin, Hact, Zh, Sd, Ms = _forward(w, X, sizes, activation, dropout, batch_norm, offs)
+    O, ws, wo = _forward(w, X, sizes, activation, dropout, batch_norm, offs)
     n, K = O.shape
     f = 0.0
     for i in range(n):
@@ -311,8 +407,38 @@ def mlp_fg(w, X, Y, sizes, activation, loss, lam, dropout, batch_norm):
         for k in range(K):
             O[i, k] *= inv
     g = np.empty(w.shape[0])
-    _backward(w, g, O, Hin, Hact, Zh, Sd, Ms, sizes, activation, dropout, batch_norm, offs)
+    _backward(w, g, O, X, ws, wo, sizes, activation, dropout, batch_norm, offs)
     return f * inv + _penalty(w, g, sizes, offs, lam, w), g
+
+
+#: (batch norm, dropout) -> the :func:`mlp_fg` kernel of such networks
+_FG_KERNELS = {}
+
+
+def fg_kernel(batch_norm, dropout):
+    """The :func:`mlp_fg` kernel a fit with(out) batch normalisation and dropout compiles.
+
+    Networks without batch normalisation (or dropout) get :func:`mlp_fg`
+    compiled with that code left out (``WITH_BN``/``WITH_DROPOUT`` bound to
+    ``OFF``, see :func:`fastopt._jit.specialised`): the same values bit for
+    bit, for about a third less compiling than :func:`mlp_fg` with every
+    case in it.  The kernel still takes ``batch_norm`` and ``dropout``: it
+    must get the ``batch_norm`` it was built for, and ``dropout = 0`` when
+    built without dropout (the code it would need is not in it); built with
+    dropout it also computes the loss without (``dropout = 0``), as a fit
+    does.  Built on first use, cached under its own name.
+    """
+    key = (bool(batch_norm), dropout > 0.0)
+    if key == (True, True):
+        return mlp_fg
+    if key not in _FG_KERNELS:
+        consts = {"WITH_BN": ANY if key[0] else OFF, "WITH_DROPOUT": ANY if key[1] else OFF}
+        suffix = ("bn" if key[0] else "nobn") + ("_dropout" if key[1] else "")
+        fwd = _jit.specialised(_forward.py_func, suffix, _CALLED, **consts)
+        bwd = _jit.specialised(_backward.py_func, suffix, _CALLED, **consts)
+        _FG_KERNELS[key] = _jit.specialised(mlp_fg.py_func, suffix, _KERNEL,
+                                            _forward=fwd, _backward=bwd, **consts)  # fmt: skip
+    return _FG_KERNELS[key]
 
 
 @_kernel
@@ -395,21 +521,21 @@ def mlp_gn(w, v, X, Y, sizes, activation, loss, lam, dropout, batch_norm):
     R-operator), :math:`J^T u` by back-propagation (Schraudolph 2002).
     """
     offs = _offsets(sizes, batch_norm)
-    O, Hin, Hact, Zh, Sd, Ms = _forward(w, X, sizes, activation, 0.0, batch_norm, offs)
+    O, ws, wo = _forward(w, X, sizes, activation, 0.0, batch_norm, offs)
     nl = len(sizes) - 1
     n = X.shape[0]
     # forward mode: dH = d(H_{l+1}) along v
     dH = np.empty((0, 0))
     for l in range(nl - 1):
         b = sizes[l + 1]
-        dA = np.dot(Hin[l], _weights(v, sizes, offs, l))
+        dA = np.dot(_layer_input(X, ws, wo, l, sizes), _weights(v, sizes, offs, l))
         if l > 0:
             dA += np.dot(dH, _weights(w, sizes, offs, l))
         bo = offs[l, 1]
         if batch_norm:
             go = offs[l, 2]
-            Zhat = Zh[l + 1]
-            S = Sd[l + 1]
+            Zhat = _block(ws, wo, l, _ZHAT, n, b)
+            S = _batch_sd(ws, wo, l, b)
             for j in range(b):
                 dmu = 0.0
                 ds = 0.0
@@ -419,19 +545,19 @@ def mlp_gn(w, v, X, Y, sizes, activation, loss, lam, dropout, batch_norm):
                 dmu /= n
                 ds /= n
                 for i in range(n):
-                    dzh = (dA[i, j] - dmu - Zhat[i, j] * ds) / S[0, j]
+                    dzh = (dA[i, j] - dmu - Zhat[i, j] * ds) / S[j]
                     dA[i, j] = v[go + j] * Zhat[i, j] + w[go + j] * dzh + v[bo + j]
         else:
             for i in range(n):
                 for j in range(b):
                     dA[i, j] += v[bo + j]
-        Hp = Hact[l + 1]
+        Hp = _block(ws, wo, l, _HACT, n, b)
         for i in range(n):
             for j in range(b):
                 dA[i, j] *= _dact(activation, Hp[i, j])
         dH = dA
     last = nl - 1
-    dO = np.dot(Hin[last], _weights(v, sizes, offs, last))
+    dO = np.dot(_layer_input(X, ws, wo, last, sizes), _weights(v, sizes, offs, last))
     if last > 0:
         dO += np.dot(dH, _weights(w, sizes, offs, last))
     bo = offs[last, 1]
@@ -445,7 +571,7 @@ def mlp_gn(w, v, X, Y, sizes, activation, loss, lam, dropout, batch_norm):
         for k in range(K):
             dO[i, k] *= inv
     out = np.empty(w.shape[0])
-    _backward(w, out, dO, Hin, Hact, Zh, Sd, Ms, sizes, activation, 0.0, batch_norm, offs)
+    _backward(w, out, dO, X, ws, wo, sizes, activation, 0.0, batch_norm, offs)
     _penalty(w, out, sizes, offs, lam, v)
     return out
 
@@ -462,7 +588,7 @@ def mlp_gn_diag(w, X, Y, sizes, activation, loss, lam, dropout, batch_norm):
     normalisation; an approximation elsewhere.
     """
     offs = _offsets(sizes, batch_norm)
-    O, Hin, Hact, Zh, Sd, Ms = _forward(w, X, sizes, activation, 0.0, batch_norm, offs)
+    O, ws, wo = _forward(w, X, sizes, activation, 0.0, batch_norm, offs)
     nl = len(sizes) - 1
     n = X.shape[0]
     D = _output_hessian_diag(loss, O)
@@ -477,7 +603,7 @@ def mlp_gn_diag(w, X, Y, sizes, activation, loss, lam, dropout, batch_norm):
             b = sizes[l + 1]
             W2 = _weights(w, sizes, offs, l + 1) ** 2
             D = np.dot(D, W2.T)
-            Hp = Hact[l + 1]
+            Hp = _block(ws, wo, l, _HACT, n, b)
             for i in range(n):
                 for j in range(b):
                     d = _dact(activation, Hp[i, j])
@@ -485,8 +611,8 @@ def mlp_gn_diag(w, X, Y, sizes, activation, loss, lam, dropout, batch_norm):
             if batch_norm:
                 go = offs[l, 2]
                 bo = offs[l, 1]
-                Zhat = Zh[l + 1]
-                S = Sd[l + 1]
+                Zhat = _block(ws, wo, l, _ZHAT, n, b)
+                S = _batch_sd(ws, wo, l, b)
                 for j in range(b):
                     sg = 0.0
                     sb = 0.0
@@ -495,14 +621,14 @@ def mlp_gn_diag(w, X, Y, sizes, activation, loss, lam, dropout, batch_norm):
                         sb += D[i, j]
                     out[go + j] = sg
                     out[bo + j] = sb
-                    c = w[go + j] / S[0, j]
+                    c = w[go + j] / S[j]
                     for i in range(n):
                         D[i, j] *= c * c
             else:
                 _colsum_into(out, offs[l, 1], D)
         else:
             _colsum_into(out, offs[l, 1], D)
-        H2 = Hin[l] ** 2
+        H2 = _layer_input(X, ws, wo, l, sizes) ** 2
         DW = np.dot(H2.T, D)
         o = offs[l, 0]
         _ravel_into(out, o, DW)
@@ -535,9 +661,9 @@ def _batch_stats_into(w, X, sizes, activation, batch_norm, means, vars_):
     """Fill rows ``l`` of ``means``, ``vars_`` with the statistics of :func:`mlp_batch_stats`."""
     offs = _offsets(sizes, batch_norm)
     nl = len(sizes) - 1
-    _, Hin, Hact, Zh, Sd, Ms = _forward(w, X, sizes, activation, 0.0, batch_norm, offs)
+    _, ws, wo = _forward(w, X, sizes, activation, 0.0, batch_norm, offs)
     for l in range(nl - 1):
-        Z = np.dot(Hin[l], _weights(w, sizes, offs, l))
+        Z = np.dot(_layer_input(X, ws, wo, l, sizes), _weights(w, sizes, offs, l))
         n = Z.shape[0]
         for j in range(Z.shape[1]):
             mu = 0.0
@@ -564,9 +690,11 @@ def mlp_predict(w, X, sizes, activation, batch_norm, means, vars_):
     H = X
     for l in range(nl):
         b = sizes[l + 1]
-        A = np.dot(H, _weights(w, sizes, offs, l))
+        n = H.shape[0]
+        # into a new array with np.dot's out: the product the fit compiled
+        A = np.empty((n, b))
+        np.dot(H, _weights(w, sizes, offs, l), A)
         bo = offs[l, 1]
-        n = A.shape[0]
         if l < nl - 1 and batch_norm:
             go = offs[l, 2]
             for j in range(b):
@@ -578,9 +706,8 @@ def mlp_predict(w, X, sizes, activation, batch_norm, means, vars_):
                 for j in range(b):
                     A[i, j] += w[bo + j]
         if l < nl - 1:
-            H = _activate(activation, A)
-        else:
-            H = A
+            _activate(activation, A)
+        H = A
     return H
 
 
@@ -592,6 +719,7 @@ def seed(s):
 
 __all__ = [
     "ACTIVATIONS",
+    "fg_kernel",
     "LOGISTIC",
     "SOFTMAX",
     "SQUARED",

@@ -123,6 +123,8 @@ def fit_natural(est, method, w0, X, Y, sizes, activation, loss, lam, dropout, ni
     except TypeError as exc:  # unknown option: scikit-learn's ValueError
         raise ValueError(str(exc)) from None
     n = X.shape[0]
+    # the fit's kernel (no batch normalisation here), which _loss_value reuses
+    fg = mk.fg_kernel(False, dropout)
     batch_size = resolve_batch_size(est.batch_size, method, n)
     rng = np.random.default_rng(seed_from(est.random_state))
     early = nic if batch_size is not None else None
@@ -161,7 +163,7 @@ def fit_natural(est, method, w0, X, Y, sizes, activation, loss, lam, dropout, ni
                     if state is None:
                         state = opt.init(theta)
                 wk = to_canonical(theta, layers, Us, cs)
-                f, g = mk.mlp_fg(wk, Xb, Yb, sizes, activation, loss, lam, dropout, False)
+                f, g = fg(wk, Xb, Yb, sizes, activation, loss, lam, dropout, False)
                 if not (np.isfinite(f) and np.all(np.isfinite(g))):
                     status = 3 if not np.isfinite(f) else 4
                     message = "NaN or inf in the objective or gradient; x is the last iterate."
@@ -192,5 +194,5 @@ def fit_natural(est, method, w0, X, Y, sizes, activation, loss, lam, dropout, ni
                          success=status in (0, 6, 99))  # fmt: skip
     n_iter = k if batch_size is None else -(-k // n_batches)
     report(est, method, status, message, batch_size is None, early is not None,
-           lambda: mk.mlp_fg(w, X, Y, sizes, activation, loss, lam, 0.0, False)[1])  # fmt: skip
+           lambda: fg(w, X, Y, sizes, activation, loss, lam, 0.0, False)[1])  # fmt: skip
     return res, monitor, n_iter
