@@ -746,6 +746,20 @@ def test_minibatch_convergence_warning():
                      solver="adam", random_state=0).fit(Xs, ys)  # fmt: skip
 
 
+def test_minibatch_fit_raises_no_optimizer_warning():
+    # the estimators passed their tol to minimize as gtol in minibatch mode
+    # too, and every minibatch fit printed minimize's "gtol is ignored in
+    # minibatch mode": a warning about an option the user never set
+    X, y = load_diabetes(return_X_y=True)
+    Xs = StandardScaler().fit_transform(X)
+    ys = (y - y.mean()) / y.std()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        LinearRegression(solver="adam", max_iter=300, tol=0.1,
+                         solver_options={"learning_rate": 3e-3}).fit(Xs, ys)  # fmt: skip
+        MLPRegressor((4,), solver="adam", max_iter=30, tol=10.0, random_state=0).fit(Xs, ys)
+
+
 def test_diverged_run_warns():
     # a diverging minibatch run (status DIVERGED or non-finite) is a failure too
     X, y = load_diabetes(return_X_y=True)

@@ -278,8 +278,12 @@ def fit_parameters(est, method, fg, w0, args, gn, gn_diag, n_samples, *,
     """
     batch_size = None if full_batch else resolve_batch_size(est.batch_size, method, n_samples)
     seed = seed_from(est.random_state)
-    options = {"gtol": float(est.tol)}
+    options = {}
     if batch_size is None:
+        # minibatch runs take no gtol (minimize warns that it is ignored):
+        # ``tol`` reaches them through the monitor's early stopping and the
+        # full-gradient test at the result (below)
+        options["gtol"] = float(est.tol)
         options["maxiter"] = int(est.max_iter)
         total = int(est.max_iter)
     else:
