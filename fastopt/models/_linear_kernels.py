@@ -348,10 +348,14 @@ def _fg_softmax(w, X, Y, lam, fit_intercept, s, penalize_b):
     Z = _matmul(X, w[:pK].reshape((p, K)))
     zf = Z.ravel()
     yf = Y.ravel()
+    # The row max and the shift in one pass over the rows (the same
+    # operations in the same order: the same bits), one loop fewer to compile
     bias = np.empty(K)
+    gb = np.empty(K)
     for k in range(K):
         bias[k] = s * w[pK + k] if fit_intercept else 0.0
-    tot = np.empty(n)
+        gb[k] = 0.0
+    yz = 0.0
     for i in range(n):
         base = i * K
         m = zf[base] + bias[0]
@@ -361,29 +365,24 @@ def _fg_softmax(w, X, Y, lam, fit_intercept, s, penalize_b):
             zf[base + k] = v
             if v > m:  # max(m, v), as numba's max selects
                 m = v
-        tot[i] = m
-    yz = 0.0
-    for i in range(n):
-        base = i * K
-        m = tot[i]
         for k in range(K):
             d = zf[base + k] - m
             zf[base + k] = d
             yz += yf[base + k] * d
     _exp_nonpositive(zf)
+    tot = np.empty(n)
     for i in range(n):
         base = i * K
         t = 0.0
         for k in range(K):
             t += zf[base + k]
         tot[i] = t
+    # its own loop: fused into the row sums' loop, this sum came out with other
+    # bits (LLVM, under "reassoc", orders it by the loop it is in)
     f = 0.0
     for i in range(n):
         f += math.log(tot[i])
         tot[i] = 1.0 / tot[i]
-    gb = np.empty(K)
-    for k in range(K):
-        gb[k] = 0.0
     for i in range(n):
         base = i * K
         inv = tot[i]
@@ -391,12 +390,13 @@ def _fg_softmax(w, X, Y, lam, fit_intercept, s, penalize_b):
             r = zf[base + k] * inv - yf[base + k]
             zf[base + k] = r
             gb[k] += r
-    GW = _matmul(X.T, Z)
+    # X^T R straight into g's weights (then scaled in place: the same bits
+    # as a product array copied over), one array fewer
     g = np.empty(w.shape[0])
+    np.dot(X.T, Z, g[:pK].reshape((p, K)))
     inv_n = 1.0 / _rows(n)
-    gw = GW.ravel()
     for j in range(pK):
-        g[j] = gw[j] * inv_n
+        g[j] *= inv_n
     if fit_intercept:
         for k in range(K):
             g[pK + k] = s * gb[k] * inv_n
