@@ -351,19 +351,18 @@ def _compile(kind, fg, loops, n_row, n_shared, parallel):
     # inlined)
     jit = numba.njit(**_jit.USER, inline="always")
     namespace.update({"_start": jit(_bind(_start, namespace)), "_finish": jit(_finish)})
+    # ... but not into a prange body: numba's parfor passes then work through
+    # the whole inlined per-problem code (bounded decay fits: the parallel
+    # driver's first call 12.7 s of CPU with it, 10.3 s with one call per
+    # problem and per chunk's work arrays)
+    entry = numba.njit(**_jit.USER) if parallel else jit
     if kind == "lbfgs-mixed":
         bound = {name: jit(_bind(_ONE[name], {**namespace, "loop": loops[loop]}))
                  for name, loop in (("lbfgs", "loop_u"), ("lbfgsb", "loop_b"))}  # fmt: skip
-        one = jit(_bind(_lbfgs_mixed_one, {"lbfgs_one": bound["lbfgs"],
-                                           "lbfgsb_one": bound["lbfgsb"]}))  # fmt: skip
+        one = entry(_bind(_lbfgs_mixed_one, {"lbfgs_one": bound["lbfgs"],
+                                             "lbfgsb_one": bound["lbfgsb"]}))  # fmt: skip
     else:
-        one = jit(_bind(_ONE[kind], {**namespace, "loop": loops["loop"]}))
-    if parallel:
-        # ... but not into a prange body: numba's parfor passes then work
-        # through the whole inlined per-problem code (bounded decay fits:
-        # the parallel driver's first call 12.7 s of CPU with it, 10.3 s
-        # with one call per problem and per chunk's work arrays)
-        one = numba.njit(**_jit.USER)(one.py_func)
+        one = entry(_bind(_ONE[kind], {**namespace, "loop": loops["loop"]}))
     params = [f"r{i}" for i in range(n_row)] + [f"s{i}" for i in range(n_shared)]
     args = [f"r{i}[k]" for i in range(n_row)] + [f"s{i}" for i in range(n_shared)]
     src = _OUTER.format(params=", ".join(params) or "", range="prange" if parallel else "range",
@@ -371,9 +370,7 @@ def _compile(kind, fg, loops, n_row, n_shared, parallel):
     if kind == "lbfgs-mixed":
         namespace.update({name: jit(_bind(_WORK[name[6:]], namespace))
                           for name in ("_work_lbfgs", "_work_lbfgsb")})  # fmt: skip
-    work = jit(_bind(_WORK.get(kind, _work_none), namespace))
-    if parallel:
-        work = numba.njit(**_jit.USER)(work.py_func)
+    work = entry(_bind(_WORK.get(kind, _work_none), namespace))
     glb = {"one": one, "work": work, "prange": numba.prange}
     exec(compile(src, f"<fastopt.minimize_many {kind}>", "exec"), glb)
     outer = numba.njit(parallel=parallel, **_jit.USER)(glb["many"])
