@@ -72,6 +72,28 @@ def _inline(fn):
     return numba.njit(**_INLINE)(fn)
 
 
+def _exact_kernel(fn):
+    """A cached kernel with ``fastmath`` off, said explicitly: for one that other kernels call.
+
+    A kernel that calls another (not inlined) carries a copy of the callee,
+    linked in under a weak symbol, and the process runs whichever copy it
+    loaded first: the callee's own in a process that compiled the caller,
+    the caller's in one that loaded the caller from numba's cache.  The two
+    must compute the same bits, and did not: a callee that does not set
+    ``fastmath`` is compiled inside a ``fastmath`` caller with the caller's
+    flags (numba passes them down) under the same symbol name, and a callee
+    with ``reassoc`` is optimised a second time in the caller's module,
+    where LLVM may vectorise its sums in another order.  A fit's result then
+    depended on the cache: ``LogisticRegression().fit`` on digits took 214
+    iterations in a process that compiled its kernel and 226 in one that
+    loaded it.  With ``fastmath=False`` set, every copy is IEEE arithmetic
+    in the source's order; the kernels that use :func:`linear_fg`'s or
+    :func:`linear_gn`'s math inline it rather than call them
+    (``tests/test_coldstart.py`` checks both, and the fit, cold and warm).
+    """
+    return numba.njit(cache=_jit.CACHE, error_model="numpy", nogil=True, fastmath=False)(fn)
+
+
 @_inline
 def _sigmoid(z):
     if z >= 0.0:
@@ -684,7 +706,10 @@ def linear_gn_diag(w, X, Y, lam, fit_intercept, s, penalize_b, loss):
 @_kernel
 def linear_loss(w, X, Y, lam, fit_intercept, s, penalize_b, loss):
     """The value of :func:`linear_fg` alone."""
-    return linear_fg(w, X, Y, lam, fit_intercept, s, penalize_b, loss)[0]
+    # the inlined pieces, not a call of linear_fg: see _exact_kernel
+    if Y.shape[1] == 1:
+        return _fg_one(w, X, Y, lam, fit_intercept, s, penalize_b, loss)[0]
+    return _fg_multi(w, X, Y, lam, fit_intercept, s, penalize_b, loss)[0]
 
 
 # --------------------------------------------------------------------------
@@ -693,7 +718,7 @@ def linear_loss(w, X, Y, lam, fit_intercept, s, penalize_b, loss):
 # --------------------------------------------------------------------------
 
 
-@_kernel
+@_exact_kernel
 def from_centered(u, mu, s):
     r"""The model's parameters ``w`` at centred coordinates ``u``.
 
@@ -723,7 +748,7 @@ def from_centered(u, mu, s):
     return w
 
 
-@_kernel
+@_exact_kernel
 def _grad_to_centered(g, mu, s):
     r"""In place: :math:`g_U = g_W - \mu\, g_b^T / s` (the transpose of :func:`from_centered`)."""
     p = mu.shape[0]
@@ -754,7 +779,12 @@ def centered_fg(u, X, Y, lam, fit_intercept, s, penalize_b, loss, mu):
     ``args`` are the linear kernels' plus ``mu`` (length p); the extra work
     is O(p K) per call, nothing per sample.
     """
-    f, g = linear_fg(from_centered(u, mu, s), X, Y, lam, fit_intercept, s, penalize_b, loss)
+    w = from_centered(u, mu, s)
+    # linear_fg's inlined pieces, not a call of it: see _exact_kernel
+    if Y.shape[1] == 1:
+        f, g = _fg_one(w, X, Y, lam, fit_intercept, s, penalize_b, loss)
+    else:
+        f, g = _fg_multi(w, X, Y, lam, fit_intercept, s, penalize_b, loss)
     return f, _grad_to_centered(g, mu, s)
 
 
@@ -766,7 +796,11 @@ def centered_gn(u, v, X, Y, lam, fit_intercept, s, penalize_b, loss, mu):
     """
     w = from_centered(u, mu, s)
     tv = from_centered(v, mu, s)
-    out = linear_gn(w, tv, X, Y, lam, fit_intercept, s, penalize_b, loss)
+    # linear_gn's inlined pieces, not a call of it: see _exact_kernel
+    if Y.shape[1] == 1:
+        out = _gn_one(w, tv, X, Y, lam, fit_intercept, s, penalize_b, loss)
+    else:
+        out = _gn_multi(w, tv, X, Y, lam, fit_intercept, s, penalize_b, loss)
     return _grad_to_centered(out, mu, s)
 
 
