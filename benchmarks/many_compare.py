@@ -15,7 +15,9 @@ Sections:
     box for most of them) and on 20 random box QPs (n = 20, Hessian
     ``A A' + 0.1 I``, box [-1, 1]).  Target: every problem solved to
     scipy's value or better (``f <= f_scipy + 1e-8 max(1, |f_scipy|)``), total
-    evaluations <= 1.2x scipy's.
+    evaluations <= 1.2x scipy's.  Meyer's outcome, for scipy and for the
+    objective, depends on OpenBLAS's kernel (``OPENBLAS_CORETYPE``, printed):
+    ``benchmarks/meyer_rounding.py``.
 ``rosen10``
     Bounded 10-D Rosenbrock (``[-2, 2]`` for the first five variables,
     ``[1.5, 3]`` for the last five, from 3): time per solve of ``lbfgs`` with
@@ -103,6 +105,10 @@ def section_bounded(args, summary):
         f, g, x0 = _qp(s)
         problems.append((f"box QP {s}", f, g, x0, [(-1.0, 1.0)] * x0.size))
     print(f"\n== bounded: lbfgs vs scipy L-BFGS-B ({len(problems)} problems) ==")
+    # scipy's L-BFGS-B and the MGH objectives (np.dot) call OpenBLAS, whose
+    # kernel (picked per CPU, or pinned by this variable) decides Meyer's
+    # outcome: see benchmarks/meyer_rounding.py
+    print(f"OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', '(unset)')}")
     print(f"{'problem':28s} {'scipy f':>14s} {'nfev':>5s} {'lbfgs f':>14s} {'nfev':>5s}  same")
     worse, ev_s, ev_f, same = [], 0, 0, 0
     for label, f, g, x0, bounds in problems:

@@ -472,7 +472,8 @@ def quasi_newton_step(x, g, S, Y, dinv, col, theta, xcp, v, where, du, alpha):
     On the boxed Meyer problem (``benchmarks/many_compare.py``), from
     36 starts perturbed by 1e-15 to 1e-9, ``x - Hg`` stopped on the ftol
     test at the 1.32e5 plateau every time, while scipy's L-BFGS-B got past
-    it 18 times and this step 27 times (to f in the thousands).  ``alpha`` (``m``)
+    it 18 times and this step 25 times (to f in the thousands;
+    ``benchmarks/meyer_rounding.py``).  ``alpha`` (``m``)
     is a work array; the pairs are rows ``0..col-1`` of ``S``, ``Y``, oldest
     first, with :math:`1 / s_j^T y_j` = ``dinv[j]`` (:func:`form_middle`).
     """
