@@ -33,7 +33,12 @@ Differences from the paper: the whitening uses the input's mean and
 covariance only, as the paper's PRONG does (its PRONG+, PRONG combined with
 batch normalisation, is not offered); the optimizer's state (momentum,
 moments) is kept across re-estimations; the sample is :data:`N_SAMPLES`
-rows.
+rows; and the first layer's :math:`\epsilon` (the network's input, the
+data) may differ from the hidden layers' (``whiten_input_eps``; the paper
+has one :math:`\epsilon`): the data's distribution does not move between
+re-estimations, so its whitening stays exact, while a hidden layer's input
+drifts, and its low-variance directions, scaled up by up to
+:math:`1/\sqrt{\epsilon}`, with it.
 """
 
 import numbers
