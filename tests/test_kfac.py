@@ -16,7 +16,7 @@ import warnings
 
 import numpy as np
 import pytest
-from numpy.testing import assert_allclose
+from numpy.testing import assert_allclose, assert_array_equal
 from scipy.special import softmax
 from sklearn.datasets import load_digits
 from sklearn.exceptions import ConvergenceWarning
@@ -264,14 +264,36 @@ def test_whitening_and_reparametrisation():
     assert check_grad(fth, gth, theta) < 1e-6 * np.linalg.norm(gth(theta))
 
 
-def test_whitening_keeps_the_function():
+def test_whitening_input_eps():
+    # whiten_input_eps regularises the first layer's whitening only
+    from fastopt.models import _natural as nat
+    from fastopt.models._kfac_kernels import layer_inputs
+
+    X, Y, w = natural_problem()
+    eps, eps0 = 0.3, 1e-3
+    Us, _, cs = nat.estimate(w, X, SIZES, mk.TANH, eps, eps0)
+    for H, U, c, e_l in zip(layer_inputs(w, X, SIZES, mk.TANH), Us, cs, (eps0, eps), strict=True):
+        e = np.linalg.eigvalsh(np.cov(H.T))
+        ew = np.linalg.eigvalsh(np.cov(((H - c) @ U).T))
+        assert_allclose(ew, np.sort(e / (e + e_l)), atol=1e-10)
+    # None: the same eps everywhere, as before the option
+    a = nat.estimate(w, X, SIZES, mk.TANH, eps, None)
+    b = nat.estimate(w, X, SIZES, mk.TANH, eps)
+    for x, z in zip(a, b, strict=True):
+        for u, v in zip(x, z, strict=True):
+            assert_array_equal(u, v)
+
+
+@pytest.mark.parametrize("input_eps", [None, 1e-4])
+def test_whitening_keeps_the_function(input_eps):
     # learning rate 0 and a re-estimation before every update: the network
     # must come out exactly as it went in (up to rounding)
     X, y = load_digits(return_X_y=True)
     X, y = X[:300] / 16.0, y[:300]
     clf = MLPClassifier((16,), solver="sgd", solver_options={"learning_rate": 0.0},
                         whiten=True, whiten_every=1, whiten_eps=1e-3, batch_size=50,
-                        max_iter=3, n_iter_no_change=None, random_state=0)  # fmt: skip
+                        whiten_input_eps=input_eps, max_iter=3, n_iter_no_change=None,
+                        random_state=0)  # fmt: skip
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         clf.fit(X, y)
@@ -313,6 +335,9 @@ def test_whiten_with_every_first_order_rule(solver):
     ({"batch_norm": True}, "choose one"),
     ({"whiten_every": 0}, "whiten_every must be"),
     ({"whiten_eps": 0.0}, "whiten_eps must be"),
+    ({"whiten_input_eps": 0.0}, "whiten_input_eps must be"),
+    ({"whiten_input_eps": "1e-2"}, "whiten_input_eps must be"),
+    ({"whiten_input_eps": True}, "whiten_input_eps must be"),
 ])  # fmt: skip
 def test_whiten_errors(params, match):
     X = np.random.default_rng(0).standard_normal((20, 3))

@@ -110,7 +110,7 @@ class _BaseMLP(BaseEstimator):
                  alpha=1e-4, batch_size="auto", max_iter=200, tol=1e-4, n_iter_no_change=10,
                  dropout=0.0, batch_norm=False, random_state=None, solver_options=None,
                  verbose=False, whiten=False, whiten_every=100,
-                 whiten_eps=1e-2):  # fmt: skip
+                 whiten_eps=1e-2, whiten_input_eps=None):  # fmt: skip
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.solver = solver
@@ -127,6 +127,7 @@ class _BaseMLP(BaseEstimator):
         self.whiten = whiten
         self.whiten_every = whiten_every
         self.whiten_eps = whiten_eps
+        self.whiten_input_eps = whiten_input_eps
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -279,7 +280,15 @@ _MLP_DOC = r"""
         Added to the input covariance's eigenvalues before the inverse square
         root (the paper's :math:`\epsilon`).  The largest stable learning
         rate grows with it (the low-variance directions' steps are scaled by
-        up to :math:`1/\epsilon`): tune the two together.
+        up to :math:`1/\epsilon`): tune the two together.  Used for the
+        hidden layers' inputs, and for the network's input unless
+        ``whiten_input_eps`` is set.
+    whiten_input_eps : float or None, default=None
+        :math:`\epsilon` of the first layer's whitening (the network's input,
+        the data); None: ``whiten_eps``.  The data's distribution does not
+        move between re-estimations, the hidden layers' inputs do, so the
+        data's whitening can be sharper (a smaller :math:`\epsilon`) at a
+        rate that the hidden layers' :math:`\epsilon` keeps stable.
 
     Attributes
     ----------

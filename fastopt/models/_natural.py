@@ -33,7 +33,12 @@ Differences from the paper: the whitening uses the input's mean and
 covariance only, as the paper's PRONG does (its PRONG+, PRONG combined with
 batch normalisation, is not offered); the optimizer's state (momentum,
 moments) is kept across re-estimations; the sample is :data:`N_SAMPLES`
-rows.
+rows; and the first layer's :math:`\epsilon` (the network's input, the
+data) may differ from the hidden layers' (``whiten_input_eps``; the paper
+has one :math:`\epsilon`): the data's distribution does not move between
+re-estimations, so its whitening stays exact, while a hidden layer's input
+drifts, and its low-variance directions, scaled up by up to
+:math:`1/\sqrt{\epsilon}`, with it.
 """
 
 import numbers
@@ -53,13 +58,21 @@ N_SAMPLES = 1024
 
 
 def check_whiten_params(est, method):
-    """Validate ``whiten_every`` and ``whiten_eps``; returns them."""
+    """Validate ``whiten_every``, ``whiten_eps`` and ``whiten_input_eps``; returns them.
+
+    ``whiten_input_eps=None`` comes back as ``whiten_eps``.
+    """
     T = est.whiten_every
     if isinstance(T, bool) or not isinstance(T, numbers.Integral) or T < 1:
         raise ValueError(f"whiten_every must be an int >= 1; got {T!r}")
     eps = est.whiten_eps
     if isinstance(eps, bool) or not isinstance(eps, numbers.Real) or not eps > 0:
         raise ValueError(f"whiten_eps must be a float > 0; got {eps!r}")
+    eps0 = est.whiten_input_eps
+    if eps0 is None:
+        eps0 = eps
+    elif isinstance(eps0, bool) or not isinstance(eps0, numbers.Real) or not eps0 > 0:
+        raise ValueError(f"whiten_input_eps must be None or a float > 0; got {eps0!r}")
     if method not in optim.method_names():
         raise ValueError(
             f"whiten=True needs a first-order solver ({', '.join(optim.method_names())}); "
@@ -67,18 +80,22 @@ def check_whiten_params(est, method):
         )
     if est.batch_norm:
         raise ValueError("whiten=True and batch_norm=True: choose one (both re-centre inputs)")
-    return int(T), float(eps)
+    return int(T), float(eps), float(eps0)
 
 
-def estimate(w, Xs, sizes, activation, eps):
-    """``(Us, Uinvs, cs)``: each layer's whitening of its input on the sample ``Xs``."""
+def estimate(w, Xs, sizes, activation, eps, input_eps=None):
+    """``(Us, Uinvs, cs)``: each layer's whitening of its input on the sample ``Xs``.
+
+    ``eps`` regularises the hidden layers' inputs, ``input_eps`` (default
+    ``eps``) the network's input, the first layer's.
+    """
     Us, Uinvs, cs = [], [], []
-    for H in layer_inputs(w, Xs, sizes, activation):
+    for l, H in enumerate(layer_inputs(w, Xs, sizes, activation)):
         c = H.mean(axis=0)
         D = H - c
         S = D.T @ D / max(len(H) - 1, 1)
         e, E = np.linalg.eigh(S)
-        s = np.sqrt(np.maximum(e, 0.0) + eps)
+        s = np.sqrt(np.maximum(e, 0.0) + (eps if l or input_eps is None else input_eps))
         Us.append(E / s)
         Uinvs.append(s[:, None] * E.T)
         cs.append(c)
@@ -117,7 +134,7 @@ def grad_to_natural(g, layers, Us, cs):
 
 def fit_natural(est, method, w0, X, Y, sizes, activation, loss, lam, dropout, nic):
     """Run ``method`` on the whitened parametrisation; returns ``(res, monitor, n_iter)``."""
-    every, eps = check_whiten_params(est, method)
+    every, eps, eps0 = check_whiten_params(est, method)
     try:
         opt = optim.optimizer(method, **(est.solver_options or {}))
     except TypeError as exc:  # unknown option: scikit-learn's ValueError
@@ -158,7 +175,7 @@ def fit_natural(est, method, w0, X, Y, sizes, activation, loss, lam, dropout, ni
                             raise StopIteration
                     rows = rng.choice(n, N_SAMPLES, replace=False) if n > N_SAMPLES else None
                     Xs = X if rows is None else np.ascontiguousarray(X[np.sort(rows)])
-                    Us, Uinvs, cs = estimate(w, Xs, sizes, activation, eps)
+                    Us, Uinvs, cs = estimate(w, Xs, sizes, activation, eps, eps0)
                     theta = to_natural(w, layers, Uinvs, cs)
                     if state is None:
                         state = opt.init(theta)
