@@ -656,6 +656,9 @@ def _lbfgsb_loop(
     njev = int(ns[2])
     col = int(ns[3])
     pending = int(ns[4])
+    # rows of form_middle's theta-free part that are current (none on entry:
+    # a resumed run recomputes them, to the same bits)
+    nt = 0
     stop_at = nit + nsteps
     status = RUNNING
     pgnorm = projected_inf_norm(x, g, lb, ub)
@@ -676,7 +679,8 @@ def _lbfgsb_loop(
             break
         ok = True
         if col > 0:
-            ok = form_middle(SY, SS, col, theta, K, dinv)
+            ok = form_middle(SY, SS, col, theta, K, dinv, nt)
+            nt = col
         if ok:
             ok = cauchy_point(x, g, lb, ub, S, Y, SY, col, theta, K, dinv, xcp, c, p, v, wbp,
                               dv, tb, ib, where)  # fmt: skip
@@ -692,6 +696,7 @@ def _lbfgsb_loop(
             # the memory and starts again from the projected gradient.
             if col > 0:
                 col = 0
+                nt = 0
                 theta = 1.0
                 continue
             status = LINESEARCH
@@ -742,6 +747,7 @@ def _lbfgsb_loop(
             # L-BFGS-B: refresh the memory and retry; without one, stop.
             if col > 0:
                 col = 0
+                nt = 0
                 theta = 1.0
                 continue
             status = LINESEARCH
@@ -751,6 +757,8 @@ def _lbfgsb_loop(
         pgnorm = projected_inf_norm(x, g, lb, ub)
         # The update is skipped unless s'y > eps (-g's) (L-BFGS-B's test).
         if sy > _EPS * (-gd * stp):
+            if col == S.shape[0]:
+                nt = 0  # the oldest pair goes: every row of form_middle's C changes
             col = add_pair(S, Y, SY, SS, col, s, y)
             theta = yy / sy
         nit += 1
