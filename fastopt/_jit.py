@@ -88,6 +88,19 @@ def borrowing_kernel(fn):
     return numba.njit(**BORROW)(fn)
 
 
+def borrowing_helper(fn):
+    """:func:`borrowing_kernel` ``fn``, inlined (numba IR) into the kernels that call it.
+
+    For the small steps of a kernel (a triangular solve, a heap operation)
+    that other borrowing kernels call several times per iteration: a call
+    passes each array as its 5 + 2 ndim words, and at the sizes of a
+    small fit (3 variables, a few pairs) passing them, not the arithmetic,
+    was most of such a step's time.  Inlined, the caller's arrays are
+    used in place.  Called from Python, it is an ordinary cached kernel.
+    """
+    return numba.njit(inline="always", **BORROW)(fn)
+
+
 def parallel_kernel(fn):
     """Compile ``fn`` as a cached kernel whose ``prange`` loops run on threads."""
     return numba.njit(**PARALLEL)(fn)

@@ -34,7 +34,7 @@ _EPS = float(np.finfo(np.float64).eps)
 FREE, AT_LOWER, AT_UPPER, FIXED = 0, 1, 2, 3
 
 
-@_jit.borrowing_kernel
+@_jit.borrowing_helper
 def chol_factor(a, r0, k):
     """Cholesky ``L L'`` of ``a[r0:r0+k, r0:r0+k]`` in place (lower); False if not pd.
 
@@ -59,7 +59,7 @@ def chol_factor(a, r0, k):
     return True
 
 
-@_jit.borrowing_kernel
+@_jit.borrowing_helper
 def chol_solve(a, r0, k, out, o0):
     """``out[o0:o0+k] = (L L')^{-1} out[o0:o0+k]`` from :func:`chol_factor`'s factor."""
     for i in range(k):
@@ -116,7 +116,7 @@ def form_middle(SY, SS, col, theta, K, dinv, nt):
     return chol_factor(K, 0, col)
 
 
-@_jit.borrowing_kernel
+@_jit.borrowing_helper
 def mid_solve(SY, col, K, dinv, v, out):
     r"""``out = M v`` (solve :math:`K\,out = v`) by blocks, with :func:`form_middle`'s factor.
 
@@ -173,7 +173,7 @@ def add_pair(S, Y, SY, SS, col, s, y):
     return col + 1
 
 
-@_jit.borrowing_kernel
+@_jit.borrowing_helper
 def heap_sift_down(tb, ib, i, size):
     """Restore the min-heap on ``tb[:size]`` (indices ``ib`` alongside) below ``i``."""
     t = tb[i]
@@ -193,7 +193,7 @@ def heap_sift_down(tb, ib, i, size):
     ib[i] = b
 
 
-@_jit.borrowing_kernel
+@_jit.borrowing_helper
 def heap_pop(tb, ib, size):
     """``(t, i)``: the smallest breakpoint of the heap ``tb[:size]``, removed from it."""
     t = tb[0]
@@ -362,7 +362,7 @@ def cauchy_point(x, g, lb, ub, S, Y, SY, col, theta, K, dinv, xcp, c, p, v, wbp,
     return math.isfinite(f1) and math.isfinite(f2)
 
 
-@_jit.borrowing_kernel
+@_jit.borrowing_helper
 def reduced_gradient(x, g, S, Y, col, theta, xcp, v, where, r):
     r"""``r`` = :math:`-(g + B(x^c - x))` on the free variables: the model's
     negative gradient at the Cauchy point (L-BFGS-B's ``cmprlb``), with
@@ -468,7 +468,7 @@ def reduced_step(x, g, S, Y, SY, SS, col, theta, Kz, xcp, where, du, v, wv, idx,
     return True
 
 
-@_jit.borrowing_kernel
+@_jit.borrowing_helper
 def quasi_newton_step(x, g, S, Y, dinv, col, theta, xcp, v, where, du, alpha):
     r"""``du`` = :math:`H r`: the subspace step when every variable is free.
 
