@@ -143,7 +143,7 @@ def _lbfgsb_one(k, X, lb, ub, bk, bounded, args, XO, GO, FO, IO, P, W):
     # (the result is copied out by _finish), and the start's copy of x for
     # the user's function goes to xt, which the loop writes before it reads:
     # no allocation per problem (three were a tenth of a problem's set-up)
-    (d, xt, z, xcp, s, y, S, Y, SY, SS, K, dinv, Kz, pivz,
+    (d, xt, z, xcp, s, y, S, Y, SY, SS, K, dinv, Kz,
      c, p, v, wbp, wv, dv, tb, ib, where, ls, fs, ns, x, g) = W  # fmt: skip
     f, ok = _start_into(k, X, lb, ub, bounded, args, XO, GO, FO, IO, x, g, xt)
     if not ok:
@@ -156,7 +156,7 @@ def _lbfgsb_one(k, X, lb, ub, bk, bounded, args, XO, GO, FO, IO, P, W):
     ns[3] = 0
     ns[4] = RUNNING  # noqa: F821
     status = loop(  # noqa: F821
-        args, x, g, lb, ub, d, xt, z, xcp, s, y, S, Y, SY, SS, K, dinv, Kz, pivz,
+        args, x, g, lb, ub, d, xt, z, xcp, s, y, S, Y, SY, SS, K, dinv, Kz,
         c, p, v, wbp, wv, dv, tb, ib, where, ls, fs, ns,
         nsteps, maxiter, maxfev, gtol, ftol, maxls, c1, c2, bk == 2,
     )  # fmt: skip
@@ -295,7 +295,7 @@ def _work_lbfgsb(n, P):
         np.empty(n), np.empty(n), np.empty(n), np.empty(n), np.empty(n), np.empty(n),
         np.zeros((m, n)), np.zeros((m, n)), np.zeros((m, m)), np.zeros((m, m)),
         np.zeros((m2, m2)), np.zeros(m2),
-        np.zeros((m2, m2)), np.zeros(m2, dtype=np.int64),
+        np.zeros((m2, m2)),
         np.zeros(m2), np.zeros(m2), np.zeros(m2), np.zeros(m2), np.zeros(m2),
         np.zeros(n), np.zeros(n), np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64),
         np.zeros(LS_SIZE), np.zeros(2), np.zeros(5, dtype=np.int64),  # noqa: F821 # ls fs ns

@@ -55,10 +55,8 @@ from ._lazy_loop import LazyLoop, borrowing_dual, ieee_division, use_compiled
 from ._lbfgsb import (
     add_pair,
     bounds_kind,
-    cauchy_point,
-    form_middle,
     max_feasible_step,
-    subspace_point,
+    search_direction,
 )
 from ._run import RUNNING, drive, nonfinite_fg, result, start_fg, start_point
 from ._vectors import (
@@ -634,7 +632,7 @@ _LOOP = LazyLoop(_lbfgs_loop, 1, cache=True)
 
 
 def _lbfgsb_loop(
-    fg, args, x, g, lb, ub, d, xt, z, xcp, s, y, S, Y, SY, SS, K, dinv, Kz, pivz,
+    fg, args, x, g, lb, ub, d, xt, z, xcp, s, y, S, Y, SY, SS, K, dinv, Kz,
     c, p, v, wbp, wv, dv, tb, ib, where, ls, fs, ns,
     nsteps, maxiter, maxfev, gtol, ftol, maxls, c1, c2, boxed,
 ):  # fmt: skip
@@ -677,20 +675,10 @@ def _lbfgsb_loop(
         if nfev >= maxfev:
             status = MAXFEV
             break
-        ok = True
+        ok, gd = search_direction(x, g, lb, ub, S, Y, SY, SS, col, theta, K, dinv, nt, Kz,
+                                  xcp, c, p, v, wbp, wv, dv, tb, ib, where, z, d)  # fmt: skip
         if col > 0:
-            ok = form_middle(SY, SS, col, theta, K, dinv, nt)
-            nt = col
-        if ok:
-            ok = cauchy_point(x, g, lb, ub, S, Y, SY, col, theta, K, dinv, xcp, c, p, v, wbp,
-                              dv, tb, ib, where)  # fmt: skip
-        if ok:
-            ok = subspace_point(x, g, lb, ub, S, Y, SY, SS, col, theta, K, dinv, Kz, pivz,
-                                xcp, c, where, dv, v, wv, z, ib)  # fmt: skip
-        gd = 0.0
-        if ok:
-            lincomb_into(d, 1.0, z, -1.0, x)
-            gd = dot(g, d)
+            nt = col  # form_middle's rows are current
         if not (ok and gd < 0.0):
             # A singular factor, or no descent (rounding): L-BFGS-B drops
             # the memory and starts again from the projected gradient.
@@ -1028,7 +1016,7 @@ def bounded_state(x, f, g, lb, ub, maxcor):
         np.empty(n), np.empty(n),  # s, y
         np.zeros((m, n)), np.zeros((m, n)), np.zeros((m, m)), np.zeros((m, m)),  # S Y SY SS
         np.zeros((m2, m2)), np.zeros(m2),  # K, dinv
-        np.zeros((m2, m2)), np.zeros(m2, dtype=np.int64),  # Kz, pivz
+        np.zeros((m2, m2)),  # Kz
         np.zeros(m2), np.zeros(m2), np.zeros(m2), np.zeros(m2), np.zeros(m2),  # c p v wbp wv
         np.zeros(n), np.zeros(n), np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64),
         np.zeros(_LS_SIZE),
