@@ -26,7 +26,6 @@ import math
 import numpy as np
 
 from .. import _jit
-from ._vectors import dot, lincomb_into
 
 _EPS = float(np.finfo(np.float64).eps)
 
@@ -35,7 +34,7 @@ _EPS = float(np.finfo(np.float64).eps)
 FREE, AT_LOWER, AT_UPPER, FIXED = 0, 1, 2, 3
 
 
-@_jit.borrowing_helper
+@_jit.borrowing_kernel
 def chol_factor(a, r0, k):
     """Cholesky ``L L'`` of ``a[r0:r0+k, r0:r0+k]`` in place (lower); False if not pd.
 
@@ -60,7 +59,10 @@ def chol_factor(a, r0, k):
     return True
 
 
-@_jit.borrowing_helper
+_chol_factor_i = _jit.borrowing_helper(chol_factor)
+
+
+@_jit.borrowing_kernel
 def chol_solve(a, r0, k, out, o0):
     """``out[o0:o0+k] = (L L')^{-1} out[o0:o0+k]`` from :func:`chol_factor`'s factor."""
     for i in range(k):
@@ -75,7 +77,10 @@ def chol_solve(a, r0, k, out, o0):
         out[o0 + i] = s * a[r0 + i, r0 + i]
 
 
-@_jit.borrowing_helper
+_chol_solve_i = _jit.borrowing_helper(chol_solve)
+
+
+@_jit.borrowing_kernel
 def form_middle(SY, SS, col, theta, K, dinv, nt):
     r"""Factor the middle matrix :math:`K = M^{-1}` (L-BFGS-B's ``formt``).
 
@@ -114,10 +119,10 @@ def form_middle(SY, SS, col, theta, K, dinv, nt):
     for i in range(col):
         for j in range(i + 1):
             K[i, j] = K[m + i, m + j] + theta * SS[i, j]
-    return chol_factor(K, 0, col)
+    return _chol_factor_i(K, 0, col)
 
 
-@_jit.borrowing_helper
+@_jit.borrowing_kernel
 def mid_solve(SY, col, K, dinv, v, out):
     r"""``out = M v`` (solve :math:`K\,out = v`) by blocks, with :func:`form_middle`'s factor.
 
@@ -130,12 +135,15 @@ def mid_solve(SY, col, K, dinv, v, out):
         for j in range(i):
             w += SY[i, j] * v[j] * dinv[j]
         out[col + i] = v[col + i] + w
-    chol_solve(K, 0, col, out, col)
+    _chol_solve_i(K, 0, col, out, col)
     for i in range(col):
         w = -v[i]
         for j in range(i + 1, col):
             w += SY[j, i] * out[col + j]
         out[i] = w * dinv[i]
+
+
+_mid_solve_i = _jit.borrowing_helper(mid_solve)
 
 
 @_jit.borrowing_kernel
@@ -174,7 +182,7 @@ def add_pair(S, Y, SY, SS, col, s, y):
     return col + 1
 
 
-@_jit.borrowing_helper
+@_jit.borrowing_kernel
 def heap_sift_down(tb, ib, i, size):
     """Restore the min-heap on ``tb[:size]`` (indices ``ib`` alongside) below ``i``."""
     t = tb[i]
@@ -194,7 +202,7 @@ def heap_sift_down(tb, ib, i, size):
     ib[i] = b
 
 
-@_jit.borrowing_helper
+@_jit.borrowing_kernel
 def heap_pop(tb, ib, size):
     """``(t, i)``: the smallest breakpoint of the heap ``tb[:size]``, removed from it."""
     t = tb[0]
@@ -207,7 +215,7 @@ def heap_pop(tb, ib, size):
     return t, b
 
 
-@_jit.borrowing_helper
+@_jit.borrowing_kernel
 def cauchy_point(x, g, lb, ub, S, Y, SY, col, theta, K, dinv, xcp, c, p, v, wbp, dv, tb, ib, where):
     r"""The generalized Cauchy point along the projected steepest-descent path.
 
@@ -276,7 +284,7 @@ def cauchy_point(x, g, lb, ub, S, Y, SY, col, theta, K, dinv, xcp, c, p, v, wbp,
     f2 = -theta * f1
     f2_org = f2
     if col > 0:
-        mid_solve(SY, col, K, dinv, p, v)
+        _mid_solve_i(SY, col, K, dinv, p, v)
         vp = 0.0
         for j in range(col2):
             vp += v[j] * p[j]
@@ -363,7 +371,7 @@ def cauchy_point(x, g, lb, ub, S, Y, SY, col, theta, K, dinv, xcp, c, p, v, wbp,
     return math.isfinite(f1) and math.isfinite(f2)
 
 
-@_jit.borrowing_helper
+@_jit.borrowing_kernel
 def reduced_gradient(x, g, S, Y, col, theta, xcp, v, where, r):
     r"""``r`` = :math:`-(g + B(x^c - x))` on the free variables: the model's
     negative gradient at the Cauchy point (L-BFGS-B's ``cmprlb``), with
@@ -376,6 +384,9 @@ def reduced_gradient(x, g, S, Y, col, theta, xcp, v, where, r):
         for j in range(col):
             ri += Y[j, i] * v[j] + theta * S[j, i] * v[col + j]
         r[i] = ri
+
+
+_reduced_gradient_i = _jit.borrowing_helper(reduced_gradient)
 
 
 @_jit.borrowing_kernel
@@ -469,7 +480,7 @@ def reduced_step(x, g, S, Y, SY, SS, col, theta, Kz, xcp, where, du, v, wv, idx,
     return True
 
 
-@_jit.borrowing_helper
+@_jit.borrowing_kernel
 def quasi_newton_step(x, g, S, Y, dinv, col, theta, xcp, v, where, du, alpha):
     r"""``du`` = :math:`H r`: the subspace step when every variable is free.
 
@@ -493,7 +504,7 @@ def quasi_newton_step(x, g, S, Y, dinv, col, theta, xcp, v, where, du, alpha):
     first, with :math:`1 / s_j^T y_j` = ``dinv[j]`` (:func:`form_middle`).
     """
     n = x.shape[0]
-    reduced_gradient(x, g, S, Y, col, theta, xcp, v, where, du)
+    _reduced_gradient_i(x, g, S, Y, col, theta, xcp, v, where, du)
     for j in range(col - 1, -1, -1):
         a = 0.0
         for i in range(n):
@@ -514,7 +525,10 @@ def quasi_newton_step(x, g, S, Y, dinv, col, theta, xcp, v, where, du, alpha):
             du[i] += b * S[j, i]
 
 
-@_jit.borrowing_helper
+_quasi_newton_step_i = _jit.borrowing_helper(quasi_newton_step)
+
+
+@_jit.borrowing_kernel
 def subspace_point(x, g, lb, ub, S, Y, SY, SS, col, theta, K, dinv, Kz,
                    xcp, c, where, du, v, wv, z, idx):  # fmt: skip
     r"""Minimize the model over the variables free at the Cauchy point; write ``z``.
@@ -552,7 +566,7 @@ def subspace_point(x, g, lb, ub, S, Y, SY, SS, col, theta, K, dinv, Kz,
     if nfree == 0 or col == 0:
         return True
     if nfree == n:
-        quasi_newton_step(x, g, S, Y, dinv, col, theta, xcp, v, where, du, wv)
+        _quasi_newton_step_i(x, g, S, Y, dinv, col, theta, xcp, v, where, du, wv)
     elif not reduced_step(x, g, S, Y, SY, SS, col, theta, Kz, xcp, where, du, v, wv, idx,
                           nfree):  # fmt: skip
         return False
@@ -611,35 +625,6 @@ def subspace_point(x, g, lb, ub, S, Y, SY, SS, col, theta, K, dinv, Kz,
         if where[i] == FREE:
             z[i] += alpha * du[i]
     return True
-
-
-@_jit.borrowing_kernel
-def search_direction(x, g, lb, ub, S, Y, SY, SS, col, theta, K, dinv, nt, Kz,
-                     xcp, c, p, v, wbp, wv, dv, tb, ib, where, z, d):  # fmt: skip
-    r"""One iteration's direction: ``d = z - x`` to the subspace point; ``(ok, g'd)``.
-
-    :func:`form_middle` (when there are pairs; ``nt`` as it says),
-    :func:`cauchy_point` and :func:`subspace_point` in one call: they are
-    inlined here, so the loop passes its arrays once per iteration, not
-    once to each (at 7 to 9 words an array, for three calls with 4, 20 and
-    21 of them, that was a visible share of a 3-variable fit's iteration).
-    ``ok`` is False when a factor fails (``d`` and ``g'd`` are then not
-    set).
-    """
-    ok = True
-    if col > 0:
-        ok = form_middle(SY, SS, col, theta, K, dinv, nt)
-    if ok:
-        ok = cauchy_point(x, g, lb, ub, S, Y, SY, col, theta, K, dinv, xcp, c, p, v, wbp,
-                          dv, tb, ib, where)  # fmt: skip
-    if ok:
-        ok = subspace_point(x, g, lb, ub, S, Y, SY, SS, col, theta, K, dinv, Kz,
-                            xcp, c, where, dv, v, wv, z, ib)  # fmt: skip
-    gd = 0.0
-    if ok:
-        lincomb_into(d, 1.0, z, -1.0, x)
-        gd = dot(g, d)
-    return ok, gd
 
 
 @_jit.borrowing_kernel

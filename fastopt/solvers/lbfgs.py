@@ -55,8 +55,10 @@ from ._lazy_loop import LazyLoop, borrowing_dual, ieee_division, use_compiled
 from ._lbfgsb import (
     add_pair,
     bounds_kind,
+    cauchy_point,
+    form_middle,
     max_feasible_step,
-    search_direction,
+    subspace_point,
 )
 from ._run import RUNNING, drive, nonfinite_fg, result, start_fg, start_point
 from ._vectors import (
@@ -675,10 +677,20 @@ def _lbfgsb_loop(
         if nfev >= maxfev:
             status = MAXFEV
             break
-        ok, gd = search_direction(x, g, lb, ub, S, Y, SY, SS, col, theta, K, dinv, nt, Kz,
-                                  xcp, c, p, v, wbp, wv, dv, tb, ib, where, z, d)  # fmt: skip
+        ok = True
         if col > 0:
-            nt = col  # form_middle's rows are current
+            ok = form_middle(SY, SS, col, theta, K, dinv, nt)
+            nt = col
+        if ok:
+            ok = cauchy_point(x, g, lb, ub, S, Y, SY, col, theta, K, dinv, xcp, c, p, v, wbp,
+                              dv, tb, ib, where)  # fmt: skip
+        if ok:
+            ok = subspace_point(x, g, lb, ub, S, Y, SY, SS, col, theta, K, dinv, Kz,
+                                xcp, c, where, dv, v, wv, z, ib)  # fmt: skip
+        gd = 0.0
+        if ok:
+            lincomb_into(d, 1.0, z, -1.0, x)
+            gd = dot(g, d)
         if not (ok and gd < 0.0):
             # A singular factor, or no descent (rounding): L-BFGS-B drops
             # the memory and starts again from the projected gradient.
