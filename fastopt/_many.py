@@ -50,10 +50,10 @@ _STATUS, _NIT, _NFEV, _NJEV, _NHEV = range(5)
 # the loop compiled again for it.
 
 
-def _start(k, X, lb, ub, bounded, args, XO, GO, FO, IO):
-    """``(x, g, f, ok)`` at problem ``k``'s start (``x0`` clipped into the bounds)."""
+def _start_into(k, X, lb, ub, bounded, args, XO, GO, FO, IO, x, g, xc):
+    """``(f, ok)`` at problem ``k``'s start, ``x0`` (clipped into the bounds) in ``x``, its
+    gradient in ``g``; the user's function gets a copy of ``x`` in ``xc`` (n each)."""
     n = X.shape[1]
-    x = np.empty(n)
     for i in range(n):
         x[i] = X[k, i]
     if bounded:
@@ -62,8 +62,9 @@ def _start(k, X, lb, ub, bounded, args, XO, GO, FO, IO):
                 x[i] = lb[i]
             elif x[i] > ub[i]:
                 x[i] = ub[i]
-    f0, g0 = fg(x.copy(), *args)  # noqa: F821 - bound per objective
-    g = np.empty(n)
+    for i in range(n):
+        xc[i] = x[i]
+    f0, g0 = fg(xc, *args)  # noqa: F821 - bound per objective
     f = float(f0)
     status = 0
     if g0.shape[0] != n:
@@ -88,7 +89,16 @@ def _start(k, X, lb, ub, bounded, args, XO, GO, FO, IO):
         IO[k, _NFEV] = 1
         IO[k, _NJEV] = 1
         IO[k, _NHEV] = 0
-    return x, g, f, status == 0
+    return f, status == 0
+
+
+def _start(k, X, lb, ub, bounded, args, XO, GO, FO, IO):
+    """``(x, g, f, ok)`` at problem ``k``'s start (:func:`_start_into`, new arrays)."""
+    n = X.shape[1]
+    x = np.empty(n)
+    g = np.empty(n)
+    f, ok = _start_into(k, X, lb, ub, bounded, args, XO, GO, FO, IO, x, g, np.empty(n))
+    return x, g, f, ok
 
 
 def _finish(k, x, g, f, status, nit, nfev, njev, nhev, XO, GO, FO, IO):
@@ -127,14 +137,17 @@ def _lbfgs_one(k, X, lb, ub, bk, bounded, args, XO, GO, FO, IO, P, W):
 def _lbfgsb_one(k, X, lb, ub, bk, bounded, args, XO, GO, FO, IO, P, W):
     """Problem ``k`` by :func:`fastopt.solvers.lbfgs._lbfgsb_loop` (bounds)."""
     maxiter, maxfev, gtol, ftol, maxls, c1u, c1, c2, maxcor, nsteps = P
-    x, g, f, ok = _start(k, X, lb, ub, bounded, args, XO, GO, FO, IO)
-    if not ok:
-        return
     # the chunk's arrays, as they were left by its last problem: the loop
     # reads only what it wrote in its run (as minimize's reuse of a finished
-    # run's arrays, lbfgs._WORK_POOL); only the state is set
-    (d, xt, z, xcp, s, y, S, Y, SY, SS, K, dinv, Kz, pivz,
-     c, p, v, wbp, wv, dv, tb, ib, where, ls, fs, ns) = W  # fmt: skip
+    # run's arrays, lbfgs._WORK_POOL); only the state is set.  x and g too
+    # (the result is copied out by _finish), and the start's copy of x for
+    # the user's function goes to xt, which the loop writes before it reads:
+    # no allocation per problem (three were a tenth of a problem's set-up)
+    (d, xt, z, xcp, s, y, S, Y, SY, SS, K, dinv, Kz,
+     c, p, v, wbp, wv, dv, tb, ib, where, ls, fs, ns, x, g) = W  # fmt: skip
+    f, ok = _start_into(k, X, lb, ub, bounded, args, XO, GO, FO, IO, x, g, xt)
+    if not ok:
+        return
     fs[0] = f
     fs[1] = 1.0
     ns[0] = 0
@@ -143,7 +156,7 @@ def _lbfgsb_one(k, X, lb, ub, bk, bounded, args, XO, GO, FO, IO, P, W):
     ns[3] = 0
     ns[4] = RUNNING  # noqa: F821
     status = loop(  # noqa: F821
-        args, x, g, lb, ub, d, xt, z, xcp, s, y, S, Y, SY, SS, K, dinv, Kz, pivz,
+        args, x, g, lb, ub, d, xt, z, xcp, s, y, S, Y, SY, SS, K, dinv, Kz,
         c, p, v, wbp, wv, dv, tb, ib, where, ls, fs, ns,
         nsteps, maxiter, maxfev, gtol, ftol, maxls, c1, c2, bk == 2,
     )  # fmt: skip
@@ -282,10 +295,11 @@ def _work_lbfgsb(n, P):
         np.empty(n), np.empty(n), np.empty(n), np.empty(n), np.empty(n), np.empty(n),
         np.zeros((m, n)), np.zeros((m, n)), np.zeros((m, m)), np.zeros((m, m)),
         np.zeros((m2, m2)), np.zeros(m2),
-        np.zeros((m2, m2)), np.zeros(m2, dtype=np.int64),
+        np.zeros((m2, m2)),
         np.zeros(m2), np.zeros(m2), np.zeros(m2), np.zeros(m2), np.zeros(m2),
         np.zeros(n), np.zeros(n), np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64),
         np.zeros(LS_SIZE), np.zeros(2), np.zeros(5, dtype=np.int64),  # noqa: F821 # ls fs ns
+        np.empty(n), np.empty(n),  # x, g (a problem's, copied out at its end)
     )  # fmt: skip
 
 
@@ -350,6 +364,7 @@ def _compile(kind, fg, loops, n_row, n_shared, parallel):
     # of them again (bounded decay fits: 7.3 s of CPU for a first call, 4.2 s
     # inlined)
     jit = numba.njit(**_jit.USER, inline="always")
+    namespace["_start_into"] = jit(_bind(_start_into, namespace))
     namespace.update({"_start": jit(_bind(_start, namespace)), "_finish": jit(_finish)})
     # ... but not into a prange body: numba's parfor passes then work through
     # the whole inlined per-problem code (bounded decay fits: the parallel

@@ -634,7 +634,7 @@ _LOOP = LazyLoop(_lbfgs_loop, 1, cache=True)
 
 
 def _lbfgsb_loop(
-    fg, args, x, g, lb, ub, d, xt, z, xcp, s, y, S, Y, SY, SS, K, dinv, Kz, pivz,
+    fg, args, x, g, lb, ub, d, xt, z, xcp, s, y, S, Y, SY, SS, K, dinv, Kz,
     c, p, v, wbp, wv, dv, tb, ib, where, ls, fs, ns,
     nsteps, maxiter, maxfev, gtol, ftol, maxls, c1, c2, boxed,
 ):  # fmt: skip
@@ -656,6 +656,9 @@ def _lbfgsb_loop(
     njev = int(ns[2])
     col = int(ns[3])
     pending = int(ns[4])
+    # rows of form_middle's theta-free part that are current (none on entry:
+    # a resumed run recomputes them, to the same bits)
+    nt = 0
     stop_at = nit + nsteps
     status = RUNNING
     pgnorm = projected_inf_norm(x, g, lb, ub)
@@ -676,12 +679,13 @@ def _lbfgsb_loop(
             break
         ok = True
         if col > 0:
-            ok = form_middle(SY, SS, col, theta, K, dinv)
+            ok = form_middle(SY, SS, col, theta, K, dinv, nt)
+            nt = col
         if ok:
             ok = cauchy_point(x, g, lb, ub, S, Y, SY, col, theta, K, dinv, xcp, c, p, v, wbp,
                               dv, tb, ib, where)  # fmt: skip
         if ok:
-            ok = subspace_point(x, g, lb, ub, S, Y, SY, SS, col, theta, K, dinv, Kz, pivz,
+            ok = subspace_point(x, g, lb, ub, S, Y, SY, SS, col, theta, K, dinv, Kz,
                                 xcp, c, where, dv, v, wv, z, ib)  # fmt: skip
         gd = 0.0
         if ok:
@@ -692,6 +696,7 @@ def _lbfgsb_loop(
             # the memory and starts again from the projected gradient.
             if col > 0:
                 col = 0
+                nt = 0
                 theta = 1.0
                 continue
             status = LINESEARCH
@@ -742,6 +747,7 @@ def _lbfgsb_loop(
             # L-BFGS-B: refresh the memory and retry; without one, stop.
             if col > 0:
                 col = 0
+                nt = 0
                 theta = 1.0
                 continue
             status = LINESEARCH
@@ -751,6 +757,8 @@ def _lbfgsb_loop(
         pgnorm = projected_inf_norm(x, g, lb, ub)
         # The update is skipped unless s'y > eps (-g's) (L-BFGS-B's test).
         if sy > _EPS * (-gd * stp):
+            if col == S.shape[0]:
+                nt = 0  # the oldest pair goes: every row of form_middle's C changes
             col = add_pair(S, Y, SY, SS, col, s, y)
             theta = yy / sy
         nit += 1
@@ -1020,7 +1028,7 @@ def bounded_state(x, f, g, lb, ub, maxcor):
         np.empty(n), np.empty(n),  # s, y
         np.zeros((m, n)), np.zeros((m, n)), np.zeros((m, m)), np.zeros((m, m)),  # S Y SY SS
         np.zeros((m2, m2)), np.zeros(m2),  # K, dinv
-        np.zeros((m2, m2)), np.zeros(m2, dtype=np.int64),  # Kz, pivz
+        np.zeros((m2, m2)),  # Kz
         np.zeros(m2), np.zeros(m2), np.zeros(m2), np.zeros(m2), np.zeros(m2),  # c p v wbp wv
         np.zeros(n), np.zeros(n), np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64),
         np.zeros(_LS_SIZE),
