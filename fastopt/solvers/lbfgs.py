@@ -53,6 +53,7 @@ from .._status import (
 from ..drivers._checks import project, projected_inf_norm
 from ._lazy_loop import LazyLoop, borrowing_dual, ieee_division, use_compiled
 from ._lbfgsb import (
+    INT0,
     add_pair,
     bounds_kind,
     cauchy_point,
@@ -657,8 +658,8 @@ def _lbfgsb_loop(
     col = int(ns[3])
     pending = int(ns[4])
     # rows of form_middle's theta-free part that are current (none on entry:
-    # a resumed run recomputes them, to the same bits)
-    nt = 0
+    # a resumed run recomputes them, to the same bits); INT0, not 0: see it
+    nt = INT0
     stop_at = nit + nsteps
     status = RUNNING
     pgnorm = projected_inf_norm(x, g, lb, ub)
