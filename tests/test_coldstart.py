@@ -117,7 +117,8 @@ def test_cold_logistic_regression_compiles_its_loss_only(tmp_path):
 
 def test_cold_bounded_lbfgs_compiles_each_kernel_once(tmp_path):
     """The L-BFGS-B kernels compile for one signature each, in the Python
-    loop (a Python objective) and in the compiled one (an ``@njit`` one).
+    loop (a Python objective) and in the compiled one (an ``@njit`` one), and
+    the Python loop compiles the reduced subspace system only when a run needs it.
 
     A literal ``0`` passed to a kernel, or a counter started at ``0`` that
     reaches one, is typed ``Literal[int](0)`` first and compiled the callee
@@ -129,10 +130,15 @@ def test_cold_bounded_lbfgs_compiles_each_kernel_once(tmp_path):
         import numba
         import numpy as np
         import fastopt
+        from fastopt.solvers import _lbfgsb
 
         def fg(x):
             return float(((x - 2.0) ** 2).sum()), 2 * (x - 2.0)
 
+        # every variable at a bound at the first Cauchy point, then converged
+        r = fastopt.minimize(fg, np.zeros(3), jac=True, method="lbfgs", bounds=[(0, 1)] * 3)
+        assert np.array_equal(r.x, [1.0, 1.0, 1.0]), r.x
+        assert not _lbfgsb.reduced_subspace_point.signatures
         fg_jit = numba.njit(fg)
         x0 = np.array([0.0, 0.5, 3.0])
         bounds = [(0, 1), (0, 3), (-1, 4)]
@@ -144,7 +150,7 @@ def test_cold_bounded_lbfgs_compiles_each_kernel_once(tmp_path):
     )
     ours = [q for q in compiled if q.startswith("fastopt.")]
     assert len(ours) == len(set(ours)), sorted(ours)
-    assert "fastopt.solvers._lbfgsb.reduced_step" in ours
+    assert "fastopt.solvers._lbfgsb.reduced_subspace_point" in ours
 
 
 def test_cold_and_cached_fits_agree_bit_for_bit(tmp_path):

@@ -54,11 +54,13 @@ from ..drivers._checks import project, projected_inf_norm
 from ._lazy_loop import LazyLoop, borrowing_dual, ieee_division, use_compiled
 from ._lbfgsb import (
     INT0,
+    SUBSPACE_REDUCED,
     add_pair,
     bounds_kind,
     cauchy_point,
     form_middle,
     max_feasible_step,
+    reduced_subspace_point,
     subspace_point,
 )
 from ._run import RUNNING, drive, nonfinite_fg, result, start_fg, start_point
@@ -685,9 +687,10 @@ def _lbfgsb_loop(
         if ok:
             ok = cauchy_point(x, g, lb, ub, S, Y, SY, col, theta, K, dinv, xcp, c, p, v, wbp,
                               dv, tb, ib, where)  # fmt: skip
-        if ok:
-            ok = subspace_point(x, g, lb, ub, S, Y, SY, SS, col, theta, K, dinv, Kz,
-                                xcp, c, where, dv, v, wv, z, ib)  # fmt: skip
+        if ok and subspace_point(x, g, lb, ub, S, Y, SY, SS, col, theta, K, dinv, Kz,
+                                 xcp, c, where, dv, v, wv, z, ib) == SUBSPACE_REDUCED:  # fmt: skip
+            ok = reduced_subspace_point(x, g, lb, ub, S, Y, SY, SS, col, theta, Kz,
+                                        xcp, where, dv, v, wv, z, ib)  # fmt: skip
         gd = 0.0
         if ok:
             lincomb_into(d, 1.0, z, -1.0, x)
