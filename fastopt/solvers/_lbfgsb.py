@@ -636,17 +636,18 @@ def subspace_point(x, g, lb, ub, S, Y, SY, SS, col, theta, K, dinv, Kz,
     Morales & Nocedal (2011): the point :math:`x^c + \hat d` is projected
     on the box; if the projection is not a descent direction from ``x``,
     L-BFGS-B 2.1's step is taken instead (the longest feasible fraction of
-    :math:`\hat d`, the variable that limits it set to its bound).
+    :math:`\hat d`, the variable that limits it set to its bound;
+    :func:`project_step`).
     When every variable is free at the Cauchy point the step is the
     quasi-Newton one, by the two-loop recursion (:func:`quasi_newton_step`,
     the same point in exact arithmetic at a fraction of the cost), else by
-    the reduced system (:func:`reduced_step`).
+    the reduced system (:func:`reduced_step`, in :func:`reduced_subspace_point`).
     ``idx`` (``n`` integers) is a work array (the free variables' indices).
 
     Returns :data:`SUBSPACE_DONE` with ``z`` written, or
     :data:`SUBSPACE_REDUCED` when some variable but not all is free: the
-    caller then calls :func:`reduced_subspace_point` for ``z``.  The reduced
-    system is a kernel of its own, not called from here, so that a process
+    caller then calls :func:`reduced_subspace_point` for ``z``.  That is a
+    kernel of its own, not called from here, so that a process
     compiles it (about 1.5 s of CPU, a quarter of a cold first bounded
     ``lbfgs`` call) only when a run in the Python loop first needs it; the
     quasi-Newton case, the common one, costs the one call it did.
