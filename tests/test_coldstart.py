@@ -31,13 +31,12 @@ ev.register("numba:compile", Listener())
 """
 
 
-def compiled_by(code, tmp_path):
-    """Qualified names of what numba compiles while running ``code`` in a new
-    process with an empty cache directory."""
+def run_fresh(code, tmp_path, result):
+    """Run ``code`` in a new process with the cache directory ``tmp_path/numba-cache``
+    (empty on a first call) and return the JSON of the expression ``result`` there."""
     program = (
-        _LISTENER
-        + textwrap.dedent(code)
-        + "\nsys.stdout.write('\\n@@' + json.dumps(compiled) + '\\n')\n"
+        textwrap.dedent(code)
+        + f"\nimport json as _j, sys as _s\n_s.stdout.write('\\n@@' + _j.dumps({result}) + '\\n')\n"
     )
     env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "numba-cache"))
     out = subprocess.run(
@@ -46,6 +45,12 @@ def compiled_by(code, tmp_path):
     assert out.returncode == 0, out.stderr
     line = [s for s in out.stdout.splitlines() if s.startswith("@@")][-1]
     return json.loads(line[2:])
+
+
+def compiled_by(code, tmp_path):
+    """Qualified names of what numba compiles while running ``code`` in a new
+    process with an empty cache directory."""
+    return run_fresh(_LISTENER + textwrap.dedent(code), tmp_path, "compiled")
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
@@ -164,24 +169,17 @@ def test_cold_and_cached_fits_agree_bit_for_bit(tmp_path):
     warm (see ``fastopt.models._linear_kernels._exact_kernel``).
     """
     code = """
-        import hashlib, json, sys
-        import numpy as np
+        import hashlib
         from sklearn.datasets import load_digits
         from fastopt.models import LogisticRegression
         X, y = load_digits(return_X_y=True)
         m = LogisticRegression().fit(X, y)
         h = hashlib.sha256(m.coef_.tobytes() + m.intercept_.tobytes()).hexdigest()
-        sys.stdout.write("\\n##" + json.dumps([int(m.n_iter_), h]) + "\\n")
     """
-    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "numba-cache"), OMP_NUM_THREADS="1",
-               OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")  # fmt: skip
-    runs = []
-    for _ in range(2):  # the first compiles and fills the cache, the second loads
-        out = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], env=env,
-                             capture_output=True, text=True, timeout=300)  # fmt: skip
-        assert out.returncode == 0, out.stderr
-        runs.append([s for s in out.stdout.splitlines() if s.startswith("##")][-1])
-    assert runs[0] == runs[1]
+    # the first compiles and fills the cache, the second loads
+    cold = run_fresh(code, tmp_path, "[int(m.n_iter_), h]")
+    warm = run_fresh(code, tmp_path, "[int(m.n_iter_), h]")
+    assert cold == warm
 
 
 def test_cold_mlp_compiles_its_case_only(tmp_path):
