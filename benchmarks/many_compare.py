@@ -250,7 +250,7 @@ def _time_many(fg, X0, Y, t, rep):
     t_loop = best_time(loop, repeat=max(2, rep // 2), min_time=0.3) / K
     # the objective alone: what each fit's evaluations cost with no solver around them
     _evaluate_all(fg, X0, Y, t)
-    t_eval = best_time(lambda: _evaluate_all(fg, X0, Y, t), repeat=rep, min_time=0.1) / K
+    t_eval = best_time(lambda: _evaluate_all(fg, X0, Y, t), repeat=max(3, rep), min_time=0.2) / K
     return t_many, t_loop, t_eval, res, same
 
 
@@ -283,13 +283,17 @@ def section_many(args, summary):
     # the same fits with the objective written as one loop (no temporaries): for the
     # record, not a target (scipy keeps its NumPy objective, the fast way to write it there)
     l_many, l_loop, l_eval, l_res, l_same = _time_many(decay_fg_loop, X0, Y, t, rep)
-    # threads: wall time (process CPU time adds the threads up)
+    # threads: wall time (process CPU time adds the threads up), best of rounds that
+    # take the three drivers in turn, so that a busy spell of the machine falls on all
+    # three alike rather than on the one timed then
     wall = time.perf_counter
-    t1 = best_time(lambda: many(False), repeat=rep, min_time=0.3, clock=wall)
-    numba.set_num_threads(2)
-    t2 = best_time(lambda: many(True), repeat=rep, min_time=0.3, clock=wall)
-    numba.set_num_threads(1)
-    t1p = best_time(lambda: many(True), repeat=rep, min_time=0.3, clock=wall)
+    t1 = t2 = t1p = np.inf
+    for _ in range(rep):
+        t1 = min(t1, best_time(lambda: many(False), repeat=1, min_time=0.2, clock=wall))
+        numba.set_num_threads(2)
+        t2 = min(t2, best_time(lambda: many(True), repeat=1, min_time=0.2, clock=wall))
+        numba.set_num_threads(1)
+        t1p = min(t1p, best_time(lambda: many(True), repeat=1, min_time=0.2, clock=wall))
     nfev, nit = res.nfev.mean(), res.nit.mean()
     print(f"\n== many: {K} decay fits (3 parameters, 50 points, gtol 1e-8, a, b >= 0) ==")
     print(f"load average {os.getloadavg()[0]:.2f}")
