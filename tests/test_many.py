@@ -221,3 +221,39 @@ def test_inf_in_a_row_fails_that_problem_only():
     for k in (0, 1, 3):
         np.testing.assert_array_equal(res.x[k], ref.x[k])
         assert res.status[k] == ref.status[k]
+
+
+@numba.njit(cache=True)
+def decay_fg_short_late(p, y, calls, t):
+    """:func:`decay_fg`, whose gradient has 1 entry from its 4th call on when ``y[0] > 50``."""
+    calls[0] += 1
+    f, g = decay_fg(p, y, t)
+    if y[0] > 50.0 and calls[0] >= 4:
+        return f, g[:1]
+    return f, g
+
+
+@pytest.mark.parametrize("bounds", [None, [(0.0, None), (0.0, None), (None, None)]])
+def test_gradient_of_another_length_mid_run_fails_that_problem_only(bounds):
+    # numba does no bounds checking: the L-BFGS loops call the user's
+    # function without the checking glue and check the length themselves.  A
+    # gradient whose length changes mid-run fails its problem alone (after
+    # the first evaluation, which the start checks), not the whole call, and
+    # is never read.
+    Yb = Y[:4].copy()
+    Yb[1, 0] = 100.0  # problem 1's gradient turns short
+    calls = np.zeros((4, 1), dtype=np.int64)
+    res = fastopt.minimize_many(decay_fg_short_late, X0[:4], args=(Yb, calls), shared_args=(T,),
+                                bounds=bounds)  # fmt: skip
+    assert res.status[1] == _status.GRADIENT_SHAPE and not res.success[1]
+    assert "length" in res.message[1] or "shape" in res.message[1]
+    assert res.nfev[1] == 4 and np.isfinite(res.x[1]).all()
+    calls[:] = 0
+    ref = fastopt.minimize_many(decay_fg, X0[:4], args=(Yb,), shared_args=(T,), bounds=bounds)
+    for k in (0, 2, 3):
+        np.testing.assert_array_equal(res.x[k], ref.x[k])
+        assert res.status[k] == ref.status[k] and res.nfev[k] == ref.nfev[k]
+    # minimize on the problem alone: a ValueError, as for every method
+    with pytest.raises(ValueError, match="another length"):
+        fastopt.minimize(decay_fg_short_late, X0[1], args=(Yb[1], np.zeros(1, np.int64), T),
+                         jac=True, method="lbfgs", bounds=bounds)  # fmt: skip
