@@ -25,6 +25,7 @@ import numpy as np
 
 from . import _jit, _status
 from ._methods import COMMON, get_method
+from ._user import as_scalar
 from ._validation import as_bounds, is_jitted
 from .drivers._checks import projected_inf_norm
 from .solvers._vectors import dot
@@ -66,7 +67,7 @@ def _start_into(k, X, lb, ub, bounded, args, XO, GO, FO, IO, x, g, xc):
     for i in range(n):
         xc[i] = x[i]
     f0, g0 = fg(xc, *args)  # noqa: F821 - bound per objective
-    f = float(f0)
+    f = as_scalar(f0)
     status = 0
     if g0.shape[0] != n:
         status = BAD_SHAPE
@@ -413,11 +414,12 @@ def _compile(kind, fg, loops, n_row, n_shared, parallel):
         # _nrt explicit: numba compiles a callee that sets no flag with its
         # caller's, and these are called from the chunk, which counts none
         counting = numba.njit(**_jit.USER, _nrt=True)
+        # the start calls the user's function: not inlined into the chunk,
+        # which counts no references; and the function itself, as the loop
+        # does (_start_into checks its gradient's length: no glue to count)
+        start = counting(_bind(_start_into, {**namespace, "fg": lbfgs._unchecked(fg)}))
         cglb = {"RUNNING": RUNNING, "_finish": namespace["_finish"],
-                "loop": loops["loop_b" if mixed else "loop"],
-                # the start calls the user's function: not inlined into the
-                # chunk, which counts no references
-                "start_into": counting(_bind(_start_into, namespace))}  # fmt: skip
+                "loop": loops["loop_b" if mixed else "loop"], "start_into": start}  # fmt: skip
         if mixed:
             cglb["one_u"] = counting(_bind(_lbfgs_one, {**namespace, "loop": loops["loop_u"]}))
         csrc = _CHUNK_LBFGSB.format(**fields, unbounded=_MIXED_PROBLEM if mixed else "")
