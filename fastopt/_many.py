@@ -31,7 +31,7 @@ from .drivers._checks import projected_inf_norm
 from .solvers._vectors import dot
 
 #: a problem whose gradient has the wrong length (checked at its start, and
-#: by the L-BFGS loops at every evaluation)
+#: by the L-BFGS loops at every evaluation; other methods' glue raises)
 BAD_SHAPE = _status.GRADIENT_SHAPE
 
 #: problems from which :func:`minimize_many` runs them on numba's threads
@@ -404,7 +404,10 @@ def _compile(kind, fg, loops, n_row, n_shared, parallel):
     from .solvers import lbfgs
     from .solvers._run import RUNNING
 
-    namespace = {"fg": fg, "LS_SIZE": lbfgs._LS_SIZE, "RUNNING": RUNNING, "dot": dot}
+    # L-BFGS's loops call the user's function itself (lbfgs._unchecked), and so
+    # does their start: _start_into checks the gradient's length (no glue call)
+    user_fg = lbfgs._unchecked(fg) if kind.startswith("lbfgs") else fg
+    namespace = {"fg": user_fg, "LS_SIZE": lbfgs._LS_SIZE, "RUNNING": RUNNING, "dot": dot}
     # The per-problem functions are inlined into the driver (numba IR): compiled
     # as separate functions, LLVM optimised the solver loop linked into each
     # of them again (bounded decay fits: 7.3 s of CPU for a first call, 4.2 s
@@ -436,9 +439,8 @@ def _compile(kind, fg, loops, n_row, n_shared, parallel):
         # caller's, and these are called from the chunk, which counts none
         counting = numba.njit(**_jit.USER, _nrt=True)
         # the start calls the user's function: not inlined into the chunk,
-        # which counts no references; and the function itself, as the loop
-        # does (_start_into checks its gradient's length: no glue to count)
-        start = counting(_bind(_start_into, {**namespace, "fg": lbfgs._unchecked(fg)}))
+        # which counts no references
+        start = counting(_bind(_start_into, namespace))
         cglb = {"RUNNING": RUNNING, "_finish": namespace["_finish"],
                 "loop": loops["loop_b" if mixed else "loop"], "start_into": start}  # fmt: skip
         if mixed:
@@ -643,7 +645,7 @@ def minimize_many(fun, X0, args=(), shared_args=(), jac=True, method="lbfgs", he
     Notes
     -----
     The first call for a given ``fun`` compiles the driver over problems
-    (bounded decay fits: about 3.5 s of CPU serial, 10 s more for the parallel
+    (bounded decay fits: about 3 s of CPU serial, 9 s more for the parallel
     driver); the solver loop is cached where ``fun`` is ``@njit(cache=True)``.
 
     Examples

@@ -253,6 +253,13 @@ def test_gradient_of_another_length_mid_run_fails_that_problem_only(bounds):
     for k in (0, 2, 3):
         np.testing.assert_array_equal(res.x[k], ref.x[k])
         assert res.status[k] == ref.status[k] and res.nfev[k] == ref.nfev[k]
+    # at its start (its first call is the 4th): the start's check, that problem only
+    calls[:] = 0
+    calls[1] = 3
+    res = fastopt.minimize_many(decay_fg_short_late, X0[:4], args=(Yb, calls), shared_args=(T,),
+                                bounds=bounds)  # fmt: skip
+    assert res.status[1] == _status.GRADIENT_SHAPE and res.nfev[1] == 1
+    assert np.isnan(res.jac[1]).all() and (res.status[[0, 2, 3]] == ref.status[[0, 2, 3]]).all()
     # minimize on the problem alone: a ValueError, as for every method
     with pytest.raises(ValueError, match="another length"):
         fastopt.minimize(decay_fg_short_late, X0[1], args=(Yb[1], np.zeros(1, np.int64), T),
