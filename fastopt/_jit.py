@@ -122,9 +122,20 @@ def scalar(fn):
     return numba.njit(error_model="numpy")(fn)
 
 
-def user_loop(fn):
-    """Compile ``fn``, a loop that calls user functions, for this process only."""
-    return numba.njit(**USER)(fn)
+def user_loop(fn, borrow=False):
+    """Compile ``fn``, a loop that calls user functions, for this process only.
+
+    ``borrow``: compiled without reference counting, as a
+    :func:`borrowing_kernel` (see :func:`bound_loop`).
+    """
+    return numba.njit(**_user_options(borrow))(fn)
+
+
+def _user_options(borrow):
+    # explicit either way: numba compiles a callee with its caller's flags
+    # where the callee sets none, and a function that releases the user's
+    # arrays (lbfgs._evaluate) called from a borrowing loop must count them
+    return {**USER, "_nrt": not borrow}
 
 
 def specialised(fn, suffix, options, **constants):
@@ -195,25 +206,32 @@ def cache_identity(fns):
     return tuple(names), tuple(stamps)
 
 
-def bound_loop(fn, fns, label=""):
+def bound_loop(fn, fns, label="", borrow=False):
     """Compile ``fn``, a loop with the functions ``fns`` built in as globals.
 
     Cached (:func:`cached_loop`) when :func:`cache_identity` allows, under a
     ``__qualname__`` that names ``fns`` and ``label`` (what else the loop
     was specialised for), else compiled per process (:func:`user_loop`).
+
+    ``borrow``: the loop holds no array of its own (every array it gets from
+    a function it calls is released there), and compiles without reference
+    counting, as a :func:`borrowing_kernel`: numba otherwise counts each of
+    its array arguments in and out on every call (two atomic operations
+    each), which its pruning pass does not remove around a loop that calls
+    other functions.
     """
     ident = cache_identity(fns)
     if ident is None or not _STAMPS_INSTALLED or not CACHE:
         # (without fastopt's locators the functions' stamps would not be
         # checked, and an edited objective could load a stale loop)
-        return user_loop(fn)
+        return user_loop(fn, borrow)
     names, stamps = ident
     digest = hashlib.sha1(repr((label, names)).encode()).hexdigest()[:16]
     fn.__qualname__ = f"{fn.__name__}_{digest}"
-    return cached_loop(fn, stamps)
+    return cached_loop(fn, stamps, borrow)
 
 
-def cached_loop(fn, stamps):
+def cached_loop(fn, stamps, borrow=False):
     """Compile ``fn``, a loop with cached functions built in, with ``cache=True``.
 
     ``fn`` is a solver loop whose user functions are globals (see
@@ -224,7 +242,7 @@ def cached_loop(fn, stamps):
     an edited objective must not load a loop compiled with its old code.
     """
     _EXTRA_STAMPS[fn.__qualname__] = stamps
-    return numba.njit(cache=True, **USER)(fn)
+    return numba.njit(cache=True, **_user_options(borrow))(fn)
 
 
 # --- cache invalidation across files ------------------------------------------

@@ -25,12 +25,14 @@ import numpy as np
 
 from . import _jit, _status
 from ._methods import COMMON, get_method
+from ._user import as_scalar
 from ._validation import as_bounds, is_jitted
 from .drivers._checks import projected_inf_norm
 from .solvers._vectors import dot
 
-#: a problem whose gradient has the wrong length (checked at its start)
-BAD_SHAPE = -2
+#: a problem whose gradient has the wrong length (checked at its start, and
+#: by the L-BFGS loops at every evaluation; other methods' glue raises)
+BAD_SHAPE = _status.GRADIENT_SHAPE
 
 #: problems from which :func:`minimize_many` runs them on numba's threads
 #: (``parallel=None``): below it, starting the thread pool costs more than
@@ -65,7 +67,7 @@ def _start_into(k, X, lb, ub, bounded, args, XO, GO, FO, IO, x, g, xc):
     for i in range(n):
         xc[i] = x[i]
     f0, g0 = fg(xc, *args)  # noqa: F821 - bound per objective
-    f = float(f0)
+    f = as_scalar(f0)
     status = 0
     if g0.shape[0] != n:
         status = BAD_SHAPE
@@ -119,7 +121,7 @@ def _lbfgs_one(k, X, lb, ub, bk, bounded, args, XO, GO, FO, IO, P, W):
     x, g, f, ok = _start(k, X, lb, ub, bounded, args, XO, GO, FO, IO)
     if not ok:
         return
-    S, Y, rho, alpha, d, xt, ls = W
+    S, Y, rho, alpha, d, xt, gt, ls = W
     S[:] = 0.0
     Y[:] = 0.0
     fs = np.empty(2)
@@ -129,46 +131,9 @@ def _lbfgs_one(k, X, lb, ub, bk, bounded, args, XO, GO, FO, IO, P, W):
     ns[1] = 1
     ns[2] = 1
     ns[5] = RUNNING  # noqa: F821
-    status = loop(args, x, g, d, xt, S, Y, rho, alpha, ls, fs, ns,  # noqa: F821
+    status = loop(args, x, g, d, xt, gt, S, Y, rho, alpha, ls, fs, ns,  # noqa: F821
                   nsteps, maxiter, maxfev, gtol, ftol, maxls, c1, c2)  # fmt: skip
     _finish(k, x, g, fs[0], status, ns[0], ns[1], ns[2], 0, XO, GO, FO, IO)
-
-
-def _lbfgsb_one(k, X, lb, ub, bk, bounded, args, XO, GO, FO, IO, P, W):
-    """Problem ``k`` by :func:`fastopt.solvers.lbfgs._lbfgsb_loop` (bounds)."""
-    maxiter, maxfev, gtol, ftol, maxls, c1u, c1, c2, maxcor, nsteps = P
-    # the chunk's arrays, as they were left by its last problem: the loop
-    # reads only what it wrote in its run (as minimize's reuse of a finished
-    # run's arrays, lbfgs._WORK_POOL); only the state is set.  x and g too
-    # (the result is copied out by _finish), and the start's copy of x for
-    # the user's function goes to xt, which the loop writes before it reads:
-    # no allocation per problem (three were a tenth of a problem's set-up)
-    (d, xt, z, xcp, s, y, S, Y, SY, SS, K, dinv, Kz,
-     c, p, v, wbp, wv, dv, tb, ib, where, ls, fs, ns, x, g) = W  # fmt: skip
-    f, ok = _start_into(k, X, lb, ub, bounded, args, XO, GO, FO, IO, x, g, xt)
-    if not ok:
-        return
-    fs[0] = f
-    fs[1] = 1.0
-    ns[0] = 0
-    ns[1] = 1
-    ns[2] = 1
-    ns[3] = 0
-    ns[4] = RUNNING  # noqa: F821
-    status = loop(  # noqa: F821
-        args, x, g, lb, ub, d, xt, z, xcp, s, y, S, Y, SY, SS, K, dinv, Kz,
-        c, p, v, wbp, wv, dv, tb, ib, where, ls, fs, ns,
-        nsteps, maxiter, maxfev, gtol, ftol, maxls, c1, c2, bk == 2,
-    )  # fmt: skip
-    _finish(k, x, g, fs[0], status, ns[0], ns[1], ns[2], 0, XO, GO, FO, IO)
-
-
-def _lbfgs_mixed_one(k, X, lb, ub, bk, bounded, args, XO, GO, FO, IO, P, W):
-    """Problem ``k`` by L-BFGS, or L-BFGS-B if its own bounds have a finite side."""
-    if bk == 0:
-        lbfgs_one(k, X, lb, ub, bk, bounded, args, XO, GO, FO, IO, P, W[0])  # noqa: F821
-    else:
-        lbfgsb_one(k, X, lb, ub, bk, bounded, args, XO, GO, FO, IO, P, W[1])  # noqa: F821
 
 
 def _scg_one(k, X, lb, ub, bk, bounded, args, XO, GO, FO, IO, P, W):
@@ -284,7 +249,7 @@ def _work_lbfgs(n, P):
     """L-BFGS's memory and work arrays (shapes as :func:`fastopt.solvers.lbfgs.run`'s)."""
     m1 = P[8] + 1
     return (np.zeros((m1, n)), np.zeros((m1, n)), np.zeros(m1), np.zeros(m1),
-            np.empty(n), np.empty(n), np.zeros(LS_SIZE))  # noqa: F821 # fmt: skip
+            np.empty(n), np.empty(n), np.empty(n), np.zeros(LS_SIZE))  # noqa: F821 # fmt: skip
 
 
 def _work_lbfgsb(n, P):
@@ -303,23 +268,23 @@ def _work_lbfgsb(n, P):
     )  # fmt: skip
 
 
-def _work_mixed(n, P):
-    return _work_lbfgs(n, P), _work_lbfgsb(n, P)
-
-
 def _work_none(n, P):
     return np.empty(0)
 
 
+def _work_chunked(n, P):
+    """:data:`_CHUNK_LBFGSB`'s ``W``: L-BFGS-B's arrays (and L-BFGS's, for ``"lbfgs-mixed"``)."""
+    return (_work_lbfgsb(n, P), _work_lbfgs(n, P)) if MIXED else (_work_lbfgsb(n, P),)  # noqa: F821
+
+
 #: work arrays a driver allocates once per chunk of problems and each problem
 #: reuses (allocating them per problem was about 1 us of a 25 us decay fit)
-_WORK = {"lbfgs": _work_lbfgs, "lbfgsb": _work_lbfgsb, "lbfgs-mixed": _work_mixed}
+_WORK = {"lbfgs": _work_lbfgs, "lbfgsb": _work_chunked, "lbfgs-mixed": _work_chunked}
 
 
 #: per-problem set-up by kind (the plans below say which)
 _ONE = {
     "lbfgs": _lbfgs_one,
-    "lbfgsb": _lbfgsb_one,
     "scg": _scg_one,
     "hessian-free": _hf_one,
     "adahessian": _ada_one,
@@ -338,11 +303,92 @@ def many(X, LB, UB, BK, bounded, XO, GO, FO, IO, P, nchunks, {params}):
             one(k, X, LB[kb], UB[kb], BK[kb], bounded, ({args}), XO, GO, FO, IO, P, W)
 """
 
+#: L-BFGS-B's problems of one chunk, its per-problem set-up written into it
+#: (``"lbfgsb"``; ``"lbfgs-mixed"`` adds the ``{unbounded}`` lines, which run
+#: a problem without a finite bound by L-BFGS).  Compiled without reference
+#: counting (:func:`fastopt._jit.borrowing_kernel`; the bounded loop too, see
+#: :func:`fastopt.solvers.lbfgs._evaluate`): it holds no array of its own, the
+#: driver over chunks (:data:`_OUTER_CHUNKS`) holds the work arrays, and the calls
+#: that meet arrays of the user's function (the start, L-BFGS) are functions
+#: of their own.  With counting, numba counted the work arrays and the
+#: problem's rows in and out for every problem (about 80 atomic operations,
+#: a sixth of a bounded 3-variable fit's time, in the driver and the loop).
+#: The chunk's arrays are as its last problem left them: the loop reads only
+#: what it wrote in its run (as minimize's reuse of a finished run's arrays,
+#: lbfgs._WORK_POOL); only the state is set.  x and g too (the result is copied
+#: out by _finish), and the start's copy of x for the user's function goes to
+#: xt, which the loop writes before it reads: no allocation per problem (three
+#: were a tenth of a problem's set-up).
+_CHUNK_LBFGSB = """
+def chunk(k0, k1, X, LB, UB, BK, bounded, XO, GO, FO, IO, P, W, {params}):
+    rs = min(LB.shape[0] - 1, 1)  # 0: shared bounds, 1: a row per problem
+    maxiter, maxfev, gtol, ftol, maxls, c1u, c1, c2, maxcor, nsteps = P
+    (d, xt, z, xcp, s, y, S, Y, SY, SS, K, dinv, Kz,
+     c, p, v, wbp, wv, dv, tb, ib, where, ls, fs, ns, x, g) = W[0]
+    for k in range(k0, k1):
+        kb = k * rs
+        args = ({args})
+        {unbounded}
+        lb = LB[kb]
+        ub = UB[kb]
+        f, ok = start_into(k, X, lb, ub, bounded, args, XO, GO, FO, IO, x, g, xt)
+        if not ok:
+            continue
+        fs[0] = f
+        fs[1] = 1.0
+        ns[0] = 0
+        ns[1] = 1
+        ns[2] = 1
+        ns[3] = 0
+        ns[4] = RUNNING
+        status = loop(
+            args, x, g, lb, ub, d, xt, z, xcp, s, y, S, Y, SY, SS, K, dinv, Kz,
+            c, p, v, wbp, wv, dv, tb, ib, where, ls, fs, ns,
+            nsteps, maxiter, maxfev, gtol, ftol, maxls, c1, c2, BK[kb] == 2,
+        )
+        _finish(k, x, g, fs[0], status, ns[0], ns[1], ns[2], 0, XO, GO, FO, IO)
+"""
+
+#: ``"lbfgs-mixed"``'s lines in :data:`_CHUNK_LBFGSB`
+_MIXED_PROBLEM = """if BK[kb] == 0:
+            one_u(k, X, LB[kb], UB[kb], BK[kb], bounded, args, XO, GO, FO, IO, P, W[1])
+            continue"""
+
+#: the driver over chunks for a kind with a :data:`_CHUNK_LBFGSB`-like chunk
+_OUTER_CHUNKS = """
+def many(X, LB, UB, BK, bounded, XO, GO, FO, IO, P, nchunks, {params}):
+    K = X.shape[0]
+    for c in {range}(nchunks):
+        chunk(c * K // nchunks, (c + 1) * K // nchunks, X, LB, UB, BK, bounded, XO, GO, FO, IO,
+              P, work(X.shape[1], P), {params})
+"""
+
 _BUILT = {}
 
 
 def _bind(fn, namespace):
     return types.FunctionType(fn.__code__, {**fn.__globals__, **namespace}, fn.__name__)
+
+
+def _serial_chunk(chunk, mixed, ls_size):
+    """The serial driver of a chunked kind: ``chunk`` called from Python on all
+    the problems, with work arrays made by NumPy here.
+
+    Not a compiled driver around the chunk: numba links the code of what a
+    function calls into it and LLVM optimises it again, so a compiled driver
+    optimised the solver loop (and the kernels linked into it) a second time
+    (bounded decay fits: the first call in a process with the loop cached,
+    3.6 s of CPU with the per-problem code inlined into the driver, 5.1 s with
+    a driver around the chunk, 3.6 s without).
+    """
+    ns = {"LS_SIZE": ls_size}
+    work = _bind(_work_chunked, {"MIXED": mixed, "_work_lbfgsb": _bind(_work_lbfgsb, ns),
+                                 "_work_lbfgs": _bind(_work_lbfgs, ns)})  # fmt: skip
+
+    def serial(X, LB, UB, BK, bounded, XO, GO, FO, IO, P, nchunks, *rest):
+        chunk(0, X.shape[0], X, LB, UB, BK, bounded, XO, GO, FO, IO, P, work(X.shape[1], P), *rest)
+
+    return serial
 
 
 def _compile(kind, fg, loops, n_row, n_shared, parallel):
@@ -358,7 +404,10 @@ def _compile(kind, fg, loops, n_row, n_shared, parallel):
     from .solvers import lbfgs
     from .solvers._run import RUNNING
 
-    namespace = {"fg": fg, "LS_SIZE": lbfgs._LS_SIZE, "RUNNING": RUNNING, "dot": dot}
+    # L-BFGS's loops call the user's function itself (lbfgs._unchecked), and so
+    # does their start: _start_into checks the gradient's length (no glue call)
+    user_fg = lbfgs._unchecked(fg) if kind.startswith("lbfgs") else fg
+    namespace = {"fg": user_fg, "LS_SIZE": lbfgs._LS_SIZE, "RUNNING": RUNNING, "dot": dot}
     # The per-problem functions are inlined into the driver (numba IR): compiled
     # as separate functions, LLVM optimised the solver loop linked into each
     # of them again (bounded decay fits: 7.3 s of CPU for a first call, 4.2 s
@@ -371,22 +420,41 @@ def _compile(kind, fg, loops, n_row, n_shared, parallel):
     # driver's first call 12.7 s of CPU with it, 10.3 s with one call per
     # problem and per chunk's work arrays)
     entry = numba.njit(**_jit.USER) if parallel else jit
-    if kind == "lbfgs-mixed":
-        bound = {name: jit(_bind(_ONE[name], {**namespace, "loop": loops[loop]}))
-                 for name, loop in (("lbfgs", "loop_u"), ("lbfgsb", "loop_b"))}  # fmt: skip
-        one = entry(_bind(_lbfgs_mixed_one, {"lbfgs_one": bound["lbfgs"],
-                                             "lbfgsb_one": bound["lbfgsb"]}))  # fmt: skip
-    else:
-        one = entry(_bind(_ONE[kind], {**namespace, "loop": loops["loop"]}))
     params = [f"r{i}" for i in range(n_row)] + [f"s{i}" for i in range(n_shared)]
     args = [f"r{i}[k]" for i in range(n_row)] + [f"s{i}" for i in range(n_shared)]
-    src = _OUTER.format(params=", ".join(params) or "", range="prange" if parallel else "range",
-                        args="".join(a + ", " for a in args))  # fmt: skip
-    if kind == "lbfgs-mixed":
-        namespace.update({name: jit(_bind(_WORK[name[6:]], namespace))
-                          for name in ("_work_lbfgs", "_work_lbfgsb")})  # fmt: skip
-    work = entry(_bind(_WORK.get(kind, _work_none), namespace))
-    glb = {"one": one, "work": work, "prange": numba.prange}
+    fields = {"params": ", ".join(params) or "", "range": "prange" if parallel else "range",
+              "args": "".join(a + ", " for a in args)}  # fmt: skip
+    mixed = kind == "lbfgs-mixed"
+    if kind in ("lbfgsb", "lbfgs-mixed"):
+        namespace.update(
+            {
+                name: jit(_bind(fn, namespace))
+                for name, fn in (("_work_lbfgs", _work_lbfgs), ("_work_lbfgsb", _work_lbfgsb))
+            }
+        )
+        namespace["MIXED"] = mixed
+    glb = {"prange": numba.prange, "work": entry(_bind(_WORK.get(kind, _work_none), namespace))}
+    if kind in ("lbfgsb", "lbfgs-mixed"):
+        # _nrt explicit: numba compiles a callee that sets no flag with its
+        # caller's, and these are called from the chunk, which counts none
+        counting = numba.njit(**_jit.USER, _nrt=True)
+        # the start calls the user's function: not inlined into the chunk,
+        # which counts no references
+        start = counting(_bind(_start_into, namespace))
+        cglb = {"RUNNING": RUNNING, "_finish": namespace["_finish"],
+                "loop": loops["loop_b" if mixed else "loop"], "start_into": start}  # fmt: skip
+        if mixed:
+            cglb["one_u"] = counting(_bind(_lbfgs_one, {**namespace, "loop": loops["loop_u"]}))
+        csrc = _CHUNK_LBFGSB.format(**fields, unbounded=_MIXED_PROBLEM if mixed else "")
+        exec(compile(csrc, f"<fastopt.minimize_many {kind} chunk>", "exec"), cglb)
+        glb["chunk"] = numba.njit(**_jit.USER, _nrt=False)(cglb["chunk"])
+        if not parallel:
+            _BUILT[key] = _serial_chunk(glb["chunk"], mixed, lbfgs._LS_SIZE)
+            return _BUILT[key]
+        src = _OUTER_CHUNKS.format(**fields)
+    else:
+        src = _OUTER.format(**fields)
+        glb["one"] = entry(_bind(_ONE[kind], {**namespace, "loop": loops["loop"]}))
     exec(compile(src, f"<fastopt.minimize_many {kind}>", "exec"), glb)
     outer = numba.njit(parallel=parallel, **_jit.USER)(glb["many"])
     _BUILT[key] = outer
@@ -577,7 +645,7 @@ def minimize_many(fun, X0, args=(), shared_args=(), jac=True, method="lbfgs", he
     Notes
     -----
     The first call for a given ``fun`` compiles the driver over problems
-    (bounded decay fits: about 3.5 s of CPU serial, 10 s more for the parallel
+    (bounded decay fits: about 3 s of CPU serial, 9 s more for the parallel
     driver); the solver loop is cached where ``fun`` is ``@njit(cache=True)``.
 
     Examples
@@ -733,11 +801,11 @@ def _lbfgs_plan(setup):
          int(opts.maxls), lbfgs._c1(opts, False), lbfgs._c1(opts, True), float(opts.c2),
          int(opts.maxcor), ALL_STEPS)  # fmt: skip
     if not setup.BK.any():
-        return "lbfgs", {"loop": _bound(lbfgs._LOOP, fg)}, P
+        return "lbfgs", {"loop": _bound(lbfgs._LOOP, lbfgs._unchecked(fg))}, P
     if setup.BK.all():
-        return "lbfgsb", {"loop": _bound(lbfgs._BLOOP, fg)}, P
-    return "lbfgs-mixed", {"loop_u": _bound(lbfgs._LOOP, fg),
-                           "loop_b": _bound(lbfgs._BLOOP, fg)}, P  # fmt: skip
+        return "lbfgsb", {"loop": _bound(lbfgs._BLOOP, lbfgs._unchecked(fg))}, P
+    return "lbfgs-mixed", {"loop_u": _bound(lbfgs._LOOP, lbfgs._unchecked(fg)),
+                           "loop_b": _bound(lbfgs._BLOOP, lbfgs._unchecked(fg))}, P  # fmt: skip
 
 
 def _scg_plan(setup):

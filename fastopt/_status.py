@@ -17,6 +17,7 @@ XTOL = 8  # step below xtol
 LINESEARCH = 9  # line search / trust update could not make progress
 NONFINITE_H = 10  # hessp / curvature product returned NaN or inf
 DIVERGED = 11  # f grew far above the best value seen; x is the best iterate
+GRADIENT_SHAPE = 12  # jac returned an array of another length than x
 CALLBACK = 99  # callback raised StopIteration (scipy's code)
 
 MESSAGES = {
@@ -34,6 +35,8 @@ MESSAGES = {
     "x is the last iterate with finite values.",
     DIVERGED: "The objective grew far above the best value seen (diverging); "
     "x is the best iterate.",
+    GRADIENT_SHAPE: "jac returned an array of another length than x; "
+    "x is the last iterate with a gradient of x's length.",
     CALLBACK: "`callback` raised `StopIteration`.",
 }
 

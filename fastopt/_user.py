@@ -65,14 +65,20 @@ _GLUE = BoundedCache(GLUE_CACHE_SIZE)
 # Compiled (@njit) functions: glue with the checks compiled in
 # --------------------------------------------------------------------------
 def _scalar_overload():
-    """``as_scalar(f)`` for nopython code: a float, or the one element of an array."""
+    """``as_scalar(f)`` for nopython code: a float, or the one element of an array.
+
+    Called as Python it returns ``f`` unchanged: its Python callers are the
+    solver loops run as Python (:func:`fastopt.solvers.lbfgs._evaluate`),
+    whose functions are :func:`python_functions`' and return checked floats.
+    """
     from numba.core import types
     from numba.extending import overload
 
-    def as_scalar(f):  # pragma: no cover - only called from compiled code
-        return float(np.asarray(f).reshape(()))
+    def as_scalar(f):
+        return f
 
-    @overload(as_scalar, jit_options={"error_model": "numpy"})
+    # _nrt explicit: see fastopt.solvers._lazy_loop.dual
+    @overload(as_scalar, jit_options={"error_model": "numpy", "_nrt": True})
     def _as_scalar(f):
         if isinstance(f, types.Array):
 

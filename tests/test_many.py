@@ -8,6 +8,11 @@ with NaN in its data fails alone.  One module-level ``@njit`` objective (the dec
 benchmarks) keeps compile time down; problems are few and small.
 """
 
+import os
+import subprocess
+import sys
+import textwrap
+
 import numba
 import numpy as np
 import pytest
@@ -221,3 +226,85 @@ def test_inf_in_a_row_fails_that_problem_only():
     for k in (0, 1, 3):
         np.testing.assert_array_equal(res.x[k], ref.x[k])
         assert res.status[k] == ref.status[k]
+
+
+@numba.njit(cache=True)
+def decay_fg_short_late(p, y, calls, t):
+    """:func:`decay_fg`, whose gradient has 1 entry from its 4th call on when ``y[0] > 50``."""
+    calls[0] += 1
+    f, g = decay_fg(p, y, t)
+    if y[0] > 50.0 and calls[0] >= 4:
+        return f, g[:1]
+    return f, g
+
+
+@pytest.mark.parametrize("bounds", [None, [(0.0, None), (0.0, None), (None, None)]])
+def test_gradient_of_another_length_mid_run_fails_that_problem_only(bounds):
+    # numba does no bounds checking: the L-BFGS loops call the user's
+    # function without the checking glue and check the length themselves.  A
+    # gradient whose length changes mid-run fails its problem alone (after
+    # the first evaluation, which the start checks), not the whole call, and
+    # is never read.
+    Yb = Y[:4].copy()
+    Yb[1, 0] = 100.0  # problem 1's gradient turns short
+    calls = np.zeros((4, 1), dtype=np.int64)
+    res = fastopt.minimize_many(decay_fg_short_late, X0[:4], args=(Yb, calls), shared_args=(T,),
+                                bounds=bounds)  # fmt: skip
+    assert res.status[1] == _status.GRADIENT_SHAPE and not res.success[1]
+    assert "length" in res.message[1] or "shape" in res.message[1]
+    assert res.nfev[1] == 4 and np.isfinite(res.x[1]).all()
+    calls[:] = 0
+    ref = fastopt.minimize_many(decay_fg, X0[:4], args=(Yb,), shared_args=(T,), bounds=bounds)
+    for k in (0, 2, 3):
+        np.testing.assert_array_equal(res.x[k], ref.x[k])
+        assert res.status[k] == ref.status[k] and res.nfev[k] == ref.nfev[k]
+    # at its start (its first call is the 4th): the start's check, that problem only
+    calls[:] = 0
+    calls[1] = 3
+    res = fastopt.minimize_many(decay_fg_short_late, X0[:4], args=(Yb, calls), shared_args=(T,),
+                                bounds=bounds)  # fmt: skip
+    assert res.status[1] == _status.GRADIENT_SHAPE and res.nfev[1] == 1
+    assert np.isnan(res.jac[1]).all() and (res.status[[0, 2, 3]] == ref.status[[0, 2, 3]]).all()
+    # minimize on the problem alone: a ValueError, as for every method
+    with pytest.raises(ValueError, match="another length"):
+        fastopt.minimize(decay_fg_short_late, X0[1], args=(Yb[1], np.zeros(1, np.int64), T),
+                         jac=True, method="lbfgs", bounds=bounds)  # fmt: skip
+
+
+def test_no_array_is_leaked():
+    # The chunk and the L-BFGS loops compile without reference counting; a
+    # function they call that meets the user's arrays must count its own
+    # (numba compiles a callee that sets no flag with its caller's: the
+    # gradient of every evaluation once went unreleased).  numba's allocation
+    # statistics, in a new process: they are on only if set before import.
+    code = textwrap.dedent(
+        """
+        import numba, numpy as np, fastopt
+        from numba.core.runtime import rtsys
+
+        @numba.njit
+        def decay_fg(p, y, t):  # (this module's, not imported: its cache entry is pytest's)
+            e = np.exp(-p[1] * t)
+            r = p[0] * e + p[2] - y
+            g = np.array([2.0 * np.sum(r * e), -2.0 * np.sum(r * p[0] * t * e), 2.0 * np.sum(r)])
+            return np.sum(r * r), g
+
+        T = np.linspace(0.0, 5.0, 50)
+        Y = np.outer(np.linspace(1, 3, 40), np.exp(-0.7 * T)) + 0.1
+        X0 = np.tile([1.0, 1.0, 0.0], (40, 1))
+        for bounds in (None, [(0.0, None), (0.0, None), (None, None)]):
+            for parallel in (False, True):
+                run = lambda: fastopt.minimize_many(decay_fg, X0, args=(Y,), shared_args=(T,),
+                                                    bounds=bounds, parallel=parallel)
+                run()
+                a = rtsys.get_allocation_stats()
+                run()
+                b = rtsys.get_allocation_stats()
+                assert b.alloc - a.alloc == b.free - a.free > 0, (bounds, parallel, a, b)
+        print("ok")
+        """
+    )
+    env = dict(os.environ, NUMBA_NRT_STATS="1", NUMBA_NUM_THREADS="2")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         timeout=600)  # fmt: skip
+    assert out.returncode == 0 and out.stdout.strip().endswith("ok"), out.stdout + out.stderr

@@ -45,9 +45,10 @@ def dual(fn, python=None, borrow=False):
     """
     python = fn if python is None else python
     typer = functools.wraps(fn)(lambda *args, **kws: fn)
-    options = {"error_model": _jit.USER["error_model"]}
-    if borrow:
-        options["_nrt"] = False
+    # _nrt explicit either way: numba compiles a function that sets no flag
+    # with its caller's, and a helper called from both a counting loop and a
+    # borrowing one (_jit.bound_loop) compiled once for each
+    options = {"error_model": _jit.USER["error_model"], "_nrt": not borrow}
     overload(python, jit_options=options)(typer)
     return python
 
@@ -190,6 +191,11 @@ class LazyLoop:
         pays reference counting on its array arguments; inlining costs
         compile time at every call site, so only the hot ones are listed.
         ``dot`` is always replaced by :func:`dot_compiled`.
+    borrow : bool
+        The bound loop holds no array of its own and compiles without
+        reference counting (:func:`fastopt._jit.bound_loop`); the functions
+        it calls that return arrays (the user's) must be called from a
+        ``specialise`` helper that releases them.
     cache : bool
         Cache the bound loops to disk where the functions allow it
         (:func:`fastopt._jit.bound_loop`).  Only for a loop that passes none
@@ -227,9 +233,10 @@ class LazyLoop:
     a new process loads them instead of compiling.
     """
 
-    def __init__(self, fn, n_functions, inline=(), cache=False, specialise=None):
+    def __init__(self, fn, n_functions, inline=(), cache=False, specialise=None, borrow=False):
         self.python = fn
         self.cache = cache
+        self.borrow = borrow
         self.n_functions = n_functions
         self.specialise = dict(specialise or {})
         self._inline = tuple(inline)
@@ -281,9 +288,9 @@ class LazyLoop:
             if loop is None:
                 bound = (self.compiled, key)
             elif self.cache:
-                bound = (_jit.bound_loop(loop, fns), ())
+                bound = (_jit.bound_loop(loop, fns, borrow=self.borrow), ())
             else:
-                bound = (_jit.user_loop(loop), ())
+                bound = (_jit.user_loop(loop, self.borrow), ())
             self._bound[key] = bound
         return bound
 
