@@ -463,8 +463,11 @@ def _compile(kind, fg, loops, n_row, n_shared, parallel):
 
 def _as_X0(X0):
     X = np.asarray(X0)
-    if X.ndim != 2 or X.shape[0] == 0 or X.shape[1] == 0:
+    if X.ndim != 2:
         raise ValueError(f"X0 must be a 2-D array (K problems, n variables), got shape {X.shape}")
+    if X.shape[0] == 0 or X.shape[1] == 0:
+        raise ValueError(f"X0 must hold at least one problem (row) and one variable (column), "
+                         f"got shape {X.shape}")  # fmt: skip
     if not (np.issubdtype(X.dtype, np.number) and not np.iscomplexobj(X)):
         raise ValueError(f"X0 must be real numbers, got dtype {X.dtype}")
     X = np.array(X, dtype=np.float64, order="C")
@@ -571,6 +574,11 @@ def _as_bounds(bounds, K, n):
             k, i = np.argwhere(LB > UB)[0]
             raise ValueError(f"bounds: problem {k}'s lower bound {LB[k, i]} > upper bound "
                              f"{UB[k, i]} at index {i}")  # fmt: skip
+        for name, side, sign in (("lower", LB, np.inf), ("upper", UB, -np.inf)):
+            if (side == sign).any():
+                k, i = np.argwhere(side == sign)[0]
+                raise ValueError(f"bounds: {name} bound of problem {k} at index {i} is "
+                                 f"{side[k, i]} (no finite x satisfies it)")  # fmt: skip
     LB = np.ascontiguousarray(LB, dtype=np.float64)
     UB = np.ascontiguousarray(UB, dtype=np.float64)
     lo, hi = np.isfinite(LB), np.isfinite(UB)

@@ -80,7 +80,8 @@ def as_bounds(bounds, x):
     """``(lb, ub)`` arrays of ``x``'s dtype from scipy's two bounds forms (and clip ``x``).
 
     ``bounds`` is a sequence of ``(min, max)`` pairs (None: unbounded) or a
-    :class:`scipy.optimize.Bounds`.  NaN or inverted bounds are a ValueError.
+    :class:`scipy.optimize.Bounds`.  NaN, inverted bounds, a lower bound of
+    ``+inf`` or an upper one of ``-inf`` are a ValueError.
     """
     if bounds is None:
         return None, None
@@ -121,6 +122,13 @@ def as_bounds(bounds, x):
     if np.any(lb > ub):
         k = int(np.flatnonzero(lb > ub)[0])
         raise ValueError(f"bounds: lower bound {lb[k]} > upper bound {ub[k]} at index {k}")
+    # lb = ub = +inf (or -inf) passes the test above, yet no finite point
+    # satisfies it: the run would start from an infinite x
+    for name, side, sign in (("lower", lb, np.inf), ("upper", ub, -np.inf)):
+        if np.any(side == sign):
+            k = int(np.flatnonzero(side == sign)[0])
+            raise ValueError(f"bounds: {name} bound at index {k} is {side[k]} (no finite x "
+                             "satisfies it; None or -inf/inf mean no bound)")  # fmt: skip
     lb = np.ascontiguousarray(lb, dtype=x.dtype)
     ub = np.ascontiguousarray(ub, dtype=x.dtype)
     np.clip(x, lb, ub, out=x)

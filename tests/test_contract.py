@@ -447,6 +447,8 @@ def test_finite_differences_stay_in_the_box(method, jac, bounds):
         ([(np.nan, 1.0), (0, 1)], "lower bound at index 0 is NaN"),
         ([(0, 1), (0, np.nan)], "upper bound at index 1 is NaN"),
         ([(2, 1), (0, 1)], r"lower bound 2.0 > upper bound 1.0 at index 0"),
+        ([(0, 1), (np.inf, np.inf)], "lower bound at index 1 is inf"),
+        ([(-np.inf, -np.inf), (0, 1)], "upper bound at index 0 is -inf"),
         ([1, 2], r"bounds\[0\] must be a \(min, max\) pair"),
         ([(0, "a"), (0, 1)], r"bounds\[0\]\[1\] must be a number"),
         ([(0, 1)], "bounds has 1 pairs but x0 has 2"),

@@ -183,6 +183,14 @@ def test_bad_input():
     bad[4, 2] = [np.nan, 0.0]
     with pytest.raises(ValueError, match="lower bound of problem 4 at index 2 is NaN"):
         fastopt.minimize_many(decay_fg, X0, args=(Y,), shared_args=(T,), bounds=bad)
+    bad[4, 2] = [np.inf, np.inf]
+    with pytest.raises(ValueError, match="lower bound of problem 4 at index 2 is inf"):
+        fastopt.minimize_many(decay_fg, X0, args=(Y,), shared_args=(T,), bounds=bad)
+    with pytest.raises(ValueError, match="upper bound at index 0 is -inf"):
+        fastopt.minimize_many(decay_fg, X0, args=(Y,), shared_args=(T,),
+                              bounds=[(-np.inf, -np.inf), (0, 1), (0, 1)])  # fmt: skip
+    with pytest.raises(ValueError, match="at least one problem"):
+        fastopt.minimize_many(decay_fg, X0[:0], args=(Y[:0],), shared_args=(T,))
     with pytest.raises(TypeError, match="@njit hessp"):
         fastopt.minimize_many(decay_fg, X0, args=(Y,), shared_args=(T,), method="scg",
                               hessp=decay_hessp.py_func)  # fmt: skip
