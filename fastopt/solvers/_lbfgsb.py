@@ -136,7 +136,7 @@ _chol_solve_i = _jit.borrowing_helper(chol_solve)
 
 
 @_jit.borrowing_kernel
-def form_middle(SY, SS, col, theta, K, dinv, nt):
+def form_middle(MM, KK, M2, col, theta, nt):
     r"""Factor the middle matrix :math:`K = M^{-1}` (L-BFGS-B's ``formt``).
 
     :math:`K` is quasi-definite; its Schur complement
@@ -160,8 +160,11 @@ def form_middle(SY, SS, col, theta, K, dinv, nt):
     row instead of recomputing the :math:`O(m^3)` sums (a third of this
     kernel's time at ``m = 10`` in the bounded decay fits).  The caller
     passes ``nt = 0`` after the memory dropped its oldest pair or was
-    reset, and at the start of a run.
+    reset, and at the start of a run.  The arrays come bundled
+    (:data:`V_ROWS`): ``SY, SS`` from ``MM``, ``K`` from ``KK``, ``dinv``
+    from ``M2``.
     """
+    SY, SS, K, dinv = MM[0], MM[1], KK[0], M2[M2_DINV]
     m = SY.shape[0]
     for q in range(nt, col):
         dinv[q] = 1.0 / SY[q, q]
@@ -202,12 +205,14 @@ _mid_solve_i = _jit.borrowing_helper(mid_solve)
 
 
 @_jit.borrowing_kernel
-def add_pair(S, Y, SY, SS, col, s, y):
+def add_pair(P, MM, V, col):
     """Append the pair ``(s, y)`` (dropping the oldest when full); returns the new count.
 
     Keeps ``SY[i, j] = s_i . y_j`` and ``SS[i, j] = s_i . s_j`` current in
-    :math:`O(mn)`.
+    :math:`O(mn)`.  The arrays come bundled (:data:`V_ROWS`): the pairs
+    ``S, Y`` in ``P``, ``SY, SS`` in ``MM``, the new pair ``s, y`` in ``V``.
     """
+    S, Y, SY, SS, s, y = P[0], P[1], MM[0], MM[1], V[V_S], V[V_Y]
     m = S.shape[0]
     n = S.shape[1]
     if col == m:
@@ -747,8 +752,12 @@ def reduced_subspace_point(V, I, P, MM, KK, M2, col, theta):
 
 
 @_jit.borrowing_kernel
-def max_feasible_step(x, d, lb, ub, big):
-    """The largest ``t <= big`` with ``x + t d`` in the box (L-BFGS-B's ``lnsrlb``)."""
+def max_feasible_step(V, big):
+    """The largest ``t <= big`` with ``x + t d`` in the box (L-BFGS-B's ``lnsrlb``).
+
+    ``x``, the direction ``d`` and the bounds are rows of ``V`` (:data:`V_ROWS`).
+    """
+    x, d, lb, ub = V[V_X], V[V_D], V[V_LB], V[V_UB]
     stpmx = big
     for i in range(x.shape[0]):
         di = d[i]

@@ -56,7 +56,6 @@ from ..drivers._checks import project, projected_inf_norm
 from ._lazy_loop import LazyLoop, borrowing_dual, ieee_division, use_compiled
 from ._lbfgsb import (
     INT0,
-    M2_DINV,
     SUBSPACE_REDUCED,
     V_D,
     V_G,
@@ -720,7 +719,7 @@ def _lbfgsb_loop(
     copy_into(lb, lb_in)
     copy_into(ub, ub_in)
     d, xt, z, s, y, tb = V[V_D], V[V_XT], V[V_Z], V[V_S], V[V_Y], V[V_TB]
-    S, Y, SY, SS, K, dinv = P[0], P[1], MM[0], MM[1], KK[0], M2[M2_DINV]
+    m = P.shape[1]  # the memory's size
     f = float(fs[0])
     theta = float(fs[1])
     nit = int(ns[0])
@@ -754,7 +753,7 @@ def _lbfgsb_loop(
             break
         ok = True
         if col > 0:
-            ok = form_middle(SY, SS, col, theta, K, dinv, nt)
+            ok = form_middle(MM, KK, M2, col, theta, nt)
             nt = col
         if ok:
             ok = cauchy_point(V, I, P, MM, KK, M2, col, theta)
@@ -780,7 +779,7 @@ def _lbfgsb_loop(
         if nit == 0:
             stpmx = 1.0
         else:
-            stpmx = max_feasible_step(x, d, lb, ub, stpmx)
+            stpmx = max_feasible_step(V, stpmx)
         stp = 1.0
         if nit == 0 and not boxed:
             stp = min(1.0 / math.sqrt(dot(d, d)), stpmx)
@@ -833,9 +832,9 @@ def _lbfgsb_loop(
         pgnorm = projected_inf_norm(x, g, lb, ub)
         # The update is skipped unless s'y > eps (-g's) (L-BFGS-B's test).
         if sy > _EPS * (-gd * stp):
-            if col == S.shape[0]:
+            if col == m:
                 nt = 0  # the oldest pair goes: every row of form_middle's C changes
-            col = add_pair(S, Y, SY, SS, col, s, y)
+            col = add_pair(P, MM, V, col)
             theta = yy / sy
         nit += 1
         f_old = f
