@@ -28,6 +28,7 @@ from ._methods import COMMON, get_method
 from ._user import as_scalar
 from ._validation import as_bounds, is_jitted
 from .drivers._checks import projected_inf_norm
+from .solvers._lbfgsb import I_ROWS, M2_ROWS, V_ROWS, V_XT
 from .solvers._vectors import dot
 
 #: a problem whose gradient has the wrong length (checked at its start, and
@@ -253,16 +254,18 @@ def _work_lbfgs(n, P):
 
 
 def _work_lbfgsb(n, P):
-    """L-BFGS-B's (:func:`fastopt.solvers.lbfgs.bounded_state`'s ``work``, ``fs``, ``ns``)."""
+    """L-BFGS-B's (:func:`fastopt.solvers.lbfgs.bounded_state`'s ``work``, ``fs``, ``ns``).
+
+    The bundles of :func:`fastopt.solvers._lbfgsb.work_arrays` (written out:
+    this is compiled), the line search's state, ``fs``, ``ns``, then a
+    problem's ``x`` and ``g`` (copied out at its end).
+    """
     m = P[8]
     m2 = 2 * m
     return (
-        np.empty(n), np.empty(n), np.empty(n), np.empty(n), np.empty(n), np.empty(n),
-        np.zeros((m, n)), np.zeros((m, n)), np.zeros((m, m)), np.zeros((m, m)),
-        np.zeros((m2, m2)), np.zeros(m2),
-        np.zeros((m2, m2)),
-        np.zeros(m2), np.zeros(m2), np.zeros(m2), np.zeros(m2), np.zeros(m2),
-        np.zeros(n), np.zeros(n), np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64),
+        np.zeros((V_ROWS, n)), np.zeros((I_ROWS, n), dtype=np.int64),
+        np.zeros((2, m, n)), np.zeros((2, m, m)), np.zeros((2, m2, m2)),
+        np.zeros((M2_ROWS, m2)),
         np.zeros(LS_SIZE), np.zeros(2), np.zeros(5, dtype=np.int64),  # noqa: F821 # ls fs ns
         np.empty(n), np.empty(n),  # x, g (a problem's, copied out at its end)
     )  # fmt: skip
@@ -323,8 +326,8 @@ _CHUNK_LBFGSB = """
 def chunk(k0, k1, X, LB, UB, BK, bounded, XO, GO, FO, IO, P, W, {params}):
     rs = min(LB.shape[0] - 1, 1)  # 0: shared bounds, 1: a row per problem
     maxiter, maxfev, gtol, ftol, maxls, c1u, c1, c2, maxcor, nsteps = P
-    (d, xt, z, xcp, s, y, S, Y, SY, SS, K, dinv, Kz,
-     c, p, v, wbp, wv, dv, tb, ib, where, ls, fs, ns, x, g) = W[0]
+    V, I, PS, MM, KK, M2, ls, fs, ns, x, g = W[0]
+    xt = V[V_XT]
     for k in range(k0, k1):
         kb = k * rs
         args = ({args})
@@ -342,8 +345,7 @@ def chunk(k0, k1, X, LB, UB, BK, bounded, XO, GO, FO, IO, P, W, {params}):
         ns[3] = 0
         ns[4] = RUNNING
         status = loop(
-            args, x, g, lb, ub, d, xt, z, xcp, s, y, S, Y, SY, SS, K, dinv, Kz,
-            c, p, v, wbp, wv, dv, tb, ib, where, ls, fs, ns,
+            args, x, g, lb, ub, V, I, PS, MM, KK, M2, ls, fs, ns,
             nsteps, maxiter, maxfev, gtol, ftol, maxls, c1, c2, BK[kb] == 2,
         )
         _finish(k, x, g, fs[0], status, ns[0], ns[1], ns[2], 0, XO, GO, FO, IO)
@@ -441,7 +443,7 @@ def _compile(kind, fg, loops, n_row, n_shared, parallel):
         # the start calls the user's function: not inlined into the chunk,
         # which counts no references
         start = counting(_bind(_start_into, namespace))
-        cglb = {"RUNNING": RUNNING, "_finish": namespace["_finish"],
+        cglb = {"RUNNING": RUNNING, "V_XT": V_XT, "_finish": namespace["_finish"],
                 "loop": loops["loop_b" if mixed else "loop"], "start_into": start}  # fmt: skip
         if mixed:
             cglb["one_u"] = counting(_bind(_lbfgs_one, {**namespace, "loop": loops["loop_u"]}))

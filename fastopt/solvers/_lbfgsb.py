@@ -48,6 +48,46 @@ SUBSPACE_DONE, SUBSPACE_REDUCED = 1, 2
 #: in the compiled loop.  LLVM folds it as it folds ``0``.
 INT0 = np.int64(0)
 
+#: Rows of the work arrays that :func:`cauchy_point`, :func:`subspace_point`
+#: and :func:`reduced_subspace_point` receive bundled by shape, as views of
+#: a few arrays instead of one argument each.  numba passes an array to a
+#: function it does not inline as its 5 + 2 ndim machine words: the two
+#: kernels called every iteration took 17 and 21 arrays (about 280 words
+#: stored and loaded per iteration), and at the sizes of a small fit
+#: (3 variables) passing them was a sizeable share of the solver's time.
+#: Bundled, they take 6 arrays each, and the kernels take their rows as
+#: views (a few integer operations, no copy):
+#:
+#: ``V`` (``12 x n``, float): x, g, lb, ub (copied in by the loop), the
+#: direction d, the trial point xt, the subspace point z, the Cauchy point
+#: xcp, the step's s and y, dv (the Cauchy path's direction, then the
+#: subspace step) and tb (the breakpoints, and the trial gradient);
+#: ``I`` (``2 x n``, int64): ib (breakpoint indices, then the free
+#: variables), where (see :data:`FREE`);
+#: ``P`` (``2 x m x n``): S, Y (the pairs as rows, oldest first);
+#: ``MM`` (``2 x m x m``): SY, SS; ``KK`` (``2 x 2m x 2m``): K (the middle
+#: matrix's factor), Kz (the reduced system's);
+#: ``M2`` (``6 x 2m``): dinv, c, p, v, wbp, wv.
+(V_X, V_G, V_LB, V_UB, V_D, V_XT, V_Z, V_XCP, V_S, V_Y, V_DV, V_TB) = range(12)
+V_ROWS = 12
+I_IB, I_WHERE = range(2)
+I_ROWS = 2
+M2_DINV, M2_C, M2_P, M2_V, M2_WBP, M2_WV = range(6)
+M2_ROWS = 6
+
+
+def work_arrays(n, m):
+    """The bundles ``V, I, P, MM, KK, M2`` (:data:`V_ROWS`): ``n`` variables, memory ``m``."""
+    m2 = 2 * m
+    return (
+        np.zeros((V_ROWS, n)),
+        np.zeros((I_ROWS, n), dtype=np.int64),
+        np.zeros((2, m, n)),
+        np.zeros((2, m, m)),
+        np.zeros((2, m2, m2)),
+        np.zeros((M2_ROWS, m2)),
+    )
+
 
 @_jit.borrowing_kernel
 def chol_factor(a, r0, k):
@@ -96,7 +136,7 @@ _chol_solve_i = _jit.borrowing_helper(chol_solve)
 
 
 @_jit.borrowing_kernel
-def form_middle(SY, SS, col, theta, K, dinv, nt):
+def form_middle(MM, KK, M2, col, theta, nt):
     r"""Factor the middle matrix :math:`K = M^{-1}` (L-BFGS-B's ``formt``).
 
     :math:`K` is quasi-definite; its Schur complement
@@ -120,8 +160,11 @@ def form_middle(SY, SS, col, theta, K, dinv, nt):
     row instead of recomputing the :math:`O(m^3)` sums (a third of this
     kernel's time at ``m = 10`` in the bounded decay fits).  The caller
     passes ``nt = 0`` after the memory dropped its oldest pair or was
-    reset, and at the start of a run.
+    reset, and at the start of a run.  The arrays come bundled
+    (:data:`V_ROWS`): ``SY, SS`` from ``MM``, ``K`` from ``KK``, ``dinv``
+    from ``M2``.
     """
+    SY, SS, K, dinv = MM[0], MM[1], KK[0], M2[M2_DINV]
     m = SY.shape[0]
     for q in range(nt, col):
         dinv[q] = 1.0 / SY[q, q]
@@ -162,12 +205,14 @@ _mid_solve_i = _jit.borrowing_helper(mid_solve)
 
 
 @_jit.borrowing_kernel
-def add_pair(S, Y, SY, SS, col, s, y):
+def add_pair(P, MM, V, col):
     """Append the pair ``(s, y)`` (dropping the oldest when full); returns the new count.
 
     Keeps ``SY[i, j] = s_i . y_j`` and ``SS[i, j] = s_i . s_j`` current in
-    :math:`O(mn)`.
+    :math:`O(mn)`.  The arrays come bundled (:data:`V_ROWS`): the pairs
+    ``S, Y`` in ``P``, ``SY, SS`` in ``MM``, the new pair ``s, y`` in ``V``.
     """
+    S, Y, SY, SS, s, y = P[0], P[1], MM[0], MM[1], V[V_S], V[V_Y]
     m = S.shape[0]
     n = S.shape[1]
     if col == m:
@@ -231,7 +276,7 @@ def heap_pop(tb, ib, size):
 
 
 @_jit.borrowing_kernel
-def cauchy_point(x, g, lb, ub, S, Y, SY, col, theta, K, dinv, xcp, c, p, v, wbp, dv, tb, ib, where):
+def cauchy_point(V, I, P, MM, KK, M2, col, theta):
     r"""The generalized Cauchy point along the projected steepest-descent path.
 
     Byrd et al. (1995), Algorithm CP (L-BFGS-B's ``cauchy``): the piecewise
@@ -245,8 +290,14 @@ def cauchy_point(x, g, lb, ub, S, Y, SY, col, theta, K, dinv, xcp, c, p, v, wbp,
     variable's state there to ``where`` (:data:`FREE`, :data:`AT_LOWER`,
     :data:`AT_UPPER`, :data:`FIXED`).  ``p, v, wbp`` (``2m``), ``dv, tb``
     (``n``) and ``ib`` (``n``, integer) are work arrays.  Returns False when
-    a factor fails (a non-finite product).
+    a factor fails (a non-finite product).  The arrays come bundled
+    (:data:`V_ROWS`); ``x, g, lb, ub`` are read, the memory ``S, Y, SY`` and
+    the factor ``K``, ``dinv`` from :func:`form_middle`.
     """
+    x, g, lb, ub, xcp, dv, tb = V[V_X], V[V_G], V[V_LB], V[V_UB], V[V_XCP], V[V_DV], V[V_TB]
+    ib, where = I[I_IB], I[I_WHERE]
+    S, Y, SY, K = P[0], P[1], MM[0], KK[0]
+    dinv, c, p, v, wbp = M2[M2_DINV], M2[M2_C], M2[M2_P], M2[M2_V], M2[M2_WBP]
     n = x.shape[0]
     col2 = 2 * col
     for j in range(col2):
@@ -618,8 +669,7 @@ _project_step_i = _jit.borrowing_helper(project_step)
 
 
 @_jit.borrowing_kernel
-def subspace_point(x, g, lb, ub, S, Y, SY, SS, col, theta, K, dinv, Kz,
-                   xcp, c, where, du, v, wv, z, idx):  # fmt: skip
+def subspace_point(V, I, P, MM, KK, M2, col, theta):
     r"""Minimize the model over the variables free at the Cauchy point; write ``z``.
 
     Byrd et al. (1995) section 5.1 (direct primal method, L-BFGS-B's
@@ -651,7 +701,14 @@ def subspace_point(x, g, lb, ub, S, Y, SY, SS, col, theta, K, dinv, Kz,
     compiles it (about 1.5 s of CPU, a quarter of a cold first bounded
     ``lbfgs`` call) only when a run in the Python loop first needs it; the
     quasi-Newton case, the common one, costs the one call it did.
+
+    The arrays come bundled (:data:`V_ROWS`): the subspace step ``du`` is
+    written to ``dv`` (the Cauchy path's direction, no longer needed), ``idx``
+    is ``ib``, ``v`` holds :math:`Mc` from :func:`cauchy_point`.
     """
+    x, g, lb, ub, xcp, du, z = V[V_X], V[V_G], V[V_LB], V[V_UB], V[V_XCP], V[V_DV], V[V_Z]
+    idx, where = I[I_IB], I[I_WHERE]
+    S, Y, dinv, v, wv = P[0], P[1], M2[M2_DINV], M2[M2_V], M2[M2_WV]
     n = x.shape[0]
     for i in range(n):
         z[i] = xcp[i]
@@ -670,8 +727,7 @@ def subspace_point(x, g, lb, ub, S, Y, SY, SS, col, theta, K, dinv, Kz,
 
 
 @_jit.borrowing_kernel
-def reduced_subspace_point(x, g, lb, ub, S, Y, SY, SS, col, theta, Kz,
-                           xcp, where, du, v, wv, z, idx):  # fmt: skip
+def reduced_subspace_point(V, I, P, MM, KK, M2, col, theta):
     """:func:`subspace_point` when it returned :data:`SUBSPACE_REDUCED`: the
     reduced step (:func:`reduced_step`) over the free variables ``idx``
     (from :func:`subspace_point`), projected (:func:`project_step`) into ``z``.
@@ -679,7 +735,12 @@ def reduced_subspace_point(x, g, lb, ub, S, Y, SY, SS, col, theta, Kz,
     this kernel replaces ``subspace_point``'s call of ``reduced_step``, and
     an iteration on this path makes no more calls than it did when it was
     one kernel (a call of ``project_step`` as well made the bounded 10-D
-    Rosenbrock of ``benchmarks/many_compare.py`` about 4% slower)."""
+    Rosenbrock of ``benchmarks/many_compare.py`` about 4% slower).  The
+    arrays come bundled as :func:`subspace_point`'s."""
+    x, g, lb, ub, xcp, du, z = V[V_X], V[V_G], V[V_LB], V[V_UB], V[V_XCP], V[V_DV], V[V_Z]
+    idx, where = I[I_IB], I[I_WHERE]
+    S, Y, SY, SS, Kz = P[0], P[1], MM[0], MM[1], KK[1]
+    v, wv = M2[M2_V], M2[M2_WV]
     nfree = INT0
     for i in range(x.shape[0]):
         if where[i] == FREE:
@@ -691,8 +752,12 @@ def reduced_subspace_point(x, g, lb, ub, S, Y, SY, SS, col, theta, Kz,
 
 
 @_jit.borrowing_kernel
-def max_feasible_step(x, d, lb, ub, big):
-    """The largest ``t <= big`` with ``x + t d`` in the box (L-BFGS-B's ``lnsrlb``)."""
+def max_feasible_step(V, big):
+    """The largest ``t <= big`` with ``x + t d`` in the box (L-BFGS-B's ``lnsrlb``).
+
+    ``x``, the direction ``d`` and the bounds are rows of ``V`` (:data:`V_ROWS`).
+    """
+    x, d, lb, ub = V[V_X], V[V_D], V[V_LB], V[V_UB]
     stpmx = big
     for i in range(x.shape[0]):
         di = d[i]

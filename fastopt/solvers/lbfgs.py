@@ -57,6 +57,16 @@ from ._lazy_loop import LazyLoop, borrowing_dual, ieee_division, use_compiled
 from ._lbfgsb import (
     INT0,
     SUBSPACE_REDUCED,
+    V_D,
+    V_G,
+    V_LB,
+    V_S,
+    V_TB,
+    V_UB,
+    V_X,
+    V_XT,
+    V_Y,
+    V_Z,
     add_pair,
     bounds_kind,
     cauchy_point,
@@ -64,6 +74,7 @@ from ._lbfgsb import (
     max_feasible_step,
     reduced_subspace_point,
     subspace_point,
+    work_arrays,
 )
 from ._run import RUNNING, drive, nonfinite_fg, result, start_fg, start_point
 from ._vectors import (
@@ -681,8 +692,7 @@ _LOOP = LazyLoop(_lbfgs_loop, 1, cache=True, specialise={"_evaluate": 1}, borrow
 
 
 def _lbfgsb_loop(
-    fg, args, x, g, lb, ub, d, xt, z, xcp, s, y, S, Y, SY, SS, K, dinv, Kz,
-    c, p, v, wbp, wv, dv, tb, ib, where, ls, fs, ns,
+    fg, args, x_io, g_io, lb_in, ub_in, V, I, P, MM, KK, M2, ls, fs, ns,
     nsteps, maxiter, maxfev, gtol, ftol, maxls, c1, c2, boxed,
 ):  # fmt: skip
     """Run L-BFGS-B iterations until ``nsteps`` more are accepted or a stop test.
@@ -695,7 +705,21 @@ def _lbfgsb_loop(
     first) with ``SY = S Y'`` and ``SS = S S'``, ``fs = [f, theta]`` and
     ``ns = [nit, nfev, njev, count, pending]``; the other arrays are work
     buffers (see :func:`run`).
+
+    The memory and the work arrays come bundled by shape
+    (:data:`fastopt.solvers._lbfgsb.V_ROWS`: ``V, I, P, MM, KK, M2``), so
+    that the kernels called every iteration take six arrays each, not
+    twenty.  ``x_io, g_io`` (the iterate and its gradient) and the bounds
+    are copied into ``V``'s rows on entry, where the kernels read them, and
+    ``x, g`` back on exit: the loop works on the rows.
     """
+    x, g, lb, ub = V[V_X], V[V_G], V[V_LB], V[V_UB]
+    copy_into(x, x_io)
+    copy_into(g, g_io)
+    copy_into(lb, lb_in)
+    copy_into(ub, ub_in)
+    d, xt, z, s, y, tb = V[V_D], V[V_XT], V[V_Z], V[V_S], V[V_Y], V[V_TB]
+    m = P.shape[1]  # the memory's size
     f = float(fs[0])
     theta = float(fs[1])
     nit = int(ns[0])
@@ -729,15 +753,12 @@ def _lbfgsb_loop(
             break
         ok = True
         if col > 0:
-            ok = form_middle(SY, SS, col, theta, K, dinv, nt)
+            ok = form_middle(MM, KK, M2, col, theta, nt)
             nt = col
         if ok:
-            ok = cauchy_point(x, g, lb, ub, S, Y, SY, col, theta, K, dinv, xcp, c, p, v, wbp,
-                              dv, tb, ib, where)  # fmt: skip
-        if ok and subspace_point(x, g, lb, ub, S, Y, SY, SS, col, theta, K, dinv, Kz,
-                                 xcp, c, where, dv, v, wv, z, ib) == SUBSPACE_REDUCED:  # fmt: skip
-            ok = reduced_subspace_point(x, g, lb, ub, S, Y, SY, SS, col, theta, Kz,
-                                        xcp, where, dv, v, wv, z, ib)  # fmt: skip
+            ok = cauchy_point(V, I, P, MM, KK, M2, col, theta)
+        if ok and subspace_point(V, I, P, MM, KK, M2, col, theta) == SUBSPACE_REDUCED:
+            ok = reduced_subspace_point(V, I, P, MM, KK, M2, col, theta)
         gd = 0.0
         if ok:
             lincomb_into(d, 1.0, z, -1.0, x)
@@ -758,7 +779,7 @@ def _lbfgsb_loop(
         if nit == 0:
             stpmx = 1.0
         else:
-            stpmx = max_feasible_step(x, d, lb, ub, stpmx)
+            stpmx = max_feasible_step(V, stpmx)
         stp = 1.0
         if nit == 0 and not boxed:
             stp = min(1.0 / math.sqrt(dot(d, d)), stpmx)
@@ -811,9 +832,9 @@ def _lbfgsb_loop(
         pgnorm = projected_inf_norm(x, g, lb, ub)
         # The update is skipped unless s'y > eps (-g's) (L-BFGS-B's test).
         if sy > _EPS * (-gd * stp):
-            if col == S.shape[0]:
+            if col == m:
                 nt = 0  # the oldest pair goes: every row of form_middle's C changes
-            col = add_pair(S, Y, SY, SS, col, s, y)
+            col = add_pair(P, MM, V, col)
             theta = yy / sy
         nit += 1
         f_old = f
@@ -827,6 +848,8 @@ def _lbfgsb_loop(
     ns[2] = njev
     ns[3] = col
     ns[4] = pending
+    copy_into(x_io, x)
+    copy_into(g_io, g)
     return status
 
 
@@ -1075,36 +1098,26 @@ def bounded_state(x, f, g, lb, ub, maxcor):
     """The arrays :func:`_lbfgsb_loop` runs on, after ``x, g`` and the bounds.
 
     Returns the tuple of work arrays and memory (in the loop's argument
-    order, ``d`` to ``ls``) and the state ``fs``, ``ns``.
+    order, ``V`` to ``ls``: :func:`fastopt.solvers._lbfgsb.work_arrays`'s
+    bundles and the line search's state) and the state ``fs``, ``ns``.
     """
-    n = x.shape[0]
-    m = int(maxcor)
-    m2 = 2 * m
-    work = (
-        np.empty(n), np.empty(n), np.empty(n), np.empty(n),  # d, xt, z, xcp
-        np.empty(n), np.empty(n),  # s, y
-        np.zeros((m, n)), np.zeros((m, n)), np.zeros((m, m)), np.zeros((m, m)),  # S Y SY SS
-        np.zeros((m2, m2)), np.zeros(m2),  # K, dinv
-        np.zeros((m2, m2)),  # Kz
-        np.zeros(m2), np.zeros(m2), np.zeros(m2), np.zeros(m2), np.zeros(m2),  # c p v wbp wv
-        np.zeros(n), np.zeros(n), np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64),
-        np.zeros(_LS_SIZE),
-    )  # fmt: skip
+    work = (*work_arrays(x.shape[0], int(maxcor)), np.zeros(_LS_SIZE))
     fs = np.array([f, 1.0])
     ns = np.array([0, 1, 1, 0, RUNNING], dtype=np.int64)
     return work, fs, ns
 
 
 #: Work arrays of finished bounded runs, for the next run of the same size.
-#: Allocating the 24 arrays took about 5 us of a 58 us bounded 10-D
-#: Rosenbrock solve; a run takes a set from here (or allocates one) and
-#: gives it back when it ends, so concurrent and nested runs (a callback
-#: that calls ``minimize``) each hold their own.  The loop reads only what
-#: it wrote in the run (the memory's rows below its count, the line search's
-#: slots after starting it, ...), so a reused set gives the same iterates as
-#: a new one.  Only small problems are pooled (at most :data:`_POOL_MAX_SIZE`
-#: elements in the memory), where the allocations are a visible share of a
-#: run, and no more than :data:`_POOL_DEPTH` sets per size are kept.
+#: Allocating the arrays (24 before they were bundled by shape) took about
+#: 5 us of a 58 us bounded 10-D Rosenbrock solve; a run takes a set from here
+#: (or allocates one) and gives it back when it ends, so concurrent and
+#: nested runs (a callback that calls ``minimize``) each hold their own.
+#: The loop reads only what it wrote in the run (the memory's rows below its
+#: count, the line search's slots after starting it, ...), so a reused set
+#: gives the same iterates as a new one.  Only small problems are pooled (at
+#: most :data:`_POOL_MAX_SIZE` elements in the memory), where the
+#: allocations are a visible share of a run, and no more than
+#: :data:`_POOL_DEPTH` sets per size are kept.
 _WORK_POOL = {}
 _POOL_MAX_SIZE = 1 << 14
 _POOL_DEPTH = 4
@@ -1162,6 +1175,7 @@ def _run_bounded(obj, opts, fg, compiled, args, x, x0, f, g, lb, ub, boxed, maxf
         raise ValueError("fun (jac=True) returned a gradient of another length than x")
     out = result(x, fs[0], g, status, ns[0], ns[1], ns[2], 0, allvecs, reused)
     count = int(ns[3])
-    out["hess_inv"] = _hess_inv(work[6][:count], work[7][:count], x.shape[0])
+    pairs = work[2]  # P: S, Y
+    out["hess_inv"] = _hess_inv(pairs[0, :count], pairs[1, :count], x.shape[0])
     _give_back_state(x.shape[0], maxcor, state)
     return out
